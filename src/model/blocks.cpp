@@ -1,0 +1,110 @@
+#include "model/blocks.h"
+
+#include <cmath>
+
+namespace luminars {
+
+namespace nn = torch::nn;
+namespace F = torch::nn::functional;
+
+// ---------------------------------------------------------------------------------------------
+// ChannelNorm
+// ---------------------------------------------------------------------------------------------
+ChannelNormImpl::ChannelNormImpl(int64_t channels, bool affine) {
+  ln = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({channels}).eps(1e-6).elementwise_affine(affine)));
+}
+
+torch::Tensor ChannelNormImpl::forward(const torch::Tensor& x) {
+  return ln(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // normalise over C in NHWC, back to NCHW
+}
+
+// ---------------------------------------------------------------------------------------------
+// CrossAttention
+// ---------------------------------------------------------------------------------------------
+CrossAttentionImpl::CrossAttentionImpl(int64_t channels, int64_t text_dim, int64_t head_dim_)
+    : heads(channels / head_dim_), head_dim(head_dim_) {
+  norm = register_module("norm", nn::LayerNorm(nn::LayerNormOptions({channels}).eps(1e-6)));
+  q = register_module("q", nn::Linear(nn::LinearOptions(channels, channels).bias(false)));
+  kv = register_module("kv", nn::Linear(nn::LinearOptions(text_dim, 2 * head_dim).bias(false)));
+  out = register_module("out", nn::Linear(channels, channels));
+}
+
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& ctx, const torch::Tensor& mask) {
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto tokens = x.flatten(2).transpose(1, 2);                  // [B,HW,C]
+  // Every query head meets the same key, so the heads fold into the token axis: one batched matmul.
+  auto qh = q(norm(tokens)).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
+  auto kvs = kv(ctx).chunk(2, -1);                             // key, value: [B,L,hd] each
+  auto a = torch::bmm(qh, kvs[0].transpose(1, 2)) / std::sqrt(static_cast<double>(head_dim));  // [B,HW*heads,L]
+  if (mask.defined()) a = a.masked_fill(mask.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
+  auto o = torch::bmm(a.softmax(-1), kvs[1]).reshape({B, H * W, C});  // [B,HW,C]
+  return out(o).transpose(1, 2).reshape({B, C, H, W});
+}
+
+// ---------------------------------------------------------------------------------------------
+// Block
+// ---------------------------------------------------------------------------------------------
+BlockImpl::BlockImpl(int64_t c, int64_t embed_dim, int64_t text_dim, int64_t head_dim) {
+  dwconv = register_module("dwconv", nn::Conv2d(nn::Conv2dOptions(c, c, /*kernel_size=*/7).padding(3).groups(c)));
+  norm = register_module("norm", ChannelNorm(c, /*affine=*/false));
+  ada = register_module("ada", nn::Linear(embed_dim, 3 * c));  // chunks: scale, shift, gate
+  mlp_in = register_module("mlp_in", nn::Conv2d(nn::Conv2dOptions(c, 4 * c, /*kernel_size=*/1)));
+  mlp_out = register_module("mlp_out", nn::Conv2d(nn::Conv2dOptions(4 * c, c, /*kernel_size=*/1)));
+  attn = register_module("attn", CrossAttention(c, text_dim, head_dim));
+  torch::NoGradGuard no_grad;  // every block starts as the identity of its MLP branch
+  ada->weight.zero_();
+  ada->bias.zero_();
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
+                                 const torch::Tensor& mask) {
+  auto ssg = ada(emb_act).unsqueeze(-1).unsqueeze(-1).chunk(3, 1);  // scale, shift, gate: [B,C,1,1]
+  auto h = norm(dwconv(x)) * (1 + ssg[0]) + ssg[1];
+  auto y = x + ssg[2] * mlp_out(torch::gelu(mlp_in(h)));          // exact (erf) GELU
+  return y + attn(y, ctx, mask);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Downsample / Upsample
+// ---------------------------------------------------------------------------------------------
+DownsampleImpl::DownsampleImpl(int64_t c_in, int64_t c_out) {
+  norm = register_module("norm", ChannelNorm(c_in));
+  conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(c_in, c_out, /*kernel_size=*/2).stride(2)));
+}
+
+torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) { return conv(norm(x)); }
+
+UpsampleImpl::UpsampleImpl(int64_t c_in, int64_t c_out) {
+  norm = register_module("norm", ChannelNorm(c_in));
+  conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(c_in, c_out, /*kernel_size=*/3).padding(1)));
+}
+
+torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
+  auto n = norm(x);
+  return conv(torch::upsample_nearest2d(n, {n.size(2) * 2, n.size(3) * 2}));  // nearest ×2
+}
+
+// ---------------------------------------------------------------------------------------------
+// SelfAttention (nn.MultiheadAttention, batch_first, q = k = v)
+// ---------------------------------------------------------------------------------------------
+SelfAttentionImpl::SelfAttentionImpl(int64_t c, int64_t heads_) : heads(heads_) {
+  in_proj_weight = register_parameter("in_proj_weight", torch::empty({3 * c, c}));
+  in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * c}));
+  out_proj = register_module("out_proj", nn::Linear(c, c));
+  torch::NoGradGuard no_grad;  // PyTorch's initialisation of nn.MultiheadAttention
+  nn::init::xavier_uniform_(in_proj_weight);
+  out_proj->bias.zero_();
+}
+
+torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& tokens) {
+  const int64_t B = tokens.size(0), N = tokens.size(1), C = tokens.size(2), hd = C / heads;
+  auto qkv = torch::linear(tokens, in_proj_weight, in_proj_bias)   // [B,N,3C]
+                 .view({B, N, 3, heads, hd})
+                 .permute({2, 0, 3, 1, 4});                        // [3,B,heads,N,hd]
+  auto q = qkv[0], k = qkv[1], v = qkv[2];
+  auto a = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [B,heads,N,N]
+  auto o = torch::matmul(a.softmax(-1), v).transpose(1, 2).reshape({B, N, C});         // [B,N,C]
+  return out_proj(o);
+}
+
+}  // namespace luminars

@@ -1,0 +1,73 @@
+// Building blocks of the denoiser; each mirrors the reference class of the same name
+// (spec/luminars_reference.py) and registers the same tensor names.
+// Shapes: B = batch, C = channels, H×W = spatial, L = text tokens, D = text_dim, E = embed_dim.
+#pragma once
+#include <torch/torch.h>
+
+namespace luminars {
+
+// ChannelNorm: LayerNorm over the channel axis of an NCHW tensor (eps 1e-6). Tensors: ln.*
+struct ChannelNormImpl : torch::nn::Module {
+  ChannelNormImpl(int64_t channels, bool affine = true);
+  torch::Tensor forward(const torch::Tensor& x);  // [B,C,H,W] -> [B,C,H,W]
+  torch::nn::LayerNorm ln{nullptr};
+};
+TORCH_MODULE(ChannelNorm);
+
+// CrossAttention: multi-query attention from image tokens to text tokens; C/head_dim query heads
+// share one key head and one value head. Tensors: norm.*, q.weight, kv.weight, out.*
+struct CrossAttentionImpl : torch::nn::Module {
+  CrossAttentionImpl(int64_t channels, int64_t text_dim, int64_t head_dim);
+  // x [B,C,H,W], ctx [B,L,D] (already context-embedded), mask [B,L] bool (true = attend) or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ctx, const torch::Tensor& mask);
+  int64_t heads, head_dim;
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::Linear q{nullptr}, kv{nullptr}, out{nullptr};  // kv rows [0,hd) key, [hd,2hd) value
+};
+TORCH_MODULE(CrossAttention);
+
+// Block: ConvNeXt block with adaptive LayerNorm from the time embedding and a gated MLP, then
+// cross-attention to the text. Tensors: dwconv.*, ada.* (zero-initialised), mlp_in.*, mlp_out.*, attn.*
+struct BlockImpl : torch::nn::Module {
+  BlockImpl(int64_t channels, int64_t embed_dim, int64_t text_dim, int64_t head_dim);
+  // x [B,C,H,W]; emb_act = silu(emb) [B,E]; ctx [B,L,D]; mask [B,L] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
+                        const torch::Tensor& mask);
+  torch::nn::Conv2d dwconv{nullptr};
+  ChannelNorm norm{nullptr};  // no affine parameters
+  torch::nn::Linear ada{nullptr};
+  torch::nn::Conv2d mlp_in{nullptr}, mlp_out{nullptr};
+  CrossAttention attn{nullptr};
+};
+TORCH_MODULE(Block);
+
+// Downsample: channel LayerNorm + 2×2 stride-2 conv. Tensors: norm.ln.*, conv.*
+struct DownsampleImpl : torch::nn::Module {
+  DownsampleImpl(int64_t c_in, int64_t c_out);
+  torch::Tensor forward(const torch::Tensor& x);
+  ChannelNorm norm{nullptr};
+  torch::nn::Conv2d conv{nullptr};
+};
+TORCH_MODULE(Downsample);
+
+// Upsample: channel LayerNorm + nearest ×2 + 3×3 conv. Tensors: norm.ln.*, conv.*
+struct UpsampleImpl : torch::nn::Module {
+  UpsampleImpl(int64_t c_in, int64_t c_out);
+  torch::Tensor forward(const torch::Tensor& x);
+  ChannelNorm norm{nullptr};
+  torch::nn::Conv2d conv{nullptr};
+};
+TORCH_MODULE(Upsample);
+
+// Bottleneck self-attention with nn.MultiheadAttention's tensor names:
+// in_proj_weight [3C,C], in_proj_bias [3C], out_proj.weight [C,C], out_proj.bias [C].
+struct SelfAttentionImpl : torch::nn::Module {
+  SelfAttentionImpl(int64_t channels, int64_t heads);
+  torch::Tensor forward(const torch::Tensor& tokens);  // [B,N,C] -> [B,N,C]
+  int64_t heads;
+  torch::Tensor in_proj_weight, in_proj_bias;
+  torch::nn::Linear out_proj{nullptr};
+};
+TORCH_MODULE(SelfAttention);
+
+}  // namespace luminars

@@ -1,0 +1,39 @@
+#include "model/checkpoint.h"
+
+#include "core/error.h"
+#include "core/module_state.h"
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
+
+namespace luminars {
+
+void save_denoiser(LuminaRS& model, const std::string& path, torch::Dtype dtype,
+                   std::map<std::string, std::string> metadata) {
+  metadata[kConfigMetadataKey] = model->config().to_json();
+  save_tensors(path, module_state(*model), metadata, dtype);
+}
+
+Config read_denoiser_config(const std::string& path) {
+  safetensors::Reader reader(path);
+  auto it = reader.metadata().find(kConfigMetadataKey);
+  if (it == reader.metadata().end())
+    throw Error(path + ": no '" + std::string(kConfigMetadataKey) + "' in the safetensors metadata (not a LuminaRS checkpoint)");
+  try {
+    return Config::from_json(it->second);
+  } catch (const Error& e) {
+    throw Error(path + ": " + e.what());
+  }
+}
+
+void load_denoiser_weights(LuminaRS& model, const std::string& path) {
+  load_module_state(*model, load_tensors(path), path);
+}
+
+LuminaRS load_denoiser(const std::string& path, torch::Device device) {
+  LuminaRS model(read_denoiser_config(path));
+  load_denoiser_weights(model, path);
+  model->to(device);
+  return model;
+}
+
+}  // namespace luminars

@@ -1,0 +1,93 @@
+#include "model/unet.h"
+
+namespace luminars {
+
+namespace nn = torch::nn;
+
+namespace {
+
+std::vector<Block> make_blocks(nn::ModuleList& list, int64_t c, int64_t n, const Config& cfg) {
+  std::vector<Block> blocks;
+  for (int64_t i = 0; i < n; ++i) {
+    blocks.emplace_back(c, cfg.embed_dim, cfg.text_dim, cfg.head_dim);
+    list->push_back(blocks.back());
+  }
+  return blocks;
+}
+
+torch::Tensor run_blocks(std::vector<Block>& blocks, torch::Tensor x, const torch::Tensor& emb_act,
+                         const torch::Tensor& ctx, const torch::Tensor& mask) {
+  for (auto& b : blocks) x = b->forward(x, emb_act, ctx, mask);
+  return x;
+}
+
+}  // namespace
+
+LevelImpl::LevelImpl(int64_t c, int64_t depth, const Config& cfg, bool with_skip) {
+  if (with_skip) skip = register_module("skip", nn::Conv2d(nn::Conv2dOptions(2 * c, c, /*kernel_size=*/1)));
+  block_list = make_blocks(blocks, c, depth, cfg);
+  register_module("blocks", blocks);
+}
+
+MidImpl::MidImpl(int64_t c, const Config& cfg) {
+  block_list = make_blocks(blocks, c, cfg.mid_depth, cfg);
+  register_module("blocks", blocks);
+  attn_norm = register_module("attn_norm", nn::LayerNorm(nn::LayerNormOptions({c}).eps(1e-6)));
+  attn = register_module("attn", SelfAttention(c, c / cfg.head_dim));
+}
+
+UNetImpl::UNetImpl(const Config& cfg) {
+  const auto& w = cfg.widths;
+  const auto n = static_cast<int64_t>(w.size());
+  nn::ModuleList down_list, downsample_list, up_list, upsample_list;
+  for (int64_t i = 0; i < n; ++i) {
+    down.emplace_back(w[i], cfg.depths[i], cfg, /*with_skip=*/false);
+    down_list->push_back(down.back());
+  }
+  for (int64_t i = 0; i + 1 < n; ++i) {
+    downsample.emplace_back(w[i], w[i + 1]);
+    downsample_list->push_back(downsample.back());
+  }
+  mid = Mid(w.back(), cfg);
+  for (int64_t i = n - 1; i >= 0; --i) {
+    up.emplace_back(w[i], cfg.depths[i], cfg, /*with_skip=*/true);
+    up_list->push_back(up.back());
+  }
+  for (int64_t i = n - 1; i >= 1; --i) {
+    upsample.emplace_back(w[i], w[i - 1]);
+    upsample_list->push_back(upsample.back());
+  }
+  register_module("down", down_list);
+  register_module("downsample", downsample_list);
+  register_module("mid", mid);
+  register_module("up", up_list);
+  register_module("upsample", upsample_list);
+  out = register_module("out", nn::Conv2d(nn::Conv2dOptions(w[0], w[0], /*kernel_size=*/1)));
+  torch::NoGradGuard no_grad;
+  out->weight.zero_();
+  out->bias.zero_();
+}
+
+torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb_act, const torch::Tensor& ctx,
+                                const torch::Tensor& mask) {
+  std::vector<torch::Tensor> skips;
+  torch::Tensor x = z;
+  for (std::size_t i = 0; i < down.size(); ++i) {
+    x = run_blocks(down[i]->block_list, x, emb_act, ctx, mask);
+    skips.push_back(x);
+    if (i < downsample.size()) x = downsample[i]->forward(x);
+  }
+  x = run_blocks(mid->block_list, x, emb_act, ctx, mask);
+  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
+  auto t = mid->attn_norm(x.flatten(2).transpose(1, 2));                      // [B,HW,C]
+  x = x + mid->attn->forward(t).transpose(1, 2).reshape({B, C, H, W});
+  for (std::size_t j = 0; j < up.size(); ++j) {
+    x = up[j]->skip(torch::cat({x, skips.back()}, 1));                         // fuse [x, skip]
+    skips.pop_back();
+    x = run_blocks(up[j]->block_list, x, emb_act, ctx, mask);
+    if (j < upsample.size()) x = upsample[j]->forward(x);
+  }
+  return out(x);
+}
+
+}  // namespace luminars

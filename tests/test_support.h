@@ -1,0 +1,45 @@
+// Shared test helpers: fixture lookup, relative error, temporary folders, running the CLI.
+#pragma once
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <string>
+
+namespace luminars::test {
+
+// $LUMINARS_FIXTURES, else ../shared/fixtures beside the repository; empty when neither exists.
+std::string fixtures_dir();
+
+// Skips the current test with a message naming the path when the fixtures are missing.
+#define LUMINARS_REQUIRE_FIXTURES()                                                               \
+  do {                                                                                             \
+    if (::luminars::test::fixtures_dir().empty())                                                 \
+      GTEST_SKIP() << "fixtures not found: set LUMINARS_FIXTURES or provide "                     \
+                   << ::luminars::test::default_fixtures_path();                                  \
+  } while (0)
+std::string default_fixtures_path();
+
+// ‖out − ref‖ / ‖ref‖ in float64.
+double rel_error(const torch::Tensor& out, const torch::Tensor& ref);
+
+// A fresh folder under the system temp dir, removed at destruction.
+struct TempDir {
+  TempDir();
+  ~TempDir();
+  std::filesystem::path path;
+  std::string file(const std::string& name) const { return (path / name).string(); }
+};
+
+struct RunResult {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+// Runs a shell command line, capturing its output.
+RunResult run(const std::string& command);
+// Runs the `luminars` program with arguments.
+RunResult run_cli(const std::string& args);
+
+void write_text(const std::string& path, const std::string& text);
+
+}  // namespace luminars::test

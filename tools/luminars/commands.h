@@ -1,0 +1,16 @@
+// The `luminars` program: one register_* function per subcommand, each in cmd_<name>.cpp.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace luminars::cli {
+
+struct GlobalOptions {
+  int threads = 0;  // 0 = every available core
+};
+
+// Applies the global options (thread count) before a subcommand runs.
+void apply_global(const GlobalOptions& g);
+
+void register_info(CLI::App& app, GlobalOptions& g);
+
+}  // namespace luminars::cli

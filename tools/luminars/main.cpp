@@ -1,0 +1,39 @@
+// luminars: command-line entry point. Subcommands live in cmd_*.cpp; errors end here as one line.
+#include <c10/util/Exception.h>
+
+#include <iostream>
+
+#include "commands.h"
+#include "core/error.h"
+#include "core/threads.h"
+
+namespace luminars::cli {
+
+void apply_global(const GlobalOptions& g) { configure_threads(g.threads); }
+
+}  // namespace luminars::cli
+
+int main(int argc, char** argv) {
+  using namespace luminars::cli;
+  CLI::App app{"LuminaRS: a small text-to-image model (flow matching, recursive ConvNeXt U-Net)", "luminars"};
+  app.require_subcommand(1);
+  GlobalOptions g;
+  app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
+      ->check(CLI::Range(0, 1024));
+  register_info(app, g);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const luminars::Error& e) {
+    std::cerr << "luminars: error: " << e.what() << "\n";
+    return 1;
+  } catch (const c10::Error& e) {
+    std::cerr << "luminars: error: " << e.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "luminars: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
