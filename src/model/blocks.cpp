@@ -58,9 +58,15 @@ BlockImpl::BlockImpl(int64_t c, int64_t embed_dim, int64_t text_dim, int64_t hea
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
                                  const torch::Tensor& mask) {
-  auto ssg = ada(emb_act).unsqueeze(-1).unsqueeze(-1).chunk(3, 1);  // scale, shift, gate: [B,C,1,1]
-  auto h = norm(dwconv(x)) * (1 + ssg[0]) + ssg[1];
-  auto y = x + ssg[2] * mlp_out(torch::gelu(mlp_in(h)));          // exact (erf) GELU
+  // The reference works in NCHW with 1×1 convolutions; here the pointwise part runs on the NHWC
+  // view (free when x is channels-last, as LuminaRS keeps it), the 1×1 convs as matrix products.
+  const int64_t B = x.size(0), C = x.size(1);
+  auto ssg = ada(emb_act).chunk(3, 1);                         // scale, shift, gate: [B,C]
+  auto h = norm->ln(dwconv(x).permute({0, 2, 3, 1}));          // [B,H,W,C]
+  h = torch::addcmul(ssg[1].view({B, 1, 1, C}), h, 1 + ssg[0].view({B, 1, 1, C}));  // h·(1+scale) + shift
+  auto m = torch::linear(h, mlp_in->weight.view({4 * C, C}), mlp_in->bias);          // [B,H,W,4C]
+  m = torch::linear(torch::gelu(m), mlp_out->weight.view({C, 4 * C}), mlp_out->bias);  // exact (erf) GELU; [B,H,W,C]
+  auto y = x + (ssg[2].view({B, 1, 1, C}) * m).permute({0, 3, 1, 2});                // gated residual
   return y + attn(y, ctx, mask);
 }
 

@@ -74,7 +74,8 @@ torch::Tensor LuminaRSImpl::forward(const torch::Tensor& x, const torch::Tensor&
   auto emb = time_embed->forward(timestep_features(t, cfg.freq_dim).to(x.scalar_type())) + pooled_embed(pooled);  // [B,E]
   auto c = context_embed->forward(ctx);                                                   // [B,L,D]
   torch::Tensor mask = o.mask.defined() ? o.mask.to(torch::kBool) : torch::Tensor();
-  auto z = stem(x);
+  // Channels-last from here on: channel LayerNorms, pointwise MLPs and attention read NHWC views.
+  auto z = stem(x.contiguous(torch::MemoryFormat::ChannelsLast));
   for (int64_t k = 0; k < passes; ++k) {
     auto emb_act = torch::silu(emb + recursion_embed->weight[k]);  // each block's ada input
     if (o.grad_last_recursion_only && k + 1 < passes && torch::GradMode::is_enabled()) {
@@ -84,7 +85,7 @@ torch::Tensor LuminaRSImpl::forward(const torch::Tensor& x, const torch::Tensor&
       z = z + unet(z, emb_act, c, mask);
     }
   }
-  return head(head_norm(z));
+  return head(head_norm(z)).contiguous();
 }
 
 std::map<std::string, int64_t> parameter_budget(LuminaRS& m) {

@@ -12,5 +12,8 @@ struct GlobalOptions {
 void apply_global(const GlobalOptions& g);
 
 void register_info(CLI::App& app, GlobalOptions& g);
+void register_prepare(CLI::App& app, GlobalOptions& g);
+void register_train(CLI::App& app, GlobalOptions& g);
+void register_generate(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

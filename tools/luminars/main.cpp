@@ -21,6 +21,9 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
       ->check(CLI::Range(0, 1024));
   register_info(app, g);
+  register_prepare(app, g);
+  register_train(app, g);
+  register_generate(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,59 @@
+#include "pipeline/model_folder.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+
+std::string ModelFolder::path_of(const std::string& component) const {
+  fs::path p(component);
+  return (p.is_absolute() ? p : fs::path(dir) / p).lexically_normal().string();
+}
+
+ModelFolder ModelFolder::load(const std::string& dir) {
+  const auto file = (fs::path(dir) / "luminars.json").string();
+  if (!fs::is_directory(dir)) throw Error("model folder not found: " + dir);
+  if (!fs::exists(file)) throw Error("not a LuminaRS model folder (no luminars.json): " + dir);
+  ModelFolder m;
+  m.dir = fs::absolute(dir).lexically_normal().string();
+  try {
+    auto j = nlohmann::json::parse(read_file(file));
+    m.denoiser = j.value("denoiser", m.denoiser);
+    m.text_encoder = j.value("text_encoder", m.text_encoder);
+    m.tokenizer = j.value("tokenizer", m.tokenizer);
+    m.vae = j.value("vae", m.vae);
+    m.penultimate = j.value("penultimate", m.penultimate);
+    m.resolution = j.value("resolution", m.resolution);
+    if (j.contains("sampler")) {
+      const auto& s = j["sampler"];
+      m.sampler.steps = s.value("steps", m.sampler.steps);
+      m.sampler.method = s.value("method", m.sampler.method);
+      m.sampler.cfg_scale = s.value("cfg_scale", m.sampler.cfg_scale);
+      m.sampler.shift = s.value("shift", m.sampler.shift);
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(file + ": " + e.what());
+  }
+  return m;
+}
+
+void ModelFolder::save() const {
+  nlohmann::ordered_json j;
+  j["format"] = "luminars";
+  j["denoiser"] = denoiser;
+  j["text_encoder"] = text_encoder;
+  j["tokenizer"] = tokenizer;
+  j["vae"] = vae;
+  j["penultimate"] = penultimate;
+  j["resolution"] = resolution;
+  j["sampler"] = {{"steps", sampler.steps}, {"method", sampler.method}, {"cfg_scale", sampler.cfg_scale}, {"shift", sampler.shift}};
+  fs::create_directories(dir);
+  write_file_atomic((fs::path(dir) / "luminars.json").string(), [&](std::ostream& o) { o << j.dump(2) << "\n"; });
+}
+
+}  // namespace luminars

@@ -1,0 +1,33 @@
+// A LuminaRS model folder (DESIGN §6), in the layout of a diffusers pipeline:
+//   luminars.json   what is where and the sampler defaults
+//   denoiser/       model.safetensors (config in its metadata)
+//   text_encoder/, tokenizer/, vae/   published folders, or paths in luminars.json pointing at them
+#pragma once
+#include <string>
+
+namespace luminars {
+
+struct SamplerDefaults {
+  int64_t steps = 12;
+  std::string method = "euler";
+  double cfg_scale = 4.0;
+  double shift = 1.0;
+};
+
+struct ModelFolder {
+  std::string dir;
+  std::string denoiser = "denoiser/model.safetensors";  // paths relative to `dir` unless absolute
+  std::string text_encoder = "text_encoder", tokenizer = "tokenizer", vae = "vae";
+  bool penultimate = false;     // ctx from CLIP's penultimate layer
+  int64_t resolution = 256;     // image side the model was trained at
+  SamplerDefaults sampler;
+
+  // Absolute path of a component.
+  std::string path_of(const std::string& component) const;
+  // Reads DIR/luminars.json (missing entries keep the defaults above); errors name the file.
+  static ModelFolder load(const std::string& dir);
+  // Writes DIR/luminars.json atomically.
+  void save() const;
+};
+
+}  // namespace luminars

@@ -1,0 +1,160 @@
+#include "pipeline/prepare.h"
+
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "core/error.h"
+#include "core/image_tensor.h"
+#include "core/progress.h"
+#include "core/safetensors.h"
+#include "text/text_encoder.h"
+#include "train/dataset.h"
+#include "train/latent_cache.h"
+#include "vae/autoencoder_kl.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// A finished shard made from exactly these inputs (a changed dataset invalidates it).
+bool shard_is_done(const std::string& file, const std::vector<std::string>& inputs) {
+  if (!fs::exists(file)) return false;
+  try {
+    safetensors::Reader r(file);
+    auto it = r.metadata().find("inputs");
+    return it != r.metadata().end() && nlohmann::json::parse(it->second).get<std::vector<std::string>>() == inputs;
+  } catch (const std::exception&) {
+    return false;  // unreadable: made again
+  }
+}
+
+}  // namespace
+
+PrepareSummary prepare(const PrepareOptions& o) {
+  // 1. Check inputs.
+  if (o.resolution < 16 || o.resolution > 4096) throw Error("resolution must be between 16 and 4096, got " + std::to_string(o.resolution));
+  if (o.shard_size < 1 || o.batch_size < 1) throw Error("shard size and batch size must be at least 1");
+  Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
+  if (o.progress) std::fprintf(stderr, "%s\n", data.summary().c_str());
+
+  // 2. The frozen encoders.
+  VaeLoadOptions vo;
+  vo.device = o.device;
+  auto vae = AutoencoderKL::from_dir(o.vae, vo);
+  if (o.resolution % vae->downscale_factor() != 0)
+    throw Error("resolution " + std::to_string(o.resolution) + " is not a multiple of the VAE's factor " +
+                std::to_string(vae->downscale_factor()));
+  auto text = TextEncoder::from_dirs(o.text_encoder, o.tokenizer, o.device);
+  torch::NoGradGuard no_grad;
+  fs::create_directories(o.out_dir);
+
+  CacheInfo info;
+  info.resolution = o.resolution;
+  info.latent_channels = vae->config().latent_channels;
+  info.latent_size = o.resolution / vae->downscale_factor();
+  info.text_dim = text.hidden_size();
+  info.context_length = text.context_length();
+  info.vae = fs::absolute(o.vae).lexically_normal().string();
+  info.text_encoder = fs::absolute(o.text_encoder).lexically_normal().string();
+  info.tokenizer = fs::absolute(o.tokenizer).lexically_normal().string();
+  info.scaling_factor = vae->config().scaling_factor;
+  info.shift_factor = vae->config().shift_factor;
+
+  // 3. Shards: images in path order, shard_size at a time.
+  PrepareSummary summary;
+  SkipSummary skips;
+  ProgressOptions po;
+  po.unit = "img";
+  std::unique_ptr<Progress> bar;
+  if (o.progress) bar = std::make_unique<Progress>(static_cast<int64_t>(data.size()), "prepare", po);
+  const auto n = static_cast<int64_t>(data.size());
+  for (int64_t s = 0, start = 0; start < n; ++s, start += o.shard_size) {
+    const int64_t end = std::min(n, start + o.shard_size);
+    std::vector<std::string> inputs;
+    for (int64_t i = start; i < end; ++i) inputs.push_back(data.items[static_cast<std::size_t>(i)].path);
+    const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
+    info.shards.push_back(shard_name(s));
+    if (shard_is_done(file, inputs)) {
+      safetensors::Reader r(file);
+      info.items += r.at("mean").shape[0];
+      info.captions += r.at("ctx").shape[0];
+      ++summary.shards_reused;
+      if (bar) bar->update(end - start);
+      continue;
+    }
+    std::vector<torch::Tensor> means, stds, ctxs, pooleds;
+    std::vector<int64_t> caption_item;
+    std::vector<std::string> kept;
+    std::mt19937_64 rng(static_cast<uint64_t>(s));
+    for (int64_t b = start; b < end; b += o.batch_size) {
+      std::vector<torch::Tensor> pixels;
+      std::vector<std::string> captions;
+      for (int64_t i = b; i < std::min(end, b + o.batch_size); ++i) {
+        const auto& item = data.items[static_cast<std::size_t>(i)];
+        auto img = load_training_image(item.path, static_cast<int>(o.resolution), false, false, rng, &skips);
+        if (!img) continue;
+        const auto index = static_cast<int64_t>(kept.size());
+        kept.push_back(item.path);
+        pixels.push_back(image_to_tensor(*img));
+        for (const auto& c : item.captions) {
+          captions.push_back(c);
+          caption_item.push_back(index);
+        }
+      }
+      if (!pixels.empty()) {
+        auto post = vae->encode(torch::stack(pixels).to(o.device));
+        means.push_back(vae->to_denoiser(post.mean).to(torch::kCPU));
+        stds.push_back((post.std() * vae->config().scaling_factor).to(torch::kCPU));
+      }
+      if (!captions.empty()) {
+        auto emb = text.encode(captions, o.penultimate);
+        ctxs.push_back(emb.ctx.to(torch::kCPU));
+        pooleds.push_back(emb.pooled.to(torch::kCPU));
+      }
+      if (bar) bar->update(std::min(end, b + o.batch_size) - b);
+    }
+    CacheShard shard;
+    const int64_t h = info.latent_size, c = info.latent_channels, L = info.context_length, D = info.text_dim;
+    shard.mean = means.empty() ? torch::zeros({0, c, h, h}) : torch::cat(means);
+    shard.std = stds.empty() ? torch::zeros({0, c, h, h}) : torch::cat(stds);
+    shard.ctx = ctxs.empty() ? torch::zeros({0, L, D}) : torch::cat(ctxs);
+    shard.pooled = pooleds.empty() ? torch::zeros({0, D}) : torch::cat(pooleds);
+    shard.caption_item = torch::tensor(caption_item, torch::kInt64).reshape({-1});
+    shard.paths = kept;
+    write_cache_shard(o.out_dir, s, shard, inputs);
+    info.items += shard.mean.size(0);
+    info.captions += shard.ctx.size(0);
+  }
+  if (bar) bar->finish();
+  if (info.items == 0) throw Error("no usable images in " + o.data_dir + (skips.skipped() ? ": " + skips.summary() : ""));
+
+  // 4. The empty prompt (caption dropout, guidance) and a few fixed prompts for sample grids.
+  auto empty = text.encode({""}, o.penultimate);
+  write_cache_prompts((fs::path(o.out_dir) / "empty.safetensors").string(), empty.ctx.to(torch::kCPU), empty.pooled.to(torch::kCPU), {""});
+  std::vector<std::string> prompts;
+  for (const auto& item : data.items)
+    if (!item.captions.empty() && static_cast<int64_t>(prompts.size()) < o.sample_prompts) prompts.push_back(item.captions[0]);
+  if (!prompts.empty()) {
+    auto emb = text.encode(prompts, o.penultimate);
+    write_cache_prompts((fs::path(o.out_dir) / "samples.safetensors").string(), emb.ctx.to(torch::kCPU), emb.pooled.to(torch::kCPU), prompts);
+  }
+
+  // 5. The index last: its presence marks a complete cache.
+  write_cache_index(o.out_dir, info);
+  summary.images = info.items;
+  summary.captions = info.captions;
+  summary.skipped = static_cast<int64_t>(skips.skipped());
+  summary.text = "prepared " + std::to_string(info.items) + " images and " + std::to_string(info.captions) +
+                 " captions in " + std::to_string(info.shards.size()) + " shards (" +
+                 std::to_string(summary.shards_reused) + " reused from an earlier run) at " + o.out_dir +
+                 "; latents " + std::to_string(info.latent_channels) + "x" + std::to_string(info.latent_size) + "x" +
+                 std::to_string(info.latent_size) + ", text " + std::to_string(info.context_length) + "x" +
+                 std::to_string(info.text_dim);
+  if (skips.skipped()) summary.text += "\n" + skips.summary();
+  return summary;
+}
+
+}  // namespace luminars

@@ -1,0 +1,93 @@
+#include "train/batch_sampler.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+
+namespace luminars {
+
+namespace {
+
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+torch::Generator seeded_generator(std::initializer_list<uint64_t> parts) {
+  uint64_t h = 0x1234567ull;
+  for (auto p : parts) h = splitmix64(h ^ p);
+  return make_generator(h >> 1);  // keep it in int64 range for Philox/MT seeding
+}
+
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_items(int64_t n, double val_fraction, uint64_t seed) {
+  if (val_fraction < 0 || val_fraction >= 1) throw Error("validation fraction must be in [0, 1), got " + std::to_string(val_fraction));
+  int64_t n_val = static_cast<int64_t>(std::llround(val_fraction * static_cast<double>(n)));
+  if (val_fraction > 0 && n >= 2) n_val = std::max<int64_t>(n_val, 1);
+  n_val = std::min(n_val, n - 1);
+  if (n_val < 0) n_val = 0;
+  auto gen = seeded_generator({seed, 0x5917ull});
+  auto perm = torch::randperm(n, gen, torch::kInt64);
+  auto p = perm.accessor<int64_t, 1>();
+  std::vector<int64_t> train, val;
+  for (int64_t i = 0; i < n; ++i) (i < n_val ? val : train).push_back(p[i]);
+  std::sort(train.begin(), train.end());
+  std::sort(val.begin(), val.end());
+  return {train, val};
+}
+
+BatchSampler::BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
+                           TimeSampling time_sampling)
+    : cache_(cache), items_(std::move(items)), seed_(seed), caption_dropout_(caption_dropout), time_sampling_(time_sampling) {
+  if (items_.empty()) throw Error("no training images in the cache");
+}
+
+const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch) {
+  if (epoch != cached_epoch_) {
+    auto gen = seeded_generator({seed_, 0xE90Cull, static_cast<uint64_t>(epoch)});
+    auto perm = torch::randperm(static_cast<int64_t>(items_.size()), gen, torch::kInt64);
+    order_.resize(items_.size());
+    for (std::size_t i = 0; i < items_.size(); ++i) order_[i] = items_[static_cast<std::size_t>(perm[i].item<int64_t>())];
+    cached_epoch_ = epoch;
+  }
+  return order_;
+}
+
+Batch BatchSampler::sample(int64_t index, int64_t batch_size) {
+  const auto n = static_cast<int64_t>(items_.size());
+  auto gen = seeded_generator({seed_, 0xBA7Cull, static_cast<uint64_t>(index)});
+  std::vector<int64_t> images(static_cast<std::size_t>(batch_size)), rows(static_cast<std::size_t>(batch_size));
+  auto u = torch::rand({batch_size, 2}, gen, torch::kFloat64);  // caption choice, dropout
+  auto ua = u.accessor<double, 2>();
+  std::vector<bool> dropped(static_cast<std::size_t>(batch_size));
+  for (int64_t j = 0; j < batch_size; ++j) {
+    const int64_t s = index * batch_size + j;  // position in the endless epoch stream
+    const int64_t img = epoch_order(s / n)[static_cast<std::size_t>(s % n)];
+    images[static_cast<std::size_t>(j)] = img;
+    const auto& caps = cache_.captions_of[static_cast<std::size_t>(img)];
+    dropped[static_cast<std::size_t>(j)] = caps.empty() || ua[j][1] < caption_dropout_;
+    rows[static_cast<std::size_t>(j)] =
+        caps.empty() ? 0 : caps[std::min(caps.size() - 1, static_cast<std::size_t>(ua[j][0] * static_cast<double>(caps.size())))];
+  }
+  auto img_idx = torch::tensor(images, torch::kInt64);
+  auto row_idx = torch::tensor(rows, torch::kInt64);
+  Batch b;
+  auto mean = cache_.mean.index_select(0, img_idx), std = cache_.std.index_select(0, img_idx);
+  b.x_clean = mean + std * torch::randn(mean.sizes(), gen);  // a posterior sample
+  b.noise = torch::randn(mean.sizes(), gen);
+  b.t = sample_training_times(batch_size, time_sampling_, gen);
+  b.ctx = cache_.ctx.index_select(0, row_idx);
+  b.pooled = cache_.pooled.index_select(0, row_idx);
+  for (int64_t j = 0; j < batch_size; ++j)
+    if (dropped[static_cast<std::size_t>(j)]) {  // classifier-free guidance: the empty prompt
+      b.ctx[j].copy_(cache_.empty_ctx[0]);
+      b.pooled[j].copy_(cache_.empty_pooled[0]);
+    }
+  return b;
+}
+
+}  // namespace luminars

@@ -1,0 +1,44 @@
+// Training batches drawn from the latent cache, deterministic in (seed, step, micro-batch): the
+// data order, caption choice, caption dropout, latent sample, t and noise of any step can be
+// recomputed, so a resumed run continues bit-exactly without stored RNG streams.
+#pragma once
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "flow/flow_matching.h"
+#include "train/latent_cache.h"
+
+namespace luminars {
+
+struct Batch {
+  torch::Tensor x_clean, noise, t, ctx, pooled;  // on the CPU
+};
+
+// Splits image indices 0..n−1 into (train, validation), validation = round(fraction·n), at least
+// one when fraction > 0 and n ≥ 2; deterministic in the seed.
+std::pair<std::vector<int64_t>, std::vector<int64_t>> split_items(int64_t n, double val_fraction, uint64_t seed);
+
+class BatchSampler {
+ public:
+  BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
+               TimeSampling time_sampling);
+  // Batch number `index` (global step × accumulation + micro-batch) of `batch_size` images.
+  Batch sample(int64_t index, int64_t batch_size);
+
+ private:
+  const std::vector<int64_t>& epoch_order(int64_t epoch);
+  const LatentCache& cache_;
+  std::vector<int64_t> items_;
+  uint64_t seed_;
+  double caption_dropout_;
+  TimeSampling time_sampling_;
+  int64_t cached_epoch_ = -1;
+  std::vector<int64_t> order_;
+};
+
+// A generator seeded from several integers (splitmix64 of each in turn).
+torch::Generator seeded_generator(std::initializer_list<uint64_t> parts);
+
+}  // namespace luminars

@@ -1,0 +1,156 @@
+#include "train/latent_cache.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
+
+namespace luminars {
+
+std::string shard_name(int64_t index) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "shard-%05lld.safetensors", static_cast<long long>(index));
+  return buf;
+}
+
+std::string CacheInfo::to_json() const {
+  nlohmann::ordered_json j;
+  j["version"] = 1;
+  j["resolution"] = resolution;
+  j["latent_channels"] = latent_channels;
+  j["latent_size"] = latent_size;
+  j["text_dim"] = text_dim;
+  j["context_length"] = context_length;
+  j["vae"] = vae;
+  j["text_encoder"] = text_encoder;
+  j["tokenizer"] = tokenizer;
+  j["scaling_factor"] = scaling_factor;
+  j["shift_factor"] = shift_factor;
+  j["items"] = items;
+  j["captions"] = captions;
+  j["shards"] = shards;
+  return j.dump(1);
+}
+
+CacheInfo CacheInfo::from_json(const std::string& text, const std::string& source) {
+  CacheInfo c;
+  try {
+    auto j = nlohmann::json::parse(text);
+    c.resolution = j.at("resolution");
+    c.latent_channels = j.at("latent_channels");
+    c.latent_size = j.at("latent_size");
+    c.text_dim = j.at("text_dim");
+    c.context_length = j.at("context_length");
+    c.vae = j.value("vae", "");
+    c.text_encoder = j.value("text_encoder", "");
+    c.tokenizer = j.value("tokenizer", "");
+    c.scaling_factor = j.at("scaling_factor");
+    c.shift_factor = j.at("shift_factor");
+    c.items = j.at("items");
+    c.captions = j.at("captions");
+    c.shards = j.at("shards").get<std::vector<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(source + ": invalid cache index: " + e.what());
+  }
+  return c;
+}
+
+namespace {
+
+torch::Tensor need(const std::map<std::string, torch::Tensor>& t, const std::string& name, const std::string& file) {
+  auto it = t.find(name);
+  if (it == t.end()) throw Error(file + ": missing tensor '" + name + "'");
+  return it->second;
+}
+
+}  // namespace
+
+void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& s, const std::vector<std::string>& inputs) {
+  const auto file = (std::filesystem::path(dir) / shard_name(index)).string();
+  save_tensors(file,
+               {{"mean", s.mean.to(torch::kFloat32)},
+                {"std", s.std.to(torch::kFloat32)},
+                {"ctx", s.ctx.to(torch::kFloat16)},
+                {"pooled", s.pooled.to(torch::kFloat16)},
+                {"caption_item", s.caption_item.to(torch::kInt64)}},
+               {{"paths", nlohmann::json(s.paths).dump()}, {"inputs", nlohmann::json(inputs).dump()}});
+}
+
+void write_cache_index(const std::string& dir, const CacheInfo& info) {
+  write_file_atomic((std::filesystem::path(dir) / kCacheIndex).string(), [&](std::ostream& o) { o << info.to_json() << "\n"; });
+}
+
+void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
+                         const std::vector<std::string>& prompts) {
+  save_tensors(path, {{"ctx", ctx.to(torch::kFloat32)}, {"pooled", pooled.to(torch::kFloat32)}},
+               {{"prompts", nlohmann::json(prompts).dump()}});
+}
+
+LatentCache LatentCache::load(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const auto index = (fs::path(dir) / kCacheIndex).string();
+  if (!fs::exists(index))
+    throw Error("no training cache at " + dir + " (missing " + std::string(kCacheIndex) + "; run `luminars prepare` first)");
+  LatentCache c;
+  c.info = CacheInfo::from_json(read_file(index), index);
+  if (c.info.shards.empty()) throw Error(index + ": the cache holds no images");
+  std::vector<torch::Tensor> means, stds, ctxs, pooleds;
+  int64_t base = 0, rows = 0;
+  for (const auto& shard : c.info.shards) {
+    const auto file = (fs::path(dir) / shard).string();
+    safetensors::Reader reader(file);
+    std::map<std::string, torch::Tensor> t;
+    for (const auto& v : reader.tensors()) t.emplace(v.name, to_tensor(v).to(v.dtype == safetensors::DType::I64 ? torch::kInt64 : torch::kFloat32));
+    auto mean = need(t, "mean", file), std = need(t, "std", file), ctx = need(t, "ctx", file),
+         pooled = need(t, "pooled", file), item = need(t, "caption_item", file);
+    if (mean.dim() != 4 || mean.sizes() != std.sizes() || mean.size(1) != c.info.latent_channels)
+      throw Error(file + ": mean/std shapes disagree with cache.json");
+    if (ctx.dim() != 3 || ctx.size(2) != c.info.text_dim || pooled.size(0) != ctx.size(0) || item.size(0) != ctx.size(0))
+      throw Error(file + ": ctx/pooled/caption_item shapes disagree with cache.json");
+    std::vector<std::string> paths;
+    if (auto p = reader.metadata().find("paths"); p != reader.metadata().end())
+      paths = nlohmann::json::parse(p->second).get<std::vector<std::string>>();
+    paths.resize(static_cast<std::size_t>(mean.size(0)));
+    c.paths.insert(c.paths.end(), paths.begin(), paths.end());
+    c.captions_of.resize(static_cast<std::size_t>(base + mean.size(0)));
+    auto items = item.accessor<int64_t, 1>();
+    for (int64_t r = 0; r < item.size(0); ++r) {
+      if (items[r] < 0 || items[r] >= mean.size(0)) throw Error(file + ": caption_item out of range");
+      c.captions_of[static_cast<std::size_t>(base + items[r])].push_back(rows + r);
+    }
+    means.push_back(mean);
+    stds.push_back(std);
+    ctxs.push_back(ctx);
+    pooleds.push_back(pooled);
+    base += mean.size(0);
+    rows += ctx.size(0);
+  }
+  c.mean = torch::cat(means);
+  c.std = torch::cat(stds);
+  c.ctx = torch::cat(ctxs);
+  c.pooled = torch::cat(pooleds);
+  const auto empty_file = (fs::path(dir) / "empty.safetensors").string();
+  auto empty = load_tensors(empty_file, torch::kFloat32);
+  c.empty_ctx = need(empty, "ctx", empty_file);
+  c.empty_pooled = need(empty, "pooled", empty_file);
+  if (c.ctx.size(0) == 0) {  // no captions at all: every sample is unconditional
+    c.ctx = c.empty_ctx.clone();
+    c.pooled = c.empty_pooled.clone();
+  }
+  const auto samples_file = (fs::path(dir) / "samples.safetensors").string();
+  if (fs::exists(samples_file)) {
+    safetensors::Reader reader(samples_file);
+    auto s = load_tensors(samples_file, torch::kFloat32);
+    c.sample_ctx = need(s, "ctx", samples_file);
+    c.sample_pooled = need(s, "pooled", samples_file);
+    if (auto p = reader.metadata().find("prompts"); p != reader.metadata().end())
+      c.sample_prompts = nlohmann::json::parse(p->second).get<std::vector<std::string>>();
+  }
+  return c;
+}
+
+}  // namespace luminars

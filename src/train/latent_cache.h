@@ -1,0 +1,66 @@
+// The training cache written by `luminars prepare` and read by the trainer (DESIGN §5): VAE
+// posterior mean and std of every image (already in denoiser space: (z − shift)·scale) and the
+// text encoder's (ctx, pooled) of every caption, in sharded safetensors, plus the empty prompt's
+// embedding for caption dropout and a few fixed prompts for sample grids.
+//   CACHE/cache.json                  what is where (CacheInfo), written last
+//   CACHE/shard-00000.safetensors     mean [n,C,h,w], std [n,C,h,w], ctx [m,L,D] (F16), pooled [m,D] (F16),
+//                                     caption_item [m] (image index within the shard); metadata "paths"
+//   CACHE/empty.safetensors           ctx [1,L,D], pooled [1,D] for ""
+//   CACHE/samples.safetensors         ctx [k,L,D], pooled [k,D]; metadata "prompts" (JSON list)
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+namespace luminars {
+
+struct CacheInfo {
+  int64_t resolution = 256;
+  int64_t latent_channels = 16, latent_size = 32;
+  int64_t text_dim = 768, context_length = 77;
+  std::string vae, text_encoder, tokenizer;  // folders the cache was made with (absolute)
+  double scaling_factor = 1.0, shift_factor = 0.0;
+  std::vector<std::string> shards;
+  int64_t items = 0, captions = 0;
+
+  std::string to_json() const;
+  static CacheInfo from_json(const std::string& text, const std::string& source);
+};
+
+inline constexpr const char* kCacheIndex = "cache.json";
+std::string shard_name(int64_t index);
+
+// Writers (each file atomic; cache.json is written last by `luminars prepare`).
+struct CacheShard {
+  torch::Tensor mean, std;            // [n,C,h,w] in denoiser space
+  torch::Tensor ctx, pooled;          // [m,L,D], [m,D] (stored as F16)
+  torch::Tensor caption_item;         // [m] int64: image index within the shard
+  std::vector<std::string> paths;     // [n] source images
+};
+// `inputs` (the images the shard was made from, skipped ones included) lets a resumed prepare
+// tell a finished shard of the same data from a stale one.
+void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& shard,
+                       const std::vector<std::string>& inputs = {});
+void write_cache_index(const std::string& dir, const CacheInfo& info);
+// empty.safetensors / samples.safetensors: ctx [k,L,D], pooled [k,D] and the prompts.
+void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
+                         const std::vector<std::string>& prompts);
+
+// The whole cache in memory (float32), images indexed 0..N−1 across shards.
+struct LatentCache {
+  CacheInfo info;
+  torch::Tensor mean, std;                        // [N,C,h,w]
+  torch::Tensor ctx, pooled;                      // [M,L,D], [M,D]
+  std::vector<std::vector<int64_t>> captions_of;  // image -> caption rows (may be empty)
+  std::vector<std::string> paths;                 // image -> source file
+  torch::Tensor empty_ctx, empty_pooled;          // [1,L,D], [1,D]
+  torch::Tensor sample_ctx, sample_pooled;        // [k,L,D], [k,D] (k may be 0)
+  std::vector<std::string> sample_prompts;
+
+  int64_t size() const { return mean.defined() ? mean.size(0) : 0; }
+  // Throws naming the folder or file at fault (missing cache.json, missing shard, shapes).
+  static LatentCache load(const std::string& dir);
+};
+
+}  // namespace luminars

@@ -1,0 +1,28 @@
+// What a training run tells: RUN/log.jsonl (one JSON object per step / validation), a progress
+// line on stderr (stage, step, loss, img/s, ETA) and RUN/loss.png.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace luminars {
+
+class TrainingLog {
+ public:
+  // Opens RUN/log.jsonl for appending; earlier records (a resumed run) are read back for the plot.
+  explicit TrainingLog(const std::string& run_dir);
+  ~TrainingLog();
+  void train_step(int64_t step, int stage, double loss, double lr, double grad_norm, double img_per_s);
+  void validation(int64_t step, int stage, double val_loss);
+  // steps_done/steps_total count this run's steps; elapsed in seconds.
+  void progress(int stage, int64_t step, int64_t steps_done, int64_t steps_total, double loss, double img_per_s,
+                double elapsed);
+  void plot();    // rewrites RUN/loss.png
+  void finish();  // final plot, ends the progress line
+
+ private:
+  struct Impl;
+  Impl* impl_;
+};
+
+}  // namespace luminars

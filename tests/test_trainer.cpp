@@ -1,0 +1,312 @@
+// The staged trainer: what each stage trains, the optimizer, schedule, batches, checkpoints and
+// bit-exact resume, on a small synthetic latent cache.
+#include <luminars/luminars.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/image.h"
+#include "core/module_state.h"
+#include "core/tensor_io.h"
+#include "test_support.h"
+#include "train/adamw.h"
+#include "train/batch_sampler.h"
+#include "train/latent_cache.h"
+#include "train/run_checkpoint.h"
+#include "train/schedule.h"
+#include "train/stages.h"
+#include "train/trainer.h"
+
+namespace luminars {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A cache of `n` random 4×8×8 latents with 7-token, 40-wide text (the tiny preset's sizes).
+void make_cache(const std::string& dir, int64_t n = 12) {
+  fs::create_directories(dir);
+  auto gen = make_generator(99);
+  CacheInfo info;
+  info.resolution = 16;
+  info.latent_channels = 4;
+  info.latent_size = 8;
+  info.text_dim = 40;
+  info.context_length = 7;
+  const int64_t per_shard = 5;
+  for (int64_t s = 0, start = 0; start < n; ++s, start += per_shard) {
+    const int64_t k = std::min(per_shard, n - start);
+    CacheShard sh;
+    sh.mean = torch::randn({k, 4, 8, 8}, gen);
+    sh.std = torch::rand({k, 4, 8, 8}, gen) * 0.1;
+    std::vector<int64_t> item;
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t c = 0; c < 1 + (start + i) % 2; ++c) item.push_back(i);  // 1 or 2 captions
+    sh.caption_item = torch::tensor(item, torch::kInt64);
+    sh.ctx = torch::randn({sh.caption_item.size(0), 7, 40}, gen);
+    sh.pooled = torch::randn({sh.caption_item.size(0), 40}, gen);
+    for (int64_t i = 0; i < k; ++i) sh.paths.push_back("img" + std::to_string(start + i) + ".png");
+    write_cache_shard(dir, s, sh);
+    info.shards.push_back(shard_name(s));
+    info.items += k;
+    info.captions += sh.caption_item.size(0);
+  }
+  write_cache_prompts(dir + "/empty.safetensors", torch::randn({1, 7, 40}, gen), torch::randn({1, 40}, gen), {""});
+  write_cache_prompts(dir + "/samples.safetensors", torch::randn({2, 7, 40}, gen), torch::randn({2, 40}, gen), {"a", "b"});
+  write_cache_index(dir, info);
+}
+
+TrainOptions small_options(const std::string& cache, const std::string& out) {
+  TrainOptions o;
+  o.cache_dir = cache;
+  o.out_dir = out;
+  o.config = Config::preset("tiny");
+  o.batch_size = 4;
+  o.warmup = 2;
+  o.validate_every = 2;
+  o.sample_every = 0;
+  o.checkpoint_every = 2;
+  o.val_fraction = 0.2;
+  o.quiet = true;
+  o.seed = 5;
+  return o;
+}
+
+std::map<std::string, torch::Tensor> load(const std::string& path) { return load_tensors(path); }
+
+void expect_same_tensors(const std::map<std::string, torch::Tensor>& a, const std::map<std::string, torch::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (const auto& [name, t] : a) EXPECT_TRUE(torch::equal(t, b.at(name))) << name;
+}
+
+TEST(Stages, WhatEachStageTrains) {
+  EXPECT_TRUE(trains_in_stage("unet.down.0.blocks.0.dwconv.weight", 1));
+  EXPECT_TRUE(trains_in_stage("unet.mid.attn.in_proj_weight", 3));
+  EXPECT_TRUE(trains_in_stage("unet.down.0.blocks.0.attn.q.weight", 2));
+  EXPECT_TRUE(trains_in_stage("unet.mid.blocks.1.attn.kv.weight", 2));
+  EXPECT_TRUE(trains_in_stage("unet.up.2.blocks.0.attn.norm.bias", 2));
+  EXPECT_TRUE(trains_in_stage("context_embed.3.weight", 2));
+  EXPECT_FALSE(trains_in_stage("unet.mid.attn.in_proj_weight", 2));
+  EXPECT_FALSE(trains_in_stage("unet.mid.attn.out_proj.weight", 2));
+  EXPECT_FALSE(trains_in_stage("unet.down.0.blocks.0.ada.weight", 2));
+  EXPECT_FALSE(trains_in_stage("time_embed.0.weight", 2));
+  EXPECT_THROW(trains_in_stage("stem.weight", 4), Error);
+  EXPECT_DOUBLE_EQ(default_stage_lr(1), 1e-4);
+  EXPECT_DOUBLE_EQ(default_stage_lr(2), 1e-5);
+  EXPECT_DOUBLE_EQ(default_stage_lr(3), 1e-6);
+}
+
+TEST(Stages, FrozenParametersAreNotInTheOptimizer) {
+  LuminaRS model(Config::preset("default"));
+  auto trainable = apply_stage(model, 2);
+  AdamW opt(trainable, {});
+  int64_t n = 0;
+  for (const auto& name : opt.parameter_names()) {
+    EXPECT_TRUE(trains_in_stage(name, 2)) << name;
+    n += model->named_parameters()[name].numel();
+  }
+  // Cross-attention of 2·(2+2+3)+2 = 16 blocks plus context_embed.
+  int64_t expect = 0;
+  for (const auto& p : model->named_parameters()) {
+    EXPECT_EQ(p.value().requires_grad(), trains_in_stage(p.key(), 2)) << p.key();
+    if (trains_in_stage(p.key(), 2)) expect += p.value().numel();
+  }
+  EXPECT_EQ(n, expect);
+  EXPECT_GT(n, 0);
+  EXPECT_LT(n, count_parameters(*model) / 2);
+  EXPECT_EQ(apply_stage(model, 1).size(), model->parameters().size());
+}
+
+TEST(AdamW, MatchesLibTorchAdamW) {
+  torch::manual_seed(3);
+  auto a = torch::randn({5, 3}).requires_grad_(true);
+  auto b = a.detach().clone().requires_grad_(true);
+  AdamW mine({{"a", a}}, {1e-2, 0.9, 0.99, 1e-8, 0.05});
+  torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.05));
+  for (int i = 0; i < 5; ++i) {
+    auto target = torch::randn({5, 3});
+    mine.zero_grad();
+    ref.zero_grad();
+    (a - target).pow(2).sum().backward();
+    (b - target).pow(2).sum().backward();
+    mine.step();
+    ref.step();
+  }
+  EXPECT_LT(test::rel_error(a, b), 1e-6);
+  EXPECT_EQ(mine.steps_taken(), 5);
+}
+
+TEST(Schedule, WarmupThenConstantOrCosine) {
+  EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 0, 100, 10, LrDecay::Constant), 0.1);
+  EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 9, 100, 10, LrDecay::Constant), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 50, 100, 10, LrDecay::Constant), 1.0);
+  EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 10, 110, 10, LrDecay::Cosine, 0.0), 1.0);
+  EXPECT_NEAR(scheduled_lr(1.0, 60, 110, 10, LrDecay::Cosine, 0.0), 0.5, 1e-12);
+  EXPECT_NEAR(scheduled_lr(1.0, 110, 110, 10, LrDecay::Cosine, 0.1), 0.1, 1e-12);
+  EXPECT_THROW(lr_decay_from_name("linear"), Error);
+}
+
+TEST(Batches, DeterministicDropoutAndSplit) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"), 40);
+  auto cache = LatentCache::load(dir.file("cache"));
+  EXPECT_EQ(cache.size(), 40);
+  EXPECT_EQ(cache.paths[7], "img7.png");
+  EXPECT_EQ(cache.captions_of[1].size(), 2u);
+  auto [train, val] = split_items(40, 0.1, 1);
+  EXPECT_EQ(val.size(), 4u);
+  EXPECT_EQ(train.size(), 36u);
+  EXPECT_EQ(split_items(40, 0.1, 1).second, val);
+  EXPECT_EQ(split_items(2, 0.01, 1).second.size(), 1u);  // at least one held out
+
+  BatchSampler s1(cache, train, 7, 0.1, TimeSampling::LogitNormal), s2(cache, train, 7, 0.1, TimeSampling::LogitNormal);
+  auto a = s1.sample(123, 8), b = s2.sample(123, 8), c = s1.sample(124, 8);
+  EXPECT_TRUE(torch::equal(a.x_clean, b.x_clean));
+  EXPECT_TRUE(torch::equal(a.noise, b.noise));
+  EXPECT_TRUE(torch::equal(a.t, b.t));
+  EXPECT_TRUE(torch::equal(a.ctx, b.ctx));
+  EXPECT_FALSE(torch::equal(a.noise, c.noise));
+  EXPECT_TRUE((a.t > 0).all().item<bool>() && (a.t < 1).all().item<bool>());
+  // Caption dropout: about 10% of samples carry the empty prompt.
+  int64_t dropped = 0, total = 0;
+  for (int64_t i = 0; i < 100; ++i) {
+    auto batch = s1.sample(i, 8);
+    for (int64_t j = 0; j < 8; ++j, ++total) dropped += torch::equal(batch.pooled[j], cache.empty_pooled[0]);
+  }
+  EXPECT_GT(dropped, total * 5 / 100);
+  EXPECT_LT(dropped, total * 15 / 100);
+}
+
+TEST(Trainer, Stage2ChangesOnlyCrossAttention) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  LuminaRS init(Config::preset("tiny") /* text_dim 40 as the cache */);
+  for (auto& p : init->parameters()) {
+    torch::NoGradGuard g;
+    p.add_(torch::randn_like(p) * 0.05);
+  }
+  save_denoiser(init, dir.file("init.safetensors"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.stages = {2};
+  o.steps = {4};
+  o.lr = {1e-3};
+  o.init = dir.file("init.safetensors");
+  auto r = train(o);
+  EXPECT_TRUE(r.finished);
+  auto before = load(dir.file("init.safetensors"));
+  auto after = load(r.checkpoint + "/denoiser.safetensors");
+  int changed = 0;
+  for (const auto& [name, t] : before) {
+    if (trains_in_stage(name, 2)) {
+      changed += !torch::equal(t, after.at(name));
+    } else {
+      EXPECT_TRUE(torch::equal(t, after.at(name))) << name << " changed in stage 2";
+    }
+  }
+  EXPECT_GT(changed, 10);
+}
+
+TEST(Trainer, ResumeIsBitExact) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto straight = small_options(dir.file("cache"), dir.file("straight"));
+  straight.stages = {1, 2};
+  straight.steps = {4, 2};
+  straight.grad_accum = 2;
+  auto r1 = train(straight);
+  ASSERT_TRUE(r1.finished);
+  EXPECT_EQ(r1.global_step, 6);
+
+  auto halves = straight;
+  halves.out_dir = dir.file("halves");
+  halves.stop_after = 3;
+  auto r2 = train(halves);
+  EXPECT_FALSE(r2.finished);
+  EXPECT_EQ(r2.global_step, 3);
+  halves.resume = true;
+  auto r3 = train(halves);
+  EXPECT_TRUE(r3.finished);
+  EXPECT_EQ(r3.global_step, 6);
+  for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"})
+    expect_same_tensors(load(r1.checkpoint + "/" + f), load(r3.checkpoint + "/" + f));
+  EXPECT_EQ(r1.last_loss, r3.last_loss);
+}
+
+TEST(Trainer, CheckpointsLogsAndPlots) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.steps = {6};
+  o.keep_checkpoints = 2;
+  auto r = train(o);
+  ASSERT_TRUE(r.finished);
+  EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
+  EXPECT_EQ(fs::path(r.checkpoint).filename(), "step-0000006");
+  int kept = 0;
+  for (const auto& e : fs::directory_iterator(dir.file("run/checkpoints"))) kept += e.is_directory();
+  EXPECT_EQ(kept, 2);  // step 4 and 6; step 2 pruned
+  // The JSONL log: 6 training lines and validation at steps 2, 4, 6.
+  std::ifstream log(dir.file("run/log.jsonl"));
+  std::string line;
+  int train_lines = 0, val_lines = 0;
+  while (std::getline(log, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] == "train") ++train_lines;
+    if (j["type"] == "val") {
+      ++val_lines;
+      EXPECT_GT(j["val_loss"].get<double>(), 0);
+    }
+  }
+  EXPECT_EQ(train_lines, 6);
+  EXPECT_EQ(val_lines, 3);
+  auto plot = load_image(dir.file("run/loss.png"));
+  EXPECT_GT(plot.width, 100);
+  // A half-written checkpoint (killed during a save) does not disturb `latest`.
+  fs::create_directories(dir.file("run/checkpoints/.tmp-step-0000008"));
+  test::write_text(dir.file("run/checkpoints/.tmp-step-0000008/denoiser.safetensors"), "partial");
+  EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
+}
+
+TEST(Trainer, SampleGridThroughDecodeHook) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.steps = {2};
+  o.sample_every = 2;
+  TrainHooks hooks;
+  int calls = 0;
+  hooks.decode = [&](const torch::Tensor& latents) {
+    ++calls;
+    EXPECT_EQ(latents.sizes(), torch::IntArrayRef({2, 4, 8, 8}));
+    return torch::tanh(latents.narrow(1, 0, 3));  // a stand-in decoder: [2,3,8,8]
+  };
+  train(o, hooks);
+  EXPECT_EQ(calls, 1);
+  auto grid = load_image(dir.file("run/samples/step-0000002.png"));
+  EXPECT_EQ(grid.width, 8 * 2 + 2);
+  EXPECT_EQ(grid.height, 8);
+}
+
+TEST(Trainer, BadOptionsAndMissingCache) {
+  test::TempDir dir;
+  auto o = small_options(dir.file("nope"), dir.file("run"));
+  try {
+    train(o);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no training cache at " + dir.file("nope")), std::string::npos) << e.what();
+  }
+  make_cache(dir.file("cache"));
+  o.cache_dir = dir.file("cache");
+  o.stages = {1, 2};
+  o.steps = {1};
+  EXPECT_THROW(train(o), Error);
+  o.stages = {4};
+  EXPECT_THROW(train(o), Error);
+  o.stages = {1};
+  o.batch_size = 0;
+  EXPECT_THROW(train(o), Error);
+}
+
+}  // namespace
+}  // namespace luminars

@@ -1,0 +1,128 @@
+// luminars prepare / train: the latent cache, then the staged trainer (DESIGN §5).
+#include <filesystem>
+#include <iostream>
+
+#include "commands.h"
+#include "core/device.h"
+#include "core/error.h"
+#include "model/checkpoint.h"
+#include "pipeline/model_folder.h"
+#include "pipeline/prepare.h"
+#include "train/latent_cache.h"
+#include "train/trainer.h"
+#include "vae/autoencoder_kl.h"
+
+namespace luminars::cli {
+
+namespace fs = std::filesystem;
+
+void register_prepare(CLI::App& app, GlobalOptions& g) {
+  auto o = std::make_shared<PrepareOptions>();
+  auto device = std::make_shared<std::string>("auto");
+  auto* cmd = app.add_subcommand("prepare", "encode a captioned image folder once into a training cache");
+  cmd->add_option("--data", o->data_dir, "image folder: imagefolder (metadata.jsonl) or .txt captions")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--vae", o->vae, "diffusers vae/ folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--text-encoder", o->text_encoder, "transformers text_encoder/ folder")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer/ folder (vocab.json, merges.txt)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", o->out_dir, "cache folder to write (resumes when it exists)")->required();
+  cmd->add_option("--resolution", o->resolution, "training resolution in pixels")->capture_default_str()->check(CLI::Range(16, 4096));
+  cmd->add_option("--caption-column", o->caption_column, "metadata.jsonl caption column")->capture_default_str();
+  cmd->add_option("--shard-size", o->shard_size, "images per shard")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--batch", o->batch_size, "images per VAE call")->capture_default_str()->check(CLI::Range(1, 1024));
+  cmd->add_option("--sample-prompts", o->sample_prompts, "captions kept for training sample grids")->capture_default_str();
+  cmd->add_flag("--penultimate", o->penultimate, "use CLIP's penultimate hidden state as ctx");
+  cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
+  cmd->callback([o, device, &g] {
+    apply_global(g);
+    o->device = device_from_name(*device);
+    auto s = prepare(*o);
+    std::cout << s.text << "\n";
+  });
+}
+
+void register_train(CLI::App& app, GlobalOptions& g) {
+  auto o = std::make_shared<TrainOptions>();
+  struct Extra {
+    std::string preset = "small", config, stage = "1", device = "auto", decay = "constant", time_sampling = "logit-normal";
+    std::vector<int64_t> steps{1000};
+    std::vector<double> lr;
+    bool no_bf16 = false;
+  };
+  auto x = std::make_shared<Extra>();
+  auto* cmd = app.add_subcommand("train", "train the denoiser on a prepared cache, in stages");
+  cmd->add_option("--cache", o->cache_dir, "cache folder from `luminars prepare`")->required();
+  cmd->add_option("--out", o->out_dir, "run folder: checkpoints, log.jsonl, loss.png, samples/, model/")->required();
+  auto* preset = cmd->add_option("--preset", x->preset, "model configuration: default, small, tiny")->capture_default_str();
+  cmd->add_option("--config", x->config, "model configuration JSON file")->check(CLI::ExistingFile)->excludes(preset);
+  cmd->add_option("--stage", x->stage, "1, 2, 3 or all (1 then 2 then 3)")->capture_default_str();
+  cmd->add_option("--steps", x->steps, "optimizer steps; with --stage all, one count per stage")->capture_default_str();
+  cmd->add_option("--lr", x->lr, "learning rate(s), one per stage (default 1e-4, 1e-5, 1e-6)");
+  cmd->add_option("--init", o->init, "denoiser .safetensors to start from")->check(CLI::ExistingFile);
+  cmd->add_option("--batch", o->batch_size, "images per micro-batch")->capture_default_str()->check(CLI::Range(1, 65536));
+  cmd->add_option("--grad-accum", o->grad_accum, "micro-batches per optimizer step")->capture_default_str()->check(CLI::Range(1, 4096));
+  cmd->add_option("--beta1", o->beta1, "AdamW beta1")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--beta2", o->beta2, "AdamW beta2")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--adam-eps", o->adam_eps, "AdamW epsilon")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--weight-decay", o->weight_decay, "AdamW weight decay")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--warmup", o->warmup, "linear warm-up steps per stage")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--lr-schedule", x->decay, "after warm-up: constant or cosine")->capture_default_str();
+  cmd->add_option("--clip-grad", o->clip_grad, "max gradient norm (0 = off)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("--ema", o->ema_decay, "EMA decay of the weights")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
+  cmd->add_option("--caption-dropout", o->caption_dropout, "probability of the empty prompt")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--time-sampling", x->time_sampling, "logit-normal or uniform")->capture_default_str();
+  cmd->add_flag("--grad-last-recursion", o->grad_last_recursion_only, "backpropagate through the last recursion only");
+  cmd->add_option("--checkpoint-every", o->checkpoint_every, "steps between checkpoints")->capture_default_str();
+  cmd->add_option("--keep-checkpoints", o->keep_checkpoints, "checkpoints kept")->capture_default_str();
+  cmd->add_option("--validate-every", o->validate_every, "steps between validation losses (0 = off)")->capture_default_str();
+  cmd->add_option("--sample-every", o->sample_every, "steps between sample grids (0 = off)")->capture_default_str();
+  cmd->add_option("--val-fraction", o->val_fraction, "held-out fraction of the images")->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--seed", o->seed, "seed of data order, noise and t")->capture_default_str();
+  cmd->add_option("--device", x->device, "auto, cpu or cuda")->capture_default_str();
+  cmd->add_flag("--no-bf16", x->no_bf16, "no bf16 autocast on CUDA");
+  cmd->add_flag("--resume", o->resume, "continue from the run's latest checkpoint");
+  cmd->add_option("--stop-after", o->stop_after, "stop (with a checkpoint) after this many steps");
+  cmd->callback([o, x, &g] {
+    apply_global(g);
+    o->device = device_from_name(x->device);
+    o->bf16 = !x->no_bf16;
+    o->decay = lr_decay_from_name(x->decay);
+    o->time_sampling = time_sampling_from_name(x->time_sampling);
+    o->config = x->config.empty() ? Config::preset(x->preset) : Config::from_file(x->config);
+    if (x->stage == "all") {
+      o->stages = {1, 2, 3};
+    } else if (x->stage == "1" || x->stage == "2" || x->stage == "3") {
+      o->stages = {std::stoi(x->stage)};
+    } else {
+      throw Error("--stage must be 1, 2, 3 or all, got '" + x->stage + "'");
+    }
+    o->steps = x->steps;
+    if (o->stages.size() == 3 && o->steps.size() == 1) o->steps = {x->steps[0], x->steps[0], x->steps[0]};
+    o->lr = x->lr;
+    if (o->resume && !latest_checkpoint(o->out_dir)) std::cerr << "no checkpoint in " << o->out_dir << ": starting fresh\n";
+    auto cache = LatentCache::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
+    TrainHooks hooks;
+    std::shared_ptr<AutoencoderKL> vae;
+    if (o->sample_every > 0 && !cache.info.vae.empty() && fs::exists(cache.info.vae)) {
+      VaeLoadOptions vo;
+      vo.decoder_only = true;
+      vo.device = o->device;
+      vae = std::make_shared<AutoencoderKL>(AutoencoderKL::from_dir(cache.info.vae, vo));
+      hooks.decode = [vae](const torch::Tensor& latents) { return (*vae)->decode((*vae)->from_denoiser(latents)).clamp(-1, 1); };
+    }
+    auto r = train(*o, hooks);
+    if (!r.finished) return;
+    // The final model folder: EMA weights, pointing at the cache's encoders and VAE.
+    ModelFolder m;
+    m.dir = (fs::path(o->out_dir) / "model").string();
+    m.text_encoder = cache.info.text_encoder;
+    m.tokenizer = cache.info.tokenizer;
+    m.vae = cache.info.vae;
+    m.resolution = cache.info.resolution;
+    fs::create_directories(fs::path(m.dir) / "denoiser");
+    export_ema_denoiser(r.checkpoint, m.path_of(m.denoiser));
+    m.save();
+    std::cout << "trained " << r.global_step << " steps, final loss " << r.last_loss << "; model folder: " << m.dir << "\n";
+  });
+}
+
+}  // namespace luminars::cli
