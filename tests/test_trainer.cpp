@@ -3,6 +3,7 @@
 #include <luminars/luminars.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <fstream>
 
 #include "core/error.h"
@@ -224,6 +225,7 @@ TEST(Trainer, ResumeIsBitExact) {
   EXPECT_FALSE(r2.finished);
   EXPECT_EQ(r2.global_step, 3);
   halves.resume = true;
+  halves.stop_after = 0;
   auto r3 = train(halves);
   EXPECT_TRUE(r3.finished);
   EXPECT_EQ(r3.global_step, 6);

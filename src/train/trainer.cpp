@@ -246,7 +246,8 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
         log.validation(state.global_step, stage, validation_loss(model, cache, val_items, o.device, o.batch_size));
       if (o.sample_every > 0 && (state.global_step % o.sample_every == 0 || (last && si + 1 == o.stages.size())))
         write_sample_grid(model, ema, cache, hooks, (fs::path(o.out_dir) / "samples" / (step_name(state.global_step) + ".png")).string(), o.device);
-      const bool stop = g_stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after);
+      const bool run_done = last && si + 1 == o.stages.size();
+      const bool stop = !run_done && (g_stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
       if (last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0)) {
         RunState saved = state;
         saved.stage_index = static_cast<int64_t>(si);
