@@ -1,44 +1,68 @@
-// Denoiser forward time per sampling step (inference, no autograd) on the CPU.
-// Compare with bench/reference_denoiser.py run in the same session: bench/compare_denoiser.sh.
+// Denoiser on the CPU: one sampling step (forward, no autograd) and one training step (forward,
+// backward, AdamW) of the default preset. bench/compare_with_reference.sh runs these beside the
+// PyTorch reference (bench/reference_denoiser.py) in the same session.
+// Arguments: {batch, latent side}.
 #include <benchmark/benchmark.h>
 #include <luminars/luminars.h>
 
 #include "core/threads.h"
+#include "train/adamw.h"
 
 namespace {
 
-void BM_DenoiserForward(benchmark::State& state, const std::string& preset, int64_t batch, int64_t side) {
-  luminars::configure_threads(static_cast<int>(state.range(0)));
-  torch::manual_seed(0);
-  luminars::Config cfg = luminars::Config::preset(preset);
-  luminars::LuminaRS model(cfg);
-  model->eval();
-  for (auto& p : model->parameters()) {  // non-zero ada/out so every pass does real work
-    torch::NoGradGuard g;
-    if (p.abs().max().item<float>() == 0.f) p.normal_(0, 0.02);
+struct Setup {
+  luminars::Config cfg = luminars::Config::preset("default");
+  luminars::LuminaRS model{nullptr};
+  torch::Tensor x, t, ctx, pooled;
+  Setup(int64_t batch, int64_t side) {
+    luminars::configure_threads();
+    torch::manual_seed(0);
+    model = luminars::LuminaRS(cfg);
+    for (auto& p : model->parameters()) {  // non-zero ada/out so every pass does real work
+      torch::NoGradGuard g;
+      if (p.abs().max().item<float>() == 0.f) p.normal_(0, 0.02);
+    }
+    x = torch::randn({batch, cfg.latent_channels, side, side});
+    t = torch::full({batch}, 0.5f);
+    ctx = torch::randn({batch, 77, cfg.text_dim});
+    pooled = torch::randn({batch, cfg.text_dim});
   }
+};
+
+void BM_SamplingStep(benchmark::State& state) {
+  Setup s(state.range(0), state.range(1));
+  s.model->eval();
   c10::InferenceMode guard;
-  auto x = torch::randn({batch, cfg.latent_channels, side, side});
-  auto t = torch::full({batch}, 0.5f);
-  auto ctx = torch::randn({batch, 77, cfg.text_dim});
-  auto pooled = torch::randn({batch, cfg.text_dim});
-  for (int i = 0; i < 2; ++i) model->forward(x, t, ctx, pooled);  // warm-up
+  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, s.ctx, s.pooled);  // warm-up
   for (auto _ : state) {
-    auto v = model->forward(x, t, ctx, pooled);
+    auto v = s.model->forward(s.x, s.t, s.ctx, s.pooled);
     benchmark::DoNotOptimize(v.data_ptr());
   }
   state.counters["threads"] = torch::get_num_threads();
 }
 
+void BM_TrainingStep(benchmark::State& state) {
+  Setup s(state.range(0), state.range(1));
+  s.model->train();
+  luminars::NamedTensors params;
+  for (const auto& p : s.model->named_parameters()) params.emplace_back(p.key(), p.value());
+  luminars::AdamW opt(params, {});
+  auto noise = torch::randn_like(s.x);
+  auto step = [&] {
+    opt.zero_grad();
+    auto loss = luminars::flow_matching_loss(s.model, s.x, noise, s.t, s.ctx, s.pooled);
+    loss.backward();
+    opt.step();
+    return loss;
+  };
+  step();  // warm-up
+  for (auto _ : state) benchmark::DoNotOptimize(step().item<float>());
+  state.counters["img/s"] = benchmark::Counter(static_cast<double>(state.range(0)) * state.iterations(), benchmark::Counter::kIsRate);
+  state.counters["threads"] = torch::get_num_threads();
+}
+
 }  // namespace
 
-// Argument: thread count (0 = every available core).
-BENCHMARK_CAPTURE(BM_DenoiserForward, default_b1_32x32, std::string("default"), 1, 32)
-    ->Arg(0)
-    ->Unit(benchmark::kMillisecond)
-    ->MinTime(2.0);
-BENCHMARK_CAPTURE(BM_DenoiserForward, default_b2_32x32, std::string("default"), 2, 32)
-    ->Arg(0)
-    ->Unit(benchmark::kMillisecond)
-    ->MinTime(2.0);
+BENCHMARK(BM_SamplingStep)->Args({1, 32})->Args({2, 32})->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_TrainingStep)->Args({32, 32})->Args({4, 32})->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK_MAIN();

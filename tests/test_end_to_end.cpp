@@ -1,0 +1,110 @@
+// End to end on the CPU, as a user runs it: captioned PNGs -> `luminars prepare` with the fixture
+// VAE and text encoder -> `luminars train --stage all` -> `luminars generate` -> a PNG.
+#include <filesystem>
+
+#include "core/image.h"
+#include "core/safetensors.h"
+#include "test_support.h"
+
+namespace luminars {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Simple pictures: a coloured disc or square on a tinted background, 48×40 (cropped to 32²).
+void write_pictures(const std::string& dir, int n) {
+  fs::create_directories(dir);
+  const char* colours[] = {"red", "green", "blue", "yellow"};
+  for (int i = 0; i < n; ++i) {
+    Image img;
+    img.width = 48;
+    img.height = 40;
+    img.rgb.resize(48 * 40 * 3);
+    const int c = i % 4;
+    const bool disc = i % 2 == 0;
+    for (int y = 0; y < 40; ++y)
+      for (int x = 0; x < 48; ++x) {
+        const bool in = disc ? (x - 24) * (x - 24) + (y - 20) * (y - 20) < 120 : std::abs(x - 24) < 10 && std::abs(y - 20) < 10;
+        uint8_t* p = &img.rgb[(static_cast<std::size_t>(y) * 48 + x) * 3];
+        p[0] = in ? (c == 0 || c == 3 ? 230 : 20) : 240;
+        p[1] = in ? (c == 1 || c == 3 ? 200 : 30) : 235;
+        p[2] = in ? (c == 2 ? 220 : 40) : 225;
+      }
+    const std::string stem = dir + "/pic" + std::to_string(i);
+    save_png(stem + ".png", img);
+    test::write_text(stem + ".txt", std::string("a ") + colours[c] + (disc ? " disc" : " square") + "\nsimple " +
+                                        (disc ? "circle" : "box") + " drawing\n");
+  }
+  test::write_text(dir + "/broken.png", "this is not a png");
+  test::write_text(dir + "/broken.txt", "a broken file");
+}
+
+TEST(EndToEnd, PrepareTrainGenerate) {
+  LUMINARS_REQUIRE_FIXTURES();
+  const std::string fx = test::fixtures_dir();
+  const std::string vae = fx + "/vae_tiny_16ch", te = fx + "/clip_text_tiny", tok = fx + "/clip_tokenizer";
+  test::TempDir dir;
+  write_pictures(dir.file("data"), 6);
+
+  // 1. Prepare: 6 pictures + 1 unreadable file, shards of 2.
+  const std::string prepare = "prepare --data " + dir.file("data") + " --vae " + vae + " --text-encoder " + te +
+                              " --tokenizer " + tok + " --resolution 32 --shard-size 2 --out " + dir.file("cache");
+  auto r = test::run_cli(prepare);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("prepared 6 images and 12 captions in 4 shards (0 reused"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("1 unreadable"), std::string::npos) << r.output;
+  {
+    safetensors::Reader shard(dir.file("cache/shard-00001.safetensors"));
+    EXPECT_EQ(shard.at("mean").shape, (std::vector<int64_t>{2, 16, 16, 16}));
+    EXPECT_EQ(shard.at("ctx").shape, (std::vector<int64_t>{4, 77, 32}));
+  }
+
+  // A prepare killed before it finished (index and one shard gone) resumes with the other shards.
+  fs::remove(dir.file("cache/cache.json"));
+  fs::remove(dir.file("cache/shard-00002.safetensors"));
+  r = test::run_cli(prepare);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("in 4 shards (3 reused"), std::string::npos) << r.output;
+
+  // 2. Train every stage a few steps (the tiny preset; text and latent sizes come from the cache).
+  r = test::run_cli("train --cache " + dir.file("cache") + " --out " + dir.file("run") +
+                    " --preset tiny --stage all --steps 3 --batch 2 --warmup 1 --checkpoint-every 2 --validate-every 3"
+                    " --sample-every 9 --val-fraction 0.2 --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("trained 9 steps"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(dir.file("run/model/luminars.json")));
+  EXPECT_TRUE(fs::exists(dir.file("run/model/denoiser/model.safetensors")));
+  EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-0000009/optimizer.safetensors")));
+  EXPECT_TRUE(fs::exists(dir.file("run/loss.png")));
+  auto grid = load_image(dir.file("run/samples/step-0000009.png"));
+  EXPECT_EQ(grid.width, 2 * 32 + 2);  // 4 sample prompts: a 2×2 grid of 32² images
+
+  // 3. Generate with the trained model folder: one image, then a batch as a grid.
+  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --steps 4 --seed 1 --quiet --device cpu --out " +
+                    dir.file("out/one.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto one = load_image(dir.file("out/one.png"));
+  EXPECT_EQ(one.width, 32);
+  EXPECT_EQ(one.height, 32);
+  r = test::run_cli("generate --model " + dir.file("run/model") +
+                    " --prompt 'a blue square' --negative 'red' --sampler heun --cfg 3 --batch 4 --size 64 --quiet --out " +
+                    dir.file("out/grid.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto g4 = load_image(dir.file("out/grid.png"));
+  EXPECT_EQ(g4.width, 2 * 64 + 2);
+  EXPECT_EQ(g4.height, 2 * 64 + 2);
+
+  // Bad input: clear one-line errors.
+  r = test::run_cli("generate --model " + dir.file("nope") + " --prompt x --out " + dir.file("x.png"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("model folder not found: " + dir.file("nope")), std::string::npos) << r.output;
+  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt x --size 34 --quiet --out " + dir.file("x.png"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("size 34 must be a multiple of 4"), std::string::npos) << r.output;
+  r = test::run_cli("train --cache " + dir.file("nocache") + " --out " + dir.file("run2") + " --device cpu");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("no training cache at"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace luminars
