@@ -12,5 +12,6 @@ struct GlobalOptions {
 void apply_global(const GlobalOptions& g);
 
 void register_info(CLI::App& app, GlobalOptions& g);
+void register_vae(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

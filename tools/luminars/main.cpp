@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
       ->check(CLI::Range(0, 1024));
   register_info(app, g);
+  register_vae(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
