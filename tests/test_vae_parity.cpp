@@ -68,6 +68,19 @@ TEST_P(VaeParity, DenoiserScalingRoundTrips) {
   EXPECT_LE(test::rel_error(vae->from_denoiser(x), z), 1e-6);
 }
 
+// The modules themselves stay differentiable (SiLU in place only without autograd): gradients
+// reach the latents through the frozen decoder, and the output is the same.
+TEST_P(VaeParity, DecoderModuleWithAutograd) {
+  auto vae = AutoencoderKL::from_dir(dir, {.decoder_only = true});
+  auto z = e("latent_mean").clone().requires_grad_(true);
+  auto h = vae->post_quant_conv ? vae->post_quant_conv(z) : z;
+  auto images = vae->decoder(h);
+  EXPECT_LE(test::rel_error(images, e("decoded")), kTol);
+  images.square().sum().backward();
+  ASSERT_TRUE(z.grad().defined());
+  EXPECT_GT(z.grad().abs().sum().item<double>(), 0.0);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, VaeParity, ::testing::Values("vae_tiny_16ch", "vae_tiny_4ch"));
 
 TEST(VaeFixtureConfig, FieldsAsPublished) {

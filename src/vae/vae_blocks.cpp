@@ -21,6 +21,10 @@ nn::Conv2d conv3x3(int64_t c_in, int64_t c_out) {
 
 }  // namespace
 
+torch::Tensor silu_temporary(torch::Tensor t) {
+  return torch::GradMode::is_enabled() ? torch::silu(t) : torch::silu_(t);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ResnetBlock2D
 // ---------------------------------------------------------------------------------------------
@@ -34,8 +38,8 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t c_in, int64_t c_out, int64_t groups
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x) {
-  auto h = conv1(torch::silu(norm1(x)));
-  h = conv2(torch::silu(norm2(h)));
+  auto h = conv1(silu_temporary(norm1(x)));
+  h = conv2(silu_temporary(norm2(h)));
   return (conv_shortcut ? conv_shortcut(x) : x) + h;
 }
 

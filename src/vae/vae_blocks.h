@@ -8,6 +8,9 @@
 
 namespace luminars::vae {
 
+// SiLU of a temporary: in place when autograd is off (inference), saving one activation's memory.
+torch::Tensor silu_temporary(torch::Tensor t);
+
 // ResnetBlock2D: norm1, SiLU, conv1, norm2, SiLU, conv2, plus the input (through the 1×1
 // conv_shortcut when the width changes). Tensors: norm1, conv1, norm2, conv2[, conv_shortcut]
 struct ResnetBlock2DImpl : torch::nn::Module {
