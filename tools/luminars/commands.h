@@ -15,5 +15,6 @@ void register_info(CLI::App& app, GlobalOptions& g);
 void register_prepare(CLI::App& app, GlobalOptions& g);
 void register_train(CLI::App& app, GlobalOptions& g);
 void register_generate(CLI::App& app, GlobalOptions& g);
+void register_vae(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   register_prepare(app, g);
   register_train(app, g);
   register_generate(app, g);
+  register_vae(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
