@@ -40,7 +40,7 @@ GenerateResult generate(const GenerateOptions& o) {
   // 2. Encode the prompt (and the negative prompt for guidance), then release the text encoder.
   torch::Tensor ctx, pooled, null_ctx, null_pooled;
   {
-    auto text = TextEncoder::from_dirs(pick(o.text_encoder, folder.text_encoder), pick(o.tokenizer, folder.tokenizer), o.device);
+    auto text = TextEncoder::load(pick(o.text_encoder, folder.text_encoder), pick(o.tokenizer, folder.tokenizer), o.device);
     if (text.hidden_size() != cfg.text_dim)
       throw Error("the text encoder's hidden size " + std::to_string(text.hidden_size()) + " differs from the denoiser's text_dim " +
                   std::to_string(cfg.text_dim));

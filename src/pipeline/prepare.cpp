@@ -47,7 +47,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
   if (o.resolution % vae->downscale_factor() != 0)
     throw Error("resolution " + std::to_string(o.resolution) + " is not a multiple of the VAE's factor " +
                 std::to_string(vae->downscale_factor()));
-  auto text = TextEncoder::from_dirs(o.text_encoder, o.tokenizer, o.device);
+  auto text = TextEncoder::load(o.text_encoder, o.tokenizer, o.device);
   torch::NoGradGuard no_grad;
   fs::create_directories(o.out_dir);
 
