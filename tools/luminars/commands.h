@@ -12,5 +12,7 @@ struct GlobalOptions {
 void apply_global(const GlobalOptions& g);
 
 void register_info(CLI::App& app, GlobalOptions& g);
+void register_tokenize(CLI::App& app, GlobalOptions& g);
+void register_encode_text(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

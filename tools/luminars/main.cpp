@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
       ->check(CLI::Range(0, 1024));
   register_info(app, g);
+  register_tokenize(app, g);
+  register_encode_text(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
