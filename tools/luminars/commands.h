@@ -16,5 +16,7 @@ void register_prepare(CLI::App& app, GlobalOptions& g);
 void register_train(CLI::App& app, GlobalOptions& g);
 void register_generate(CLI::App& app, GlobalOptions& g);
 void register_vae(CLI::App& app, GlobalOptions& g);
+void register_tokenize(CLI::App& app, GlobalOptions& g);
+void register_encode_text(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   register_train(app, g);
   register_generate(app, g);
   register_vae(app, g);
+  register_tokenize(app, g);
+  register_encode_text(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

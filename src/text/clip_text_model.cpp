@@ -1,0 +1,360 @@
+#include "text/clip_text_model.h"
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <set>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/files.h"
+#include "core/module_state.h"
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+namespace F = torch::nn::functional;
+using json = nlohmann::json;
+
+namespace {
+
+const std::set<std::string> kActivations{"quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh"};
+// Buffers some published files still hold; the model recomputes them.
+const std::set<std::string> kIgnoredTensors{"text_model.embeddings.position_ids"};
+
+std::string shape_str(const std::vector<int64_t>& s) {
+  std::ostringstream o;
+  o << "[";
+  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
+  o << "]";
+  return o.str();
+}
+
+void check(bool ok, const std::string& message) {
+  if (!ok) throw Error("invalid CLIP text config: " + message);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// ClipTextConfig
+// ---------------------------------------------------------------------------------------------
+void ClipTextConfig::validate() const {
+  check(vocab_size > 0, "vocab_size must be positive");
+  check(hidden_size > 0, "hidden_size must be positive");
+  check(intermediate_size > 0, "intermediate_size must be positive");
+  check(num_hidden_layers > 0, "num_hidden_layers must be positive");
+  check(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
+        "num_attention_heads " + std::to_string(num_attention_heads) + " must divide hidden_size " +
+            std::to_string(hidden_size));
+  check(max_position_embeddings > 0, "max_position_embeddings must be positive");
+  check(!with_projection || projection_dim > 0, "projection_dim must be positive");
+  check(layer_norm_eps > 0, "layer_norm_eps must be positive");
+  check(kActivations.count(hidden_act) > 0,
+        "hidden_act '" + hidden_act + "' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)");
+}
+
+ClipTextConfig ClipTextConfig::from_json(const std::string& text, const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw Error(source + ": invalid JSON (" + e.what() + ")");
+  }
+  if (!j.is_object()) throw Error(source + ": expected a JSON object");
+  ClipTextConfig c;
+  // A whole CLIPConfig keeps the text tower's fields under "text_config", the projection beside it.
+  const json top = j;
+  if (j.contains("text_config") && j["text_config"].is_object()) j = j["text_config"];
+  auto get_int = [&](const json& obj, const char* key, int64_t& field) {
+    if (!obj.contains(key) || obj[key].is_null()) return;
+    if (!obj[key].is_number_integer()) throw Error(source + ": field '" + key + "' must be an integer");
+    field = obj[key].get<int64_t>();
+  };
+  get_int(j, "vocab_size", c.vocab_size);
+  get_int(j, "hidden_size", c.hidden_size);
+  get_int(j, "intermediate_size", c.intermediate_size);
+  get_int(j, "num_hidden_layers", c.num_hidden_layers);
+  get_int(j, "num_attention_heads", c.num_attention_heads);
+  get_int(j, "max_position_embeddings", c.max_position_embeddings);
+  get_int(j, "projection_dim", c.projection_dim);
+  get_int(top, "projection_dim", c.projection_dim);
+  get_int(j, "bos_token_id", c.bos_token_id);
+  get_int(j, "eos_token_id", c.eos_token_id);
+  get_int(j, "pad_token_id", c.pad_token_id);
+  if (j.contains("hidden_act")) {
+    if (!j["hidden_act"].is_string()) throw Error(source + ": field 'hidden_act' must be a string");
+    c.hidden_act = j["hidden_act"].get<std::string>();
+  }
+  if (j.contains("layer_norm_eps")) {
+    if (!j["layer_norm_eps"].is_number()) throw Error(source + ": field 'layer_norm_eps' must be a number");
+    c.layer_norm_eps = j["layer_norm_eps"].get<double>();
+  }
+  if (top.contains("architectures") && top["architectures"].is_array())
+    for (const auto& a : top["architectures"])
+      if (a == "CLIPTextModelWithProjection") c.with_projection = true;
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    throw Error(source + ": " + e.what());
+  }
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::from_file(const std::string& path) {
+  if (!fs::exists(path)) throw Error(path + ": file not found (CLIP text encoder config)");
+  return from_json(read_file(path), path);
+}
+
+ClipTextConfig ClipTextConfig::vit_l14() {
+  ClipTextConfig c;
+  c.hidden_size = 768;
+  c.intermediate_size = 3072;
+  c.num_hidden_layers = 12;
+  c.num_attention_heads = 12;
+  c.projection_dim = 768;
+  c.hidden_act = "quick_gelu";
+  c.bos_token_id = 0;  // as published (openai/clip-vit-large-patch14): the legacy ids
+  c.eos_token_id = 2;
+  c.with_projection = true;
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::vit_h14() {
+  ClipTextConfig c;
+  c.hidden_size = 1024;
+  c.intermediate_size = 4096;
+  c.num_hidden_layers = 24;
+  c.num_attention_heads = 16;
+  c.projection_dim = 1024;
+  c.hidden_act = "gelu";
+  c.bos_token_id = 0;
+  c.eos_token_id = 2;
+  c.with_projection = true;
+  return c;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frozen layers
+// ---------------------------------------------------------------------------------------------
+FrozenLinearImpl::FrozenLinearImpl(int64_t in, int64_t out, bool with_bias, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({out, in}, options), /*requires_grad=*/false);
+  if (with_bias) bias = register_parameter("bias", torch::empty({out}, options), /*requires_grad=*/false);
+}
+
+torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) { return torch::linear(x, weight, bias); }
+
+FrozenLayerNormImpl::FrozenLayerNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
+  weight = register_parameter("weight", torch::empty({dim}, options), /*requires_grad=*/false);
+  bias = register_parameter("bias", torch::empty({dim}, options), /*requires_grad=*/false);
+}
+
+torch::Tensor FrozenLayerNormImpl::forward(const torch::Tensor& x) {
+  return torch::layer_norm(x, {weight.size(0)}, weight, bias, eps);
+}
+
+FrozenEmbeddingImpl::FrozenEmbeddingImpl(int64_t rows, int64_t dim, const torch::TensorOptions& options) {
+  weight = register_parameter("weight", torch::empty({rows, dim}, options), /*requires_grad=*/false);
+}
+
+torch::Tensor FrozenEmbeddingImpl::forward(const torch::Tensor& ids) { return torch::embedding(weight, ids); }
+
+// ---------------------------------------------------------------------------------------------
+// Transformer layer
+// ---------------------------------------------------------------------------------------------
+ClipAttentionImpl::ClipAttentionImpl(const ClipTextConfig& c, const torch::TensorOptions& options)
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+  const int64_t d = c.hidden_size;
+  k_proj = register_module("k_proj", FrozenLinear(d, d, /*bias=*/true, options));
+  v_proj = register_module("v_proj", FrozenLinear(d, d, /*bias=*/true, options));
+  q_proj = register_module("q_proj", FrozenLinear(d, d, /*bias=*/true, options));
+  out_proj = register_module("out_proj", FrozenLinear(d, d, /*bias=*/true, options));
+}
+
+torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
+  const int64_t B = x.size(0), L = x.size(1), D = x.size(2);
+  auto split = [&](const torch::Tensor& t) { return t.view({B, L, heads, head_dim}).transpose(1, 2); };  // [B,H,L,hd]
+  auto q = split(q_proj(x)), k = split(k_proj(x)), v = split(v_proj(x));
+#if TORCH_VERSION_MAJOR >= 2
+  auto o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true);
+#else
+  auto a = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B,H,L,L]
+  auto o = torch::matmul((a + causal_mask).softmax(-1), v);                                             // [B,H,L,hd]
+#endif
+  return out_proj(o.transpose(1, 2).reshape({B, L, D}));  // [B,L,D]
+}
+
+ClipMlpImpl::ClipMlpImpl(const ClipTextConfig& c, const torch::TensorOptions& options) : act(c.hidden_act) {
+  fc1 = register_module("fc1", FrozenLinear(c.hidden_size, c.intermediate_size, /*bias=*/true, options));
+  fc2 = register_module("fc2", FrozenLinear(c.intermediate_size, c.hidden_size, /*bias=*/true, options));
+}
+
+torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
+  auto h = fc1(x);
+  if (act == "quick_gelu") h = h * torch::sigmoid(1.702 * h);
+  else if (act == "gelu") h = torch::gelu(h);  // exact (erf)
+  else h = torch::gelu(h, "tanh");              // gelu_new, gelu_pytorch_tanh
+  return fc2(h);
+}
+
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
+  self_attn = register_module("self_attn", ClipAttention(c, options));
+  layer_norm1 = register_module("layer_norm1", FrozenLayerNorm(c.hidden_size, c.layer_norm_eps, options));
+  mlp = register_module("mlp", ClipMlp(c, options));
+  layer_norm2 = register_module("layer_norm2", FrozenLayerNorm(c.hidden_size, c.layer_norm_eps, options));
+}
+
+torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
+  auto h = x + self_attn(layer_norm1(x), causal_mask);
+  return h + mlp(layer_norm2(h));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Embeddings, encoder, model
+// ---------------------------------------------------------------------------------------------
+ClipTextEmbeddingsImpl::ClipTextEmbeddingsImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
+  token_embedding = register_module("token_embedding", FrozenEmbedding(c.vocab_size, c.hidden_size, options));
+  position_embedding =
+      register_module("position_embedding", FrozenEmbedding(c.max_position_embeddings, c.hidden_size, options));
+}
+
+torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
+  const int64_t L = input_ids.size(1);
+  return token_embedding(input_ids) + position_embedding->weight.narrow(0, 0, L).unsqueeze(0);  // [B,L,D]
+}
+
+ClipEncoderImpl::ClipEncoderImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
+  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(ClipEncoderLayer(c, options));
+  register_module("layers", layers);
+}
+
+ClipTextTransformerImpl::ClipTextTransformerImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
+  embeddings = register_module("embeddings", ClipTextEmbeddings(c, options));
+  encoder = register_module("encoder", ClipEncoder(c, options));
+  final_layer_norm = register_module("final_layer_norm", FrozenLayerNorm(c.hidden_size, c.layer_norm_eps, options));
+}
+
+ClipTextModelImpl::ClipTextModelImpl(const ClipTextConfig& config, const torch::TensorOptions& options_in)
+    : config_(config) {
+  config_.validate();
+  const auto options = options_in.has_dtype() ? options_in : options_in.dtype(torch::kFloat32);
+  text_model = register_module("text_model", ClipTextTransformer(config_, options));
+  if (config_.with_projection)
+    text_projection = register_module(
+        "text_projection", FrozenLinear(config_.hidden_size, config_.projection_dim, /*bias=*/false, options));
+}
+
+torch::Device ClipTextModelImpl::device() const { return text_model->final_layer_norm->weight.device(); }
+
+ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids_in) {
+  if (input_ids_in.dim() != 2) throw Error("CLIP text model: input_ids must be [batch, tokens]");
+  const int64_t B = input_ids_in.size(0), L = input_ids_in.size(1);
+  if (L < 1 || L > config_.max_position_embeddings)
+    throw Error("CLIP text model: input_ids length " + std::to_string(L) + " is outside [1, max_position_embeddings " +
+                std::to_string(config_.max_position_embeddings) + "]");
+  auto input_ids = input_ids_in.to(device(), torch::kInt64);
+  if (B > 0) {
+    const int64_t lo = input_ids.min().item<int64_t>(), hi = input_ids.max().item<int64_t>();
+    if (lo < 0 || hi >= config_.vocab_size)
+      throw Error("CLIP text model: token id " + std::to_string(lo < 0 ? lo : hi) + " is outside the vocabulary (vocab_size " +
+                  std::to_string(config_.vocab_size) + ")");
+  }
+  // Causal mask: position i attends to positions ≤ i.
+  auto causal_mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(),
+                                 torch::TensorOptions().dtype(torch::kFloat32).device(input_ids.device()))
+                         .triu(1);  // [L,L]
+  auto x = text_model->embeddings(input_ids);  // [B,L,D]
+  ClipTextOutput out;
+  const auto& layers = *text_model->encoder->layers;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    if (i + 1 == layers.size()) out.penultimate_hidden_state = x;
+    x = layers[i]->as<ClipEncoderLayer>()->forward(x, causal_mask);
+  }
+  out.last_hidden_state = text_model->final_layer_norm(x);
+  // Pooling position: the legacy rule (eos_token_id 2, from before the EOS id was fixed) takes the
+  // largest id, which is EOS in CLIP's vocabulary; otherwise the first occurrence of EOS.
+  auto eos_at = config_.eos_token_id == 2 ? input_ids.argmax(-1)
+                                          : input_ids.eq(config_.eos_token_id).to(torch::kInt32).argmax(-1);  // [B]
+  out.pooler_output = out.last_hidden_state.index({torch::arange(B, eos_at.options()), eos_at});  // [B,D]
+  if (text_projection) out.text_embeds = text_projection(out.pooler_output);
+  return out;
+}
+
+void ClipTextModelImpl::init_weights(uint64_t seed) {
+  if (device().type() == torch::kMeta) return;
+  torch::NoGradGuard no_grad;
+  auto gen = at::detail::createCPUGenerator(seed);
+  auto normal = [&](torch::Tensor& t, double std) { t.copy_(torch::empty(t.sizes()).normal_(0.0, std, gen)); };
+  const double d = static_cast<double>(config_.hidden_size);
+  const double in_std = std::pow(d, -0.5) * std::pow(2.0 * config_.num_hidden_layers, -0.5);
+  const double out_std = std::pow(d, -0.5), fc_std = std::pow(2.0 * d, -0.5);
+  normal(text_model->embeddings->token_embedding->weight, 0.02);
+  normal(text_model->embeddings->position_embedding->weight, 0.02);
+  for (const auto& m : *text_model->encoder->layers) {
+    auto layer = m->as<ClipEncoderLayer>();
+    for (auto* lin : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj})
+      normal((*lin)->weight, in_std);
+    normal(layer->self_attn->out_proj->weight, out_std);
+    normal(layer->mlp->fc1->weight, fc_std);
+    normal(layer->mlp->fc2->weight, in_std);
+    for (auto* lin : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj,
+                      &layer->self_attn->out_proj, &layer->mlp->fc1, &layer->mlp->fc2})
+      (*lin)->bias.zero_();
+    for (auto* ln : {&layer->layer_norm1, &layer->layer_norm2}) {
+      (*ln)->weight.fill_(1.0);
+      (*ln)->bias.zero_();
+    }
+  }
+  text_model->final_layer_norm->weight.fill_(1.0);
+  text_model->final_layer_norm->bias.zero_();
+  if (text_projection) normal(text_projection->weight, out_std);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+// ---------------------------------------------------------------------------------------------
+ClipTextModel load_clip_text_model(const std::string& dir, torch::Device device) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": text encoder folder not found");
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  ClipTextConfig config = ClipTextConfig::from_file(config_path);
+
+  std::string path = (fs::path(dir) / "model.safetensors").string();
+  if (!fs::exists(path) && fs::exists(fs::path(dir) / "model.fp16.safetensors"))
+    path = (fs::path(dir) / "model.fp16.safetensors").string();
+  if (!fs::exists(path)) throw Error(path + ": file not found (CLIP text encoder weights)");
+  safetensors::Reader reader(path);
+
+  if (reader.contains("text_projection.weight")) config.with_projection = true;
+  const std::string token_name = "text_model.embeddings.token_embedding.weight";
+  if (const auto* tok = reader.find(token_name); tok && tok->shape.size() == 2 && tok->shape[0] != config.vocab_size)
+    throw Error(config_path + ": vocab_size " + std::to_string(config.vocab_size) + " does not match the " +
+                std::to_string(tok->shape[0]) + " rows of " + token_name + " in " + path);
+
+  ClipTextModel model(config, torch::TensorOptions().dtype(torch::kFloat32).device(device));
+  // Tensor by tensor from the mapped file into the parameters: peak memory stays near the model's.
+  torch::NoGradGuard no_grad;
+  std::set<std::string> names;
+  for (auto& [name, dst] : module_state(*model)) {
+    names.insert(name);
+    const auto* view = reader.find(name);
+    if (!view) throw Error(path + ": missing tensor '" + name + "' (expected shape " + shape_str(dst.sizes().vec()) + ")");
+    if (view->shape != dst.sizes().vec())
+      throw Error(path + ": tensor '" + name + "' has shape " + shape_str(view->shape) + ", expected " +
+                  shape_str(dst.sizes().vec()));
+    if (view->dtype != safetensors::DType::F32 && view->dtype != safetensors::DType::F16 &&
+        view->dtype != safetensors::DType::BF16 && view->dtype != safetensors::DType::F64)
+      throw Error(path + ": tensor '" + name + "' has dtype " + safetensors::dtype_name(view->dtype) +
+                  ", expected a floating-point type");
+    dst.copy_(to_tensor(*view));
+  }
+  for (const auto& view : reader.tensors())
+    if (!names.count(view.name) && !kIgnoredTensors.count(view.name))
+      throw Error(path + ": unexpected tensor '" + view.name + "' (not part of a CLIP text model)");
+  model->eval();
+  return model;
+}
+
+}  // namespace luminars

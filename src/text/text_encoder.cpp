@@ -1,0 +1,41 @@
+#include "text/text_encoder.h"
+
+#include "core/error.h"
+
+namespace luminars {
+
+TextEncoder::TextEncoder(ClipTokenizer tokenizer, ClipTextModel model)
+    : tokenizer_(std::move(tokenizer)), model_(std::move(model)) {
+  if (tokenizer_.context_length > model_->config().max_position_embeddings)
+    throw Error("text encoder: the tokenizer's context length " + std::to_string(tokenizer_.context_length) +
+                " exceeds the model's max_position_embeddings " +
+                std::to_string(model_->config().max_position_embeddings));
+  if (tokenizer_.vocab_size() > model_->config().vocab_size)
+    throw Error("text encoder: the tokenizer's vocabulary (" + std::to_string(tokenizer_.vocab_size()) +
+                " tokens) is larger than the model's vocab_size " + std::to_string(model_->config().vocab_size));
+  model_->eval();
+}
+
+TextEncoder TextEncoder::load(const std::string& text_encoder_dir, const std::string& tokenizer_dir,
+                              torch::Device device) {
+  auto tokenizer = ClipTokenizer::from_dir(tokenizer_dir);
+  return TextEncoder(std::move(tokenizer), load_clip_text_model(text_encoder_dir, device));
+}
+
+ClipTextOutput TextEncoder::encode_all(const std::vector<std::string>& prompts) const {
+  torch::NoGradGuard no_grad;
+  auto ids = tokenizer_.encode_batch(prompts).to(model_->device());  // [B,77]
+  return model_->forward(ids);
+}
+
+TextEncoding TextEncoder::encode(const std::vector<std::string>& prompts, bool penultimate) const {
+  auto out = encode_all(prompts);
+  return {penultimate ? out.penultimate_hidden_state : out.last_hidden_state, out.pooler_output};
+}
+
+TextEncoder& TextEncoder::to(torch::Device device) {
+  model_->to(device);
+  return *this;
+}
+
+}  // namespace luminars
