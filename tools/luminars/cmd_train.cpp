@@ -9,6 +9,7 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/prepare.h"
 #include "train/latent_cache.h"
+#include "train/run_checkpoint.h"
 #include "train/trainer.h"
 #include "vae/autoencoder_kl.h"
 
