@@ -134,6 +134,12 @@ TEST_F(ClipTokenizerFixture, ConfigFilesSetPadAndLength) {
   tok = ClipTokenizer::from_dir(tmp.path.string());
   EXPECT_EQ(tok.pad_id, 49407);
   EXPECT_EQ(tok.context_length, 77);
+  // A special token outside vocab.json, declared in added_tokens_decoder.
+  fs::remove(tmp.file("special_tokens_map.json"));
+  test::write_text(tmp.file("tokenizer_config.json"),
+                   R"({"pad_token": "<|pad|>", "added_tokens_decoder": {"49408": {"content": "<|pad|>"}}})");
+  tok = ClipTokenizer::from_dir(tmp.path.string());
+  EXPECT_EQ(tok.pad_id, 49408);
 }
 
 TEST_F(ClipTokenizerFixture, ErrorsNameTheFile) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -67,8 +68,8 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
   json vocab = read_json(vocab_path);
   if (!vocab.is_object() || vocab.empty()) throw Error(vocab_path + ": expected a non-empty object of token -> id");
   for (auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0)
-      throw Error(vocab_path + ": id of token '" + token + "' is not a non-negative integer");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 24))
+      throw Error(vocab_path + ": id of token '" + token + "' is not an integer in [0, 2^24)");
     const int64_t i = id.get<int64_t>();
     tok.vocab_[token] = i;
     if (i >= static_cast<int64_t>(tok.id_to_token_.size())) tok.id_to_token_.resize(i + 1);
@@ -98,6 +99,7 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
   // Special tokens and length: special_tokens_map.json over tokenizer_config.json over CLIP's defaults.
   std::string pad_token = "<|endoftext|>", unk_token = "<|endoftext|>";
   json added;  // tokenizer_config.json's added_tokens_decoder: "id" -> {"content": ...}
+  std::string added_path;
   for (const char* name : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const std::string path = (fs::path(dir) / name).string();
     if (!fs::exists(path)) continue;
@@ -113,13 +115,21 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
       if (n < 2) throw Error(path + ": model_max_length must be at least 2 (BOS and EOS)");
       if (n <= 1e6) tok.context_length = static_cast<int64_t>(n);
     }
-    if (auto it = config.find("added_tokens_decoder"); it != config.end() && it->is_object()) added = *it;
+    if (auto it = config.find("added_tokens_decoder"); it != config.end() && it->is_object()) {
+      added = *it;
+      added_path = path;
+    }
   }
   auto id_of = [&](const std::string& token, const char* role) -> int64_t {
     if (auto it = tok.vocab_.find(token); it != tok.vocab_.end()) return it->second;
     if (added.is_object())
       for (auto& [id, entry] : added.items())
-        if (entry.is_object() && entry.value("content", std::string()) == token) return std::stoll(id);
+        if (entry.is_object() && entry.value("content", std::string()) == token) {
+          char* end = nullptr;
+          const long long n = std::strtoll(id.c_str(), &end, 10);
+          if (id.empty() || *end != '\0' || n < 0) throw Error(added_path + ": added_tokens_decoder has a bad id '" + id + "'");
+          return n;
+        }
     throw Error(vocab_path + ": " + role + " token '" + token + "' is not in the vocabulary");
   };
   tok.bos_id = id_of(tok.bos_token_, "bos");
