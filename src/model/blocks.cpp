@@ -5,7 +5,15 @@
 namespace luminars {
 
 namespace nn = torch::nn;
-namespace F = torch::nn::functional;
+
+// y[b,h,w,:] = W·x[b,h,w,:] + bias for an NHWC tensor [B,H,W,Cin] -> [B,H,W,Cout]. On the CPU it
+// runs as a 1×1 convolution of the channels-last view: oneDNN's kernels do these products about
+// twice as fast as a BLAS matrix product. Elsewhere it is a plain linear layer.
+torch::Tensor pointwise(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  const int64_t out = weight.size(0), in = weight.size(1);
+  if (x.is_cuda()) return torch::linear(x, weight.view({out, in}), bias);
+  return torch::conv2d(x.permute({0, 3, 1, 2}), weight.view({out, in, 1, 1}), bias).permute({0, 2, 3, 1});
+}
 
 // ---------------------------------------------------------------------------------------------
 // ChannelNorm
@@ -31,14 +39,14 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t channels, int64_t text_dim, int64
 
 torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& ctx, const torch::Tensor& mask) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto tokens = x.flatten(2).transpose(1, 2);                  // [B,HW,C]
+  auto tokens = norm(x.permute({0, 2, 3, 1}));                             // [B,H,W,C]
   // Every query head meets the same key, so the heads fold into the token axis: one batched matmul.
-  auto qh = q(norm(tokens)).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
-  auto kvs = kv(ctx).chunk(2, -1);                             // key, value: [B,L,hd] each
+  auto qh = pointwise(tokens, q->weight, {}).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
+  auto kvs = kv(ctx).chunk(2, -1);                                          // key, value: [B,L,hd] each
   auto a = torch::bmm(qh, kvs[0].transpose(1, 2)) / std::sqrt(static_cast<double>(head_dim));  // [B,HW*heads,L]
   if (mask.defined()) a = a.masked_fill(mask.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto o = torch::bmm(a.softmax(-1), kvs[1]).reshape({B, H * W, C});  // [B,HW,C]
-  return out(o).transpose(1, 2).reshape({B, C, H, W});
+  auto o = torch::bmm(a.softmax(-1), kvs[1]).view({B, H, W, C});           // [B,H,W,C]
+  return pointwise(o, out->weight, out->bias).permute({0, 3, 1, 2});       // [B,C,H,W]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -58,14 +66,13 @@ BlockImpl::BlockImpl(int64_t c, int64_t embed_dim, int64_t text_dim, int64_t hea
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
                                  const torch::Tensor& mask) {
-  // The reference works in NCHW with 1×1 convolutions; here the pointwise part runs on the NHWC
-  // view (free when x is channels-last, as LuminaRS keeps it), the 1×1 convs as matrix products.
+  // The pointwise part runs on the NHWC view (free when x is channels-last, as LuminaRS keeps it).
   const int64_t B = x.size(0), C = x.size(1);
   auto ssg = ada(emb_act).chunk(3, 1);                         // scale, shift, gate: [B,C]
   auto h = norm->ln(dwconv(x).permute({0, 2, 3, 1}));          // [B,H,W,C]
   h = torch::addcmul(ssg[1].view({B, 1, 1, C}), h, 1 + ssg[0].view({B, 1, 1, C}));  // h·(1+scale) + shift
-  auto m = torch::linear(h, mlp_in->weight.view({4 * C, C}), mlp_in->bias);          // [B,H,W,4C]
-  m = torch::linear(torch::gelu(m), mlp_out->weight.view({C, 4 * C}), mlp_out->bias);  // exact (erf) GELU; [B,H,W,C]
+  auto m = pointwise(h, mlp_in->weight, mlp_in->bias);                    // [B,H,W,4C]
+  m = pointwise(torch::gelu(m), mlp_out->weight, mlp_out->bias);          // exact (erf) GELU; [B,H,W,C]
   auto y = x + (ssg[2].view({B, 1, 1, C}) * m).permute({0, 3, 1, 2});                // gated residual
   return y + attn(y, ctx, mask);
 }
@@ -103,14 +110,14 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t c, int64_t heads_) : heads(heads_) 
 }
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& tokens) {
-  const int64_t B = tokens.size(0), N = tokens.size(1), C = tokens.size(2), hd = C / heads;
-  auto qkv = torch::linear(tokens, in_proj_weight, in_proj_bias)   // [B,N,3C]
-                 .view({B, N, 3, heads, hd})
-                 .permute({2, 0, 3, 1, 4});                        // [3,B,heads,N,hd]
+  const int64_t B = tokens.size(0), H = tokens.size(1), W = tokens.size(2), C = tokens.size(3), N = H * W, hd = C / heads;
+  auto qkv = pointwise(tokens, in_proj_weight, in_proj_bias)      // [B,H,W,3C]
+                 .reshape({B, N, 3, heads, hd})
+                 .permute({2, 0, 3, 1, 4});                       // [3,B,heads,N,hd]
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   auto a = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [B,heads,N,N]
-  auto o = torch::matmul(a.softmax(-1), v).transpose(1, 2).reshape({B, N, C});         // [B,N,C]
-  return out_proj(o);
+  auto o = torch::matmul(a.softmax(-1), v).transpose(1, 2).reshape({B, H, W, C});      // [B,H,W,C]
+  return pointwise(o, out_proj->weight, out_proj->bias);
 }
 
 }  // namespace luminars

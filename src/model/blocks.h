@@ -63,7 +63,7 @@ TORCH_MODULE(Upsample);
 // in_proj_weight [3C,C], in_proj_bias [3C], out_proj.weight [C,C], out_proj.bias [C].
 struct SelfAttentionImpl : torch::nn::Module {
   SelfAttentionImpl(int64_t channels, int64_t heads);
-  torch::Tensor forward(const torch::Tensor& tokens);  // [B,N,C] -> [B,N,C]
+  torch::Tensor forward(const torch::Tensor& tokens);  // [B,H,W,C] -> [B,H,W,C]
   int64_t heads;
   torch::Tensor in_proj_weight, in_proj_bias;
   torch::nn::Linear out_proj{nullptr};

@@ -78,9 +78,8 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb
     if (i < downsample.size()) x = downsample[i]->forward(x);
   }
   x = run_blocks(mid->block_list, x, emb_act, ctx, mask);
-  const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto t = mid->attn_norm(x.flatten(2).transpose(1, 2));                      // [B,HW,C]
-  x = x + mid->attn->forward(t).transpose(1, 2).reshape({B, C, H, W});
+  auto t = mid->attn_norm(x.permute({0, 2, 3, 1}));                         // [B,H,W,C]
+  x = x + mid->attn->forward(t).permute({0, 3, 1, 2});
   for (std::size_t j = 0; j < up.size(); ++j) {
     x = up[j]->skip(torch::cat({x, skips.back()}, 1));                         // fuse [x, skip]
     skips.pop_back();
