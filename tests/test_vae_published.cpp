@@ -16,6 +16,7 @@ struct Published {
   const char* preset;
   const char* manifest_key;
 };
+void PrintTo(const Published& p, std::ostream* os) { *os << p.preset << " (" << p.manifest_key << ")"; }
 
 struct VaePublished : ::testing::TestWithParam<Published> {
   void SetUp() override {

@@ -64,6 +64,9 @@ PrepareSummary prepare(const PrepareOptions& o) {
   info.shift_factor = vae->config().shift_factor;
 
   // 3. Shards: images in path order, shard_size at a time.
+  const std::string options_key = "resolution=" + std::to_string(o.resolution) + " random_crop=" +
+                                  std::to_string(o.random_crop) + " flip=" + std::to_string(o.flip) +
+                                  " penultimate=" + std::to_string(o.penultimate);
   PrepareSummary summary;
   SkipSummary skips;
   ProgressOptions po;
@@ -75,6 +78,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
     const int64_t end = std::min(n, start + o.shard_size);
     std::vector<std::string> inputs;
     for (int64_t i = start; i < end; ++i) inputs.push_back(data.items[static_cast<std::size_t>(i)].path);
+    inputs.push_back(options_key);  // other options make other latents
     const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
     info.shards.push_back(shard_name(s));
     if (shard_is_done(file, inputs)) {
@@ -94,14 +98,18 @@ PrepareSummary prepare(const PrepareOptions& o) {
       std::vector<std::string> captions;
       for (int64_t i = b; i < std::min(end, b + o.batch_size); ++i) {
         const auto& item = data.items[static_cast<std::size_t>(i)];
-        auto img = load_training_image(item.path, static_cast<int>(o.resolution), false, false, rng, &skips);
+        auto img = load_training_image(item.path, static_cast<int>(o.resolution), o.random_crop, false, rng, &skips);
         if (!img) continue;
-        const auto index = static_cast<int64_t>(kept.size());
-        kept.push_back(item.path);
-        pixels.push_back(image_to_tensor(*img));
-        for (const auto& c : item.captions) {
-          captions.push_back(c);
-          caption_item.push_back(index);
+        std::vector<Image> variants{*img};
+        if (o.flip) variants.push_back(flip_horizontal(*img));
+        for (const auto& v : variants) {  // a mirrored copy is one more image with the same captions
+          const auto index = static_cast<int64_t>(kept.size());
+          kept.push_back(item.path);
+          pixels.push_back(image_to_tensor(v));
+          for (const auto& c : item.captions) {
+            captions.push_back(c);
+            caption_item.push_back(index);
+          }
         }
       }
       if (!pixels.empty()) {

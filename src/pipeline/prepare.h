@@ -16,6 +16,8 @@ struct PrepareOptions {
   int64_t batch_size = 8;         // images per VAE call
   int64_t sample_prompts = 4;     // captions kept for the trainer's sample grids
   bool penultimate = false;       // ctx from CLIP's penultimate layer
+  bool random_crop = false;       // a seeded random square instead of the centre one
+  bool flip = false;              // also cache each image mirrored (twice the images, same captions)
   torch::Device device = torch::kCPU;
   bool progress = true;
 };

@@ -32,6 +32,8 @@ void register_prepare(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--batch", o->batch_size, "images per VAE call")->capture_default_str()->check(CLI::Range(1, 1024));
   cmd->add_option("--sample-prompts", o->sample_prompts, "captions kept for training sample grids")->capture_default_str();
   cmd->add_flag("--penultimate", o->penultimate, "use CLIP's penultimate hidden state as ctx");
+  cmd->add_flag("--random-crop", o->random_crop, "crop a random square (seeded) instead of the centre");
+  cmd->add_flag("--flip", o->flip, "also cache every image mirrored left-right");
   cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   cmd->callback([o, device, &g] {
     apply_global(g);
