@@ -3,6 +3,8 @@
 # (C++, PyTorch, C++, PyTorch, …) so drift on a shared machine hits both alike; prints each
 # round, the medians and the ratio. Same thread count for both (every available core).
 # Usage: bench/compare_with_reference.sh sampling|training [rounds=3] [batch] [side=32]
+# REFERENCE_ENV="OPENBLAS_NUM_THREADS=1" runs the reference with that environment (the thread mix
+# the C++ side sets for itself, see src/core/threads.cpp).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-sampling}; rounds=${2:-3}
@@ -17,11 +19,11 @@ cpp=(); py=()
 for r in $(seq "$rounds"); do
   c=$(build/bench_denoiser --benchmark_filter="^$bm/$batch/$side/" --benchmark_format=csv 2>/dev/null |
       awk -F, -v b="$bm" '$1 ~ b {print $3}')   # real_time in ms
-  p=$(/usr/bin/python3 bench/reference_denoiser.py --mode "$mode" --batch "$batch" --side "$side" --runs "$runs" 2>/dev/null | tail -1)
+  p=$(env ${REFERENCE_ENV:-} /usr/bin/python3 bench/reference_denoiser.py --mode "$mode" --batch "$batch" --side "$side" --runs "$runs" 2>/dev/null | tail -1)
   echo "round $r: C++ ${c} ms, PyTorch ${p} ms"
   cpp+=("$c"); py+=("$p")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 mc=$(median "${cpp[@]}"); mp=$(median "${py[@]}")
-echo "$mode step, default preset, batch $batch, ${side}x${side} latents, $(nproc) threads, median of $rounds rounds:"
+echo "$mode step, default preset, batch $batch, ${side}x${side} latents, $(nproc) threads, median of $rounds rounds${REFERENCE_ENV:+ (reference with $REFERENCE_ENV)}:"
 awk -v a="$mp" -v b="$mc" -v n="$batch" 'BEGIN{printf "  C++ %.1f ms (%.2f img/s), PyTorch reference %.1f ms (%.2f img/s): C++ is %.2fx the reference speed\n", b, n*1000/b, a, n*1000/a, a/b}'

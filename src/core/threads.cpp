@@ -1,5 +1,6 @@
 #include "core/threads.h"
 
+#include <dlfcn.h>
 #include <sched.h>
 
 #include <thread>
@@ -18,9 +19,19 @@ int available_cores() {
   return n > 0 ? static_cast<int>(n) : 1;
 }
 
+void quiet_blas_threads() {
+  // Debian's LibTorch calls OpenBLAS (pthread build) for matrix products. OpenBLAS keeps a thread
+  // pool of its own whose workers spin after each call, taking the cores from LibTorch's OpenMP
+  // workers (oneDNN convolutions, element-wise ops): measured here, the denoiser ran twice as
+  // slowly with both pools at full width. One BLAS thread, many OpenMP threads is the fast mix.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(1);
+}
+
 int configure_threads(int requested) {
   int n = requested > 0 ? requested : available_cores();
   torch::set_num_threads(n);
+  quiet_blas_threads();
   return n;
 }
 

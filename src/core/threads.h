@@ -6,7 +6,11 @@ namespace luminars {
 // Cores available to this process (its CPU affinity mask), at least 1.
 int available_cores();
 
-// Sets the intra-op thread count to `requested` (> 0) or to available_cores(); returns the count.
+// OpenBLAS, when it is the BLAS behind LibTorch, to one thread (see threads.cpp); a no-op otherwise.
+void quiet_blas_threads();
+
+// Sets the intra-op thread count to `requested` (> 0) or to available_cores(), with OpenBLAS's
+// own pool at one thread; returns the count.
 int configure_threads(int requested = 0);
 
 }  // namespace luminars
