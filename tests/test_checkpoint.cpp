@@ -9,14 +9,7 @@
 namespace luminars {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 TEST(Checkpoint, RoundTripAnyConfig) {
   test::TempDir dir;

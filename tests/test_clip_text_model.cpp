@@ -21,14 +21,7 @@ using json = nlohmann::json;
 
 std::string fixture(const std::string& name) { return test::fixtures_dir() + "/" + name; }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 // The outputs of `model` on the fixture's input_ids against its expected tensors.
 void expect_parity(ClipTextModel& model, const std::map<std::string, torch::Tensor>& ex, double tol) {

@@ -24,14 +24,7 @@ void make_tokenizer_dir(const test::TempDir& tmp, bool vocab = true, bool merges
   if (merges) fs::create_symlink(tokenizer_dir() + "/merges.txt", tmp.file("merges.txt"));
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 struct ClipTokenizerFixture : ::testing::Test {
   void SetUp() override {

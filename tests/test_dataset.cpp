@@ -16,21 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// A w×h image with a horizontal gradient in red and a vertical one in green.
-Image gradient(int w, int h) {
-  Image img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(static_cast<std::size_t>(w) * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = &img.rgb[(static_cast<std::size_t>(y) * w + x) * 3];
-      p[0] = static_cast<uint8_t>(255 * x / std::max(1, w - 1));
-      p[1] = static_cast<uint8_t>(255 * y / std::max(1, h - 1));
-      p[2] = 64;
-    }
-  return img;
-}
+using test::gradient_image;
 
 void write_jpg(const std::string& path, const Image& img) {
   ASSERT_TRUE(stbi_write_jpg(path.c_str(), img.width, img.height, 3, img.rgb.data(), 95));
@@ -56,15 +42,15 @@ TEST(Dataset, SidecarCaptionsRecursiveCaseInsensitive) {
   test::TempDir dir;
   fs::create_directories(dir.path / "sub");
   fs::create_directories(dir.path / ".cache");
-  save_png(dir.file("a.png"), gradient(16, 16));
+  save_png(dir.file("a.png"), gradient_image(16, 16));
   test::write_text(dir.file("a.txt"), "a red square\n\n  a crimson block  \r\n");
-  write_jpg(dir.file("sub/B.JPG"), gradient(16, 16));
+  write_jpg(dir.file("sub/B.JPG"), gradient_image(16, 16));
   test::write_text(dir.file("sub/B.txt"), "\xEF\xBB\xBF" "a blue thing");
-  write_bmp(dir.file("c.bmp"), gradient(16, 16));  // no caption
-  write_jpg(dir.file("d.jpeg"), gradient(16, 16));
+  write_bmp(dir.file("c.bmp"), gradient_image(16, 16));  // no caption
+  write_jpg(dir.file("d.jpeg"), gradient_image(16, 16));
   test::write_text(dir.file("d.txt"), "  \n");  // empty caption file
   test::write_text(dir.file("notes.md"), "not an image");
-  save_png(dir.file(".cache/x.png"), gradient(16, 16));  // hidden: ignored
+  save_png(dir.file(".cache/x.png"), gradient_image(16, 16));  // hidden: ignored
   test::write_text(dir.file(".cache/x.txt"), "hidden");
 
   Dataset d = Dataset::scan(dir.path.string());
@@ -82,7 +68,7 @@ TEST(Dataset, SidecarCaptionsRecursiveCaseInsensitive) {
 TEST(Dataset, ImageFolderMetadataWithListCaptions) {
   test::TempDir dir;
   fs::create_directories(dir.path / "sub");
-  for (const char* f : {"x.png", "y.png", "sub/z.png", "w.png"}) save_png(dir.file(f), gradient(8, 8));
+  for (const char* f : {"x.png", "y.png", "sub/z.png", "w.png"}) save_png(dir.file(f), gradient_image(8, 8));
   test::write_text(dir.file("x.txt"), "sidecars are ignored when metadata.jsonl exists");
   test::write_text(dir.file("metadata.jsonl"),
                    "{\"file_name\": \"y.png\", \"text\": [\"two\", \"deux\", \"  \"], \"extra\": 1}\n"
@@ -108,8 +94,8 @@ TEST(Dataset, ImageFolderMetadataWithListCaptions) {
 TEST(Dataset, ImageFolderCustomColumnAndNestedMetadata) {
   test::TempDir dir;
   fs::create_directories(dir.path / "train" / "part2");
-  save_png(dir.file("train/a.png"), gradient(8, 8));
-  save_png(dir.file("train/part2/b.png"), gradient(8, 8));
+  save_png(dir.file("train/a.png"), gradient_image(8, 8));
+  save_png(dir.file("train/part2/b.png"), gradient_image(8, 8));
   test::write_text(dir.file("train/metadata.jsonl"), "{\"file_name\": \"a.png\", \"caption\": \"first\"}\n");
   test::write_text(dir.file("train/part2/metadata.jsonl"), "{\"file_name\": \"b.png\", \"caption\": [\"second\"]}\n");
   DatasetOptions o;
@@ -120,16 +106,7 @@ TEST(Dataset, ImageFolderCustomColumnAndNestedMetadata) {
   EXPECT_EQ(d.items[1].captions, (std::vector<std::string>{"second"}));
 }
 
-// The message of the luminars::Error that `f` throws.
-template <typename F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
+using test::error_of;
 
 TEST(Dataset, ScanErrorsNameTheProblem) {
   test::TempDir dir;
@@ -139,8 +116,8 @@ TEST(Dataset, ScanErrorsNameTheProblem) {
   fs::create_directories(dir.path / "empty");
   EXPECT_NE(error_of([&] { Dataset::scan(dir.file("empty")); }).find("no images"), std::string::npos);
   fs::create_directories(dir.path / "bare");
-  save_png(dir.file("bare/a.png"), gradient(8, 8));
-  save_png(dir.file("bare/b.png"), gradient(8, 8));
+  save_png(dir.file("bare/a.png"), gradient_image(8, 8));
+  save_png(dir.file("bare/b.png"), gradient_image(8, 8));
   const std::string bare = error_of([&] { Dataset::scan(dir.file("bare")); });
   EXPECT_NE(bare.find("has 2 images but no captions"), std::string::npos) << bare;
   EXPECT_NE(bare.find("metadata.jsonl"), std::string::npos) << bare;
@@ -148,7 +125,7 @@ TEST(Dataset, ScanErrorsNameTheProblem) {
 
 TEST(Dataset, MetadataErrorsNameFileAndLine) {
   test::TempDir dir;
-  save_png(dir.file("a.png"), gradient(8, 8));
+  save_png(dir.file("a.png"), gradient_image(8, 8));
   auto scan_with = [&](const std::string& metadata) {
     test::write_text(dir.file("metadata.jsonl"), metadata);
     return error_of([&] { Dataset::scan(dir.path.string()); });
@@ -207,8 +184,8 @@ TEST(Dataset, TransparentPixelsBecomeWhite) {
 
 TEST(Dataset, LoadsJpegAndBmpAndFlips) {
   test::TempDir dir;
-  write_jpg(dir.file("g.jpg"), gradient(80, 60));
-  write_bmp(dir.file("g.bmp"), gradient(60, 60));
+  write_jpg(dir.file("g.jpg"), gradient_image(80, 60));
+  write_bmp(dir.file("g.bmp"), gradient_image(60, 60));
   std::mt19937_64 rng(3);
   auto jpg = load_training_image(dir.file("g.jpg"), 30, false, false, rng);
   ASSERT_TRUE(jpg.has_value());
@@ -217,7 +194,7 @@ TEST(Dataset, LoadsJpegAndBmpAndFlips) {
   EXPECT_LT(px(*jpg, 1, 15)[0], px(*jpg, 28, 15)[0]);  // red rises to the right
   auto bmp = load_training_image(dir.file("g.bmp"), 60, false, false, rng);
   ASSERT_TRUE(bmp.has_value());
-  EXPECT_EQ(bmp->rgb, gradient(60, 60).rgb);  // BMP is lossless and needs no resize
+  EXPECT_EQ(bmp->rgb, gradient_image(60, 60).rgb);  // BMP is lossless and needs no resize
   // With flip on, about half the draws mirror the image; with it off, none.
   int flipped = 0;
   for (uint64_t seed = 0; seed < 40; ++seed) {
@@ -233,7 +210,7 @@ TEST(Dataset, LoadsJpegAndBmpAndFlips) {
 
 TEST(Dataset, RandomCropIsSeededAndDrawsThreeNumbers) {
   test::TempDir dir;
-  save_png(dir.file("wide.png"), gradient(96, 32));
+  save_png(dir.file("wide.png"), gradient_image(96, 32));
   std::vector<std::vector<uint8_t>> crops;
   for (uint64_t seed = 0; seed < 8; ++seed) {
     std::mt19937_64 a(seed), b(seed), c(seed);
@@ -256,13 +233,13 @@ TEST(Dataset, RandomCropIsSeededAndDrawsThreeNumbers) {
 TEST(Dataset, BadFilesAreSkippedAndCounted) {
   test::TempDir dir;
   // A sidecar dataset holding good and bad images.
-  save_png(dir.file("good.png"), gradient(64, 64));
-  Image noise = gradient(64, 64);
+  save_png(dir.file("good.png"), gradient_image(64, 64));
+  Image noise = gradient_image(64, 64);
   for (std::size_t i = 0; i < noise.rgb.size(); ++i) noise.rgb[i] = static_cast<uint8_t>(i * 2654435761u >> 7);
   save_png(dir.file("truncated.png"), noise);
   fs::resize_file(dir.file("truncated.png"), fs::file_size(dir.file("truncated.png")) / 2);
   test::write_text(dir.file("garbage.png"), "this is not a PNG file at all");
-  save_png(dir.file("tiny.png"), gradient(8, 8));
+  save_png(dir.file("tiny.png"), gradient_image(8, 8));
   for (const char* stem : {"good", "truncated", "garbage", "tiny"}) test::write_text(dir.file(std::string(stem) + ".txt"), stem);
 
   Dataset d = Dataset::scan(dir.path.string());

@@ -1,8 +1,11 @@
 #include "test_support.h"
 
+#include "core/error.h"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -22,6 +25,15 @@ std::string fixtures_dir() {
   }
   auto p = default_fixtures_path();
   return std::filesystem::is_directory(p) ? p : "";
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
 }
 
 double rel_error(const torch::Tensor& out, const torch::Tensor& ref) {
@@ -57,6 +69,21 @@ RunResult run_cli(const std::string& args) { return run(std::string(LUMINARS_CLI
 
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream(path, std::ios::binary) << text;
+}
+
+Image gradient_image(int w, int h) {
+  Image img;
+  img.width = w;
+  img.height = h;
+  img.rgb.resize(static_cast<std::size_t>(w) * h * 3);
+  for (int y = 0; y < h; ++y)
+    for (int x = 0; x < w; ++x) {
+      uint8_t* p = &img.rgb[(static_cast<std::size_t>(y) * w + x) * 3];
+      p[0] = static_cast<uint8_t>(255 * x / std::max(1, w - 1));
+      p[1] = static_cast<uint8_t>(255 * y / std::max(1, h - 1));
+      p[2] = static_cast<uint8_t>((x * 7 + y * 3) % 256);
+    }
+  return img;
 }
 
 }  // namespace luminars::test

@@ -4,7 +4,10 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
+
+#include "core/image.h"
 
 namespace luminars::test {
 
@@ -19,6 +22,9 @@ std::string fixtures_dir();
                    << ::luminars::test::default_fixtures_path();                                  \
   } while (0)
 std::string default_fixtures_path();
+
+// The message of the luminars::Error that `fn` throws; "(no error)" when it throws none.
+std::string error_of(const std::function<void()>& fn);
 
 // ‖out − ref‖ / ‖ref‖ in float64.
 double rel_error(const torch::Tensor& out, const torch::Tensor& ref);
@@ -41,5 +47,8 @@ RunResult run(const std::string& command);
 RunResult run_cli(const std::string& args);
 
 void write_text(const std::string& path, const std::string& text);
+
+// A w×h picture with smooth colour gradients (red across, green down, a blue ripple).
+Image gradient_image(int w, int h);
 
 }  // namespace luminars::test

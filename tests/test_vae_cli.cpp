@@ -13,21 +13,7 @@
 namespace luminars {
 namespace {
 
-// A w×h image with smooth colour gradients.
-Image gradient(int w, int h) {
-  Image img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(static_cast<std::size_t>(w) * h * 3);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      uint8_t* p = &img.rgb[(static_cast<std::size_t>(y) * w + x) * 3];
-      p[0] = static_cast<uint8_t>(255 * x / std::max(1, w - 1));
-      p[1] = static_cast<uint8_t>(255 * y / std::max(1, h - 1));
-      p[2] = static_cast<uint8_t>((x * 7 + y * 3) % 256);
-    }
-  return img;
-}
+using test::gradient_image;
 
 std::string sq(const std::string& s) { return "'" + s + "'"; }
 
@@ -44,7 +30,7 @@ struct VaeCli : ::testing::Test {
 };
 
 TEST_F(VaeCli, RoundtripPngCropsToTheFactorAndMatchesTheLibrary) {
-  const Image in = gradient(37, 30);  // factor 4: centre crop to 36×28
+  const Image in = gradient_image(37, 30);  // factor 4: centre crop to 36×28
   save_png(tmp.file("in.png"), in);
   auto r = test::run_cli("vae roundtrip --vae " + sq(vae4) + " " + sq(tmp.file("in.png")) + " " +
                          sq(tmp.file("out.png")));
@@ -63,16 +49,16 @@ TEST_F(VaeCli, RoundtripPngCropsToTheFactorAndMatchesTheLibrary) {
 }
 
 TEST_F(VaeCli, CropToMultipleIsCentred) {
-  const Image in = gradient(11, 6);
+  const Image in = gradient_image(11, 6);
   const Image c = crop_to_multiple(in, 4);
   ASSERT_EQ(c.width, 8);
   ASSERT_EQ(c.height, 4);
   EXPECT_EQ(c.rgb[0], in.rgb[(1 * 11 + 1) * 3]);  // offset (1, 1)
-  EXPECT_THROW(crop_to_multiple(gradient(3, 9), 4, "tiny.png"), Error);
+  EXPECT_THROW(crop_to_multiple(gradient_image(3, 9), 4, "tiny.png"), Error);
 }
 
 TEST_F(VaeCli, RoundtripJpegInput) {
-  const Image in = gradient(33, 21);  // factor 2: 32×20
+  const Image in = gradient_image(33, 21);  // factor 2: 32×20
   ASSERT_TRUE(stbi_write_jpg(tmp.file("in.jpg").c_str(), in.width, in.height, 3, in.rgb.data(), 90));
   auto r = test::run_cli("vae roundtrip --vae " + sq(vae16) + " " + sq(tmp.file("in.jpg")) + " " +
                          sq(tmp.file("out.png")));
@@ -102,7 +88,7 @@ TEST_F(VaeCli, GarbagePngIsOneLineNamingTheFile) {
 }
 
 TEST_F(VaeCli, ImageSmallerThanTheFactorAndBadVaeFolderAreErrors) {
-  save_png(tmp.file("tiny.png"), gradient(3, 8));
+  save_png(tmp.file("tiny.png"), gradient_image(3, 8));
   auto r = test::run_cli("vae roundtrip --vae " + sq(vae4) + " " + sq(tmp.file("tiny.png")) + " " +
                          sq(tmp.file("out.png")));
   EXPECT_NE(r.exit_code, 0);
@@ -110,7 +96,7 @@ TEST_F(VaeCli, ImageSmallerThanTheFactorAndBadVaeFolderAreErrors) {
   EXPECT_NE(r.output.find(tmp.file("tiny.png") + " is 3x8, smaller than the VAE's size multiple 4"), std::string::npos)
       << r.output;
 
-  save_png(tmp.file("in.png"), gradient(8, 8));
+  save_png(tmp.file("in.png"), gradient_image(8, 8));
   r = test::run_cli("vae roundtrip --vae " + sq(tmp.file("novae")) + " " + sq(tmp.file("in.png")) + " " +
                     sq(tmp.file("out.png")));
   EXPECT_NE(r.exit_code, 0);

@@ -14,15 +14,7 @@ namespace {
 
 using Tensors = std::map<std::string, torch::Tensor>;
 
-// Runs `fn` and returns the luminars::Error message it throws ("" when it throws none).
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
