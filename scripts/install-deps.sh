@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy            # the PyTorch reference, for parity scripts and benchmarks
   librsvg2-bin                           # rasterising SVG training data (scripts/fetch-openmoji.sh)
+  time                                   # peak-memory measurement (bench/generate_memory.sh)
 )
 
 missing=()

@@ -118,7 +118,7 @@ std::vector<std::string> Config::preset_names() { return {"default", "small", "t
 Config Config::preset(const std::string& name) {
   Config c;  // "default": the ~89M-parameter model of DESIGN §2
   if (name == "default") return c;
-  if (name == "small") {  // ~6M parameters: CPU training and experiments, CLIP-L sized text
+  if (name == "small") {  // 9.2M parameters: CPU training and experiments, CLIP-L sized text
     c.widths = {64, 128, 256};
     c.depths = {1, 1, 2};
     c.mid_depth = 1;

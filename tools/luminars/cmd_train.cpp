@@ -46,7 +46,7 @@ void register_prepare(CLI::App& app, GlobalOptions& g) {
 void register_train(CLI::App& app, GlobalOptions& g) {
   auto o = std::make_shared<TrainOptions>();
   struct Extra {
-    std::string preset = "small", config, stage = "1", device = "auto", decay = "constant", time_sampling = "logit-normal";
+    std::string preset = "default", config, stage = "1", device = "auto", decay = "constant", time_sampling = "logit-normal";
     std::vector<int64_t> steps{1000};
     std::vector<double> lr;
     bool no_bf16 = false;
