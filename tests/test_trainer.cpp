@@ -232,6 +232,11 @@ TEST(Trainer, ResumeIsBitExact) {
   for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"})
     expect_same_tensors(load(r1.checkpoint + "/" + f), load(r3.checkpoint + "/" + f));
   EXPECT_EQ(r1.last_loss, r3.last_loss);
+  // Resuming a finished run changes nothing and still names its last checkpoint.
+  auto r4 = train(halves);
+  EXPECT_TRUE(r4.finished);
+  EXPECT_EQ(r4.global_step, 6);
+  EXPECT_EQ(r4.checkpoint, r3.checkpoint);
 }
 
 TEST(Trainer, CheckpointsLogsAndPlots) {

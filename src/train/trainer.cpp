@@ -164,8 +164,10 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
   state.seed = o.seed;
   std::optional<std::string> resume_dir;
   if (o.resume) resume_dir = latest_checkpoint(o.out_dir);
+  TrainResult result;
   if (resume_dir) {
     state = load_training_checkpoint(*resume_dir, model, ema).state;
+    result.checkpoint = *resume_dir;
     if (state.seed != o.seed) throw Error(*resume_dir + ": checkpoint was made with seed " + std::to_string(state.seed));
   } else if (!o.init.empty()) {
     load_denoiser_weights(model, o.init);
@@ -181,7 +183,6 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
 
   TrainingLog log(o.out_dir);
   StopOnSignal stop_on_signal;
-  TrainResult result;
   result.global_step = state.global_step;
   int64_t steps_this_run = 0;
   int64_t total_left = 0;

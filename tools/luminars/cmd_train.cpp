@@ -101,7 +101,11 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     o->steps = x->steps;
     if (o->stages.size() == 3 && o->steps.size() == 1) o->steps = {x->steps[0], x->steps[0], x->steps[0]};
     o->lr = x->lr;
-    if (o->resume && !latest_checkpoint(o->out_dir)) std::cerr << "no checkpoint in " << o->out_dir << ": starting fresh\n";
+    const bool has_checkpoint = latest_checkpoint(o->out_dir).has_value();
+    if (o->resume && !has_checkpoint) std::cerr << "no checkpoint in " << o->out_dir << ": starting fresh\n";
+    if (o->stages.front() != 1 && o->init.empty() && !(o->resume && has_checkpoint))
+      std::cerr << "warning: stage " << o->stages.front()
+                << " starts from random weights; pass --init with the previous stage's denoiser (RUN/model/denoiser/model.safetensors)\n";
     auto cache = LatentCache::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
     TrainHooks hooks;
     std::shared_ptr<AutoencoderKL> vae;
