@@ -2,18 +2,11 @@
 
 #include <cmath>
 
+#include "core/pointwise.h"
+
 namespace luminars {
 
 namespace nn = torch::nn;
-
-// y[b,h,w,:] = W·x[b,h,w,:] + bias for an NHWC tensor [B,H,W,Cin] -> [B,H,W,Cout]. On the CPU it
-// runs as a 1×1 convolution of the channels-last view: oneDNN's kernels do these products about
-// twice as fast as a BLAS matrix product. Elsewhere it is a plain linear layer.
-torch::Tensor pointwise(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  const int64_t out = weight.size(0), in = weight.size(1);
-  if (x.is_cuda()) return torch::linear(x, weight.view({out, in}), bias);
-  return torch::conv2d(x.permute({0, 3, 1, 2}), weight.view({out, in, 1, 1}), bias).permute({0, 2, 3, 1});
-}
 
 // ---------------------------------------------------------------------------------------------
 // ChannelNorm
