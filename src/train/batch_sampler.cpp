@@ -80,8 +80,8 @@ Batch BatchSampler::sample(int64_t index, int64_t batch_size) {
   b.x_clean = mean + std * torch::randn(mean.sizes(), gen);  // a posterior sample
   b.noise = torch::randn(mean.sizes(), gen);
   b.t = sample_training_times(batch_size, time_sampling_, gen);
-  b.ctx = cache_.ctx.index_select(0, row_idx);
-  b.pooled = cache_.pooled.index_select(0, row_idx);
+  b.ctx = cache_.ctx.index_select(0, row_idx).to(torch::kFloat32);
+  b.pooled = cache_.pooled.index_select(0, row_idx).to(torch::kFloat32);
   for (int64_t j = 0; j < batch_size; ++j)
     if (dropped[static_cast<std::size_t>(j)]) {  // classifier-free guidance: the empty prompt
       b.ctx[j].copy_(cache_.empty_ctx[0]);

@@ -104,7 +104,11 @@ LatentCache LatentCache::load(const std::string& dir) {
     const auto file = (fs::path(dir) / shard).string();
     safetensors::Reader reader(file);
     std::map<std::string, torch::Tensor> t;
-    for (const auto& v : reader.tensors()) t.emplace(v.name, to_tensor(v).to(v.dtype == safetensors::DType::I64 ? torch::kInt64 : torch::kFloat32));
+    // Latents in float32; text embeddings stay as stored (F16: half the memory, converted per batch).
+    for (const auto& v : reader.tensors()) {
+      auto x = to_tensor(v);
+      t.emplace(v.name, (v.name == "mean" || v.name == "std") ? x.to(torch::kFloat32) : x);
+    }
     auto mean = need(t, "mean", file), std = need(t, "std", file), ctx = need(t, "ctx", file),
          pooled = need(t, "pooled", file), item = need(t, "caption_item", file);
     if (mean.dim() != 4 || mean.sizes() != std.sizes() || mean.size(1) != c.info.latent_channels)
@@ -138,8 +142,8 @@ LatentCache LatentCache::load(const std::string& dir) {
   c.empty_ctx = need(empty, "ctx", empty_file);
   c.empty_pooled = need(empty, "pooled", empty_file);
   if (c.ctx.size(0) == 0) {  // no captions at all: every sample is unconditional
-    c.ctx = c.empty_ctx.clone();
-    c.pooled = c.empty_pooled.clone();
+    c.ctx = c.empty_ctx.to(torch::kFloat16);
+    c.pooled = c.empty_pooled.to(torch::kFloat16);
   }
   const auto samples_file = (fs::path(dir) / "samples.safetensors").string();
   if (fs::exists(samples_file)) {

@@ -47,11 +47,12 @@ void write_cache_index(const std::string& dir, const CacheInfo& info);
 void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
                          const std::vector<std::string>& prompts);
 
-// The whole cache in memory (float32), images indexed 0..N−1 across shards.
+// The whole cache in memory, images indexed 0..N−1 across shards: latents as float32, text
+// embeddings as stored (F16), so a 256² image with one caption takes about 0.25 MB.
 struct LatentCache {
   CacheInfo info;
   torch::Tensor mean, std;                        // [N,C,h,w]
-  torch::Tensor ctx, pooled;                      // [M,L,D], [M,D]
+  torch::Tensor ctx, pooled;                      // [M,L,D], [M,D] (F16; convert per batch)
   std::vector<std::vector<int64_t>> captions_of;  // image -> caption rows (may be empty)
   std::vector<std::string> paths;                 // image -> source file
   torch::Tensor empty_ctx, empty_pooled;          // [1,L,D], [1,D]
