@@ -22,6 +22,9 @@ TEST(Cli, InfoThreadsOverride) {
   auto r = test::run("'" + std::string(LUMINARS_CLI_PATH) + "' --threads 1 info --preset tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("threads: 1"), std::string::npos) << r.output;
+  r = test::run("'" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny --threads 1");  // after the subcommand too
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("threads: 1"), std::string::npos) << r.output;
 }
 
 TEST(Cli, InfoConfigFileAndJson) {

@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   using namespace luminars::cli;
   CLI::App app{"LuminaRS: a small text-to-image model (flow matching, recursive ConvNeXt U-Net)", "luminars"};
   app.require_subcommand(1);
+  app.fallthrough();  // global options (--threads) also after the subcommand
   GlobalOptions g;
   app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
       ->check(CLI::Range(0, 1024));
