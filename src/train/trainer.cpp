@@ -195,6 +195,7 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
     const int stage = o.stages[si];
     const int64_t total = o.steps[si];
     const double base_lr = o.lr.empty() ? default_stage_lr(stage) : o.lr[si];
+    for (auto& p : model->parameters()) p.mutable_grad() = torch::Tensor();  // no stale gradients of the last stage
     AdamW opt(apply_stage(model, stage), {base_lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay});
     if (resume_dir && static_cast<int64_t>(si) == state.stage_index) load_optimizer_state(*resume_dir, opt);
     if (!o.quiet)
