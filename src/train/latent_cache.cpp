@@ -90,14 +90,19 @@ void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, cons
                {{"prompts", nlohmann::json(prompts).dump()}});
 }
 
+CacheInfo CacheInfo::load(const std::string& dir) {
+  const auto index = (std::filesystem::path(dir) / kCacheIndex).string();
+  if (!std::filesystem::exists(index))
+    throw Error("no training cache at " + dir + " (missing " + std::string(kCacheIndex) + "; run `luminars prepare` first)");
+  CacheInfo info = from_json(read_file(index), index);
+  if (info.shards.empty()) throw Error(index + ": the cache holds no images");
+  return info;
+}
+
 LatentCache LatentCache::load(const std::string& dir) {
   namespace fs = std::filesystem;
-  const auto index = (fs::path(dir) / kCacheIndex).string();
-  if (!fs::exists(index))
-    throw Error("no training cache at " + dir + " (missing " + std::string(kCacheIndex) + "; run `luminars prepare` first)");
   LatentCache c;
-  c.info = CacheInfo::from_json(read_file(index), index);
-  if (c.info.shards.empty()) throw Error(index + ": the cache holds no images");
+  c.info = CacheInfo::load(dir);
   std::vector<torch::Tensor> means, stds, ctxs, pooleds;
   int64_t base = 0, rows = 0;
   for (const auto& shard : c.info.shards) {

@@ -26,6 +26,8 @@ struct CacheInfo {
 
   std::string to_json() const;
   static CacheInfo from_json(const std::string& text, const std::string& source);
+  // DIR/cache.json alone; throws naming the folder when it is not a complete cache.
+  static CacheInfo load(const std::string& dir);
 };
 
 inline constexpr const char* kCacheIndex = "cache.json";

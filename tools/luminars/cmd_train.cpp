@@ -106,14 +106,14 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     if (o->stages.front() != 1 && o->init.empty() && !(o->resume && has_checkpoint))
       std::cerr << "warning: stage " << o->stages.front()
                 << " starts from random weights; pass --init with the previous stage's denoiser (RUN/model/denoiser/model.safetensors)\n";
-    auto cache = LatentCache::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
+    const auto info = CacheInfo::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
     TrainHooks hooks;
     std::shared_ptr<AutoencoderKL> vae;
-    if (o->sample_every > 0 && !cache.info.vae.empty() && fs::exists(cache.info.vae)) {
+    if (o->sample_every > 0 && !info.vae.empty() && fs::exists(info.vae)) {
       VaeLoadOptions vo;
       vo.decoder_only = true;
       vo.device = o->device;
-      vae = std::make_shared<AutoencoderKL>(AutoencoderKL::from_dir(cache.info.vae, vo));
+      vae = std::make_shared<AutoencoderKL>(AutoencoderKL::from_dir(info.vae, vo));
       hooks.decode = [vae](const torch::Tensor& latents) { return (*vae)->decode((*vae)->from_denoiser(latents)).clamp(-1, 1); };
     }
     auto r = train(*o, hooks);
@@ -121,10 +121,10 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     // The final model folder: EMA weights, pointing at the cache's encoders and VAE.
     ModelFolder m;
     m.dir = (fs::path(o->out_dir) / "model").string();
-    m.text_encoder = cache.info.text_encoder;
-    m.tokenizer = cache.info.tokenizer;
-    m.vae = cache.info.vae;
-    m.resolution = cache.info.resolution;
+    m.text_encoder = info.text_encoder;
+    m.tokenizer = info.tokenizer;
+    m.vae = info.vae;
+    m.resolution = info.resolution;
     fs::create_directories(fs::path(m.dir) / "denoiser");
     export_ema_denoiser(r.checkpoint, m.path_of(m.denoiser));
     m.save();
