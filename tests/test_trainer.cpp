@@ -13,6 +13,7 @@
 #include "test_support.h"
 #include "train/adamw.h"
 #include "train/batch_sampler.h"
+#include "train/dataset.h"
 #include "train/latent_cache.h"
 #include "train/run_checkpoint.h"
 #include "train/schedule.h"
@@ -154,11 +155,11 @@ TEST(Batches, DeterministicDropoutAndSplit) {
   EXPECT_EQ(cache.size(), 40);
   EXPECT_EQ(cache.paths[7], "img7.png");
   EXPECT_EQ(cache.captions_of[1].size(), 2u);
-  auto [train, val] = split_items(40, 0.1, 1);
+  auto [train, val] = split_indices(40, 0.1, 1);
   EXPECT_EQ(val.size(), 4u);
   EXPECT_EQ(train.size(), 36u);
-  EXPECT_EQ(split_items(40, 0.1, 1).second, val);
-  EXPECT_EQ(split_items(2, 0.01, 1).second.size(), 1u);  // at least one held out
+  EXPECT_EQ(split_indices(40, 0.1, 1).validation, val);
+  EXPECT_EQ(split_indices(2, 0.01, 1).validation.size(), 1u);  // at least one held out
 
   BatchSampler s1(cache, train, 7, 0.1, TimeSampling::LogitNormal), s2(cache, train, 7, 0.1, TimeSampling::LogitNormal);
   auto a = s1.sample(123, 8), b = s2.sample(123, 8), c = s1.sample(124, 8);

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 
 #include "core/error.h"
@@ -19,15 +20,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A finished shard made from exactly these inputs (a changed dataset invalidates it).
-bool shard_is_done(const std::string& file, const std::vector<std::string>& inputs) {
-  if (!fs::exists(file)) return false;
+struct ShardCounts {
+  int64_t images, captions;
+};
+
+// The counts of a finished shard made from exactly these inputs; nothing when the shard is
+// missing, unreadable or made from other inputs or options (then it is made again).
+std::optional<ShardCounts> finished_shard(const std::string& file, const std::vector<std::string>& inputs) {
+  if (!fs::exists(file)) return std::nullopt;
   try {
     safetensors::Reader r(file);
     auto it = r.metadata().find("inputs");
-    return it != r.metadata().end() && nlohmann::json::parse(it->second).get<std::vector<std::string>>() == inputs;
+    if (it == r.metadata().end() || nlohmann::json::parse(it->second).get<std::vector<std::string>>() != inputs)
+      return std::nullopt;
+    return ShardCounts{r.at("mean").shape[0], r.at("ctx").shape[0]};
   } catch (const std::exception&) {
-    return false;  // unreadable: made again
+    return std::nullopt;
   }
 }
 
@@ -81,10 +89,9 @@ PrepareSummary prepare(const PrepareOptions& o) {
     inputs.push_back(options_key);  // other options make other latents
     const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
     info.shards.push_back(shard_name(s));
-    if (shard_is_done(file, inputs)) {
-      safetensors::Reader r(file);
-      info.items += r.at("mean").shape[0];
-      info.captions += r.at("ctx").shape[0];
+    if (auto done = finished_shard(file, inputs)) {
+      info.items += done->images;
+      info.captions += done->captions;
       ++summary.shards_reused;
       if (bar) bar->update(end - start);
       continue;

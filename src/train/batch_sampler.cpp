@@ -24,22 +24,6 @@ torch::Generator seeded_generator(std::initializer_list<uint64_t> parts) {
   return make_generator(h >> 1);  // keep it in int64 range for Philox/MT seeding
 }
 
-std::pair<std::vector<int64_t>, std::vector<int64_t>> split_items(int64_t n, double val_fraction, uint64_t seed) {
-  if (val_fraction < 0 || val_fraction >= 1) throw Error("validation fraction must be in [0, 1), got " + std::to_string(val_fraction));
-  int64_t n_val = static_cast<int64_t>(std::llround(val_fraction * static_cast<double>(n)));
-  if (val_fraction > 0 && n >= 2) n_val = std::max<int64_t>(n_val, 1);
-  n_val = std::min(n_val, n - 1);
-  if (n_val < 0) n_val = 0;
-  auto gen = seeded_generator({seed, 0x5917ull});
-  auto perm = torch::randperm(n, gen, torch::kInt64);
-  auto p = perm.accessor<int64_t, 1>();
-  std::vector<int64_t> train, val;
-  for (int64_t i = 0; i < n; ++i) (i < n_val ? val : train).push_back(p[i]);
-  std::sort(train.begin(), train.end());
-  std::sort(val.begin(), val.end());
-  return {train, val};
-}
-
 BatchSampler::BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
                            TimeSampling time_sampling)
     : cache_(cache), items_(std::move(items)), seed_(seed), caption_dropout_(caption_dropout), time_sampling_(time_sampling) {

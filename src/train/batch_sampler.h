@@ -16,10 +16,6 @@ struct Batch {
   torch::Tensor x_clean, noise, t, ctx, pooled;  // on the CPU
 };
 
-// Splits image indices 0..n−1 into (train, validation), validation = round(fraction·n), at least
-// one when fraction > 0 and n ≥ 2; deterministic in the seed.
-std::pair<std::vector<int64_t>, std::vector<int64_t>> split_items(int64_t n, double val_fraction, uint64_t seed);
-
 class BatchSampler {
  public:
   BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,

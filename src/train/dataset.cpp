@@ -215,26 +215,34 @@ Dataset Dataset::scan(const std::string& dir, const DatasetOptions& options) {
   return scan_sidecar(root, images, texts);
 }
 
-Dataset::Split Dataset::split(double val_fraction, uint64_t seed) const {
+IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed) {
   if (!(val_fraction >= 0.0 && val_fraction < 1.0))
     throw Error("validation fraction must be in [0, 1), got " + std::to_string(val_fraction));
-  const std::size_t n = items.size();
-  std::size_t n_val = static_cast<std::size_t>(std::llround(val_fraction * static_cast<double>(n)));
-  if (val_fraction > 0.0 && n >= 2) n_val = std::clamp<std::size_t>(n_val, 1, n - 1);
+  int64_t n_val = std::llround(val_fraction * static_cast<double>(n));
+  if (val_fraction > 0.0 && n >= 2) n_val = std::clamp<int64_t>(n_val, 1, n - 1);
   if (n < 2) n_val = 0;
   // Fisher–Yates with our own index draw: the same split on every standard library.
-  std::vector<std::size_t> order(n);
-  for (std::size_t i = 0; i < n; ++i) order[i] = i;
+  std::vector<int64_t> order(static_cast<std::size_t>(std::max<int64_t>(n, 0)));
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int64_t>(i);
   std::mt19937_64 rng(seed);
-  for (std::size_t i = n; i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
-  std::vector<bool> is_val(n, false);
-  for (std::size_t i = 0; i < n_val; ++i) is_val[order[i]] = true;
+  for (std::size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+  IndexSplit s;
+  s.validation.assign(order.begin(), order.begin() + n_val);
+  s.train.assign(order.begin() + n_val, order.end());
+  std::sort(s.validation.begin(), s.validation.end());
+  std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+Dataset::Split Dataset::split(double val_fraction, uint64_t seed) const {
+  const IndexSplit idx = split_indices(static_cast<int64_t>(items.size()), val_fraction, seed);
   Split s;
   for (Dataset* d : {&s.train, &s.validation}) {
     d->root = root;
     d->layout = layout;
   }
-  for (std::size_t i = 0; i < n; ++i) (is_val[i] ? s.validation : s.train).items.push_back(items[i]);
+  for (auto i : idx.train) s.train.items.push_back(items[static_cast<std::size_t>(i)]);
+  for (auto i : idx.validation) s.validation.items.push_back(items[static_cast<std::size_t>(i)]);
   finish_counts(s.train);
   finish_counts(s.validation);
   return s;

@@ -16,6 +16,7 @@
 #include "train/adamw.h"
 #include "train/autocast.h"
 #include "train/batch_sampler.h"
+#include "train/dataset.h"
 #include "train/ema.h"
 #include "train/latent_cache.h"
 #include "train/run_checkpoint.h"
@@ -96,12 +97,13 @@ double validation_loss(LuminaRS& model, const LatentCache& cache, const std::vec
       ctx[static_cast<int64_t>(j)].copy_(rows[j] < 0 ? cache.empty_ctx[0] : cache.ctx[rows[j]]);
       pooled[static_cast<int64_t>(j)].copy_(rows[j] < 0 ? cache.empty_pooled[0] : cache.pooled[rows[j]]);
     }
+    const auto x_d = x.to(device), ctx_d = ctx.to(device), pooled_d = pooled.to(device);
     int k = 0;
     for (double tv : validation_times()) {
       auto gen = seeded_generator({0x7A11D, static_cast<uint64_t>(start), static_cast<uint64_t>(k++)});
-      auto noise = torch::randn(x.sizes(), gen);
-      auto t = torch::full({x.size(0)}, static_cast<float>(tv));
-      auto loss = flow_matching_loss(model, x.to(device), noise.to(device), t.to(device), ctx.to(device), pooled.to(device));
+      auto noise = torch::randn(x.sizes(), gen).to(device);
+      auto t = torch::full({x.size(0)}, static_cast<float>(tv), torch::TensorOptions().device(device));
+      auto loss = flow_matching_loss(model, x_d, noise, t, ctx_d, pooled_d);
       total += loss.item<double>() * static_cast<double>(x.size(0));
       count += x.size(0);
     }
@@ -150,7 +152,7 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
   check_options(o);
   // 1. Data: the cache, split into training and held-out images.
   LatentCache cache = LatentCache::load(o.cache_dir);
-  auto [train_items, val_items] = split_items(cache.size(), o.val_fraction, o.seed);
+  auto [train_items, val_items] = split_indices(cache.size(), o.val_fraction, o.seed);
   BatchSampler sampler(cache, train_items, o.seed, o.caption_dropout, o.time_sampling);
   fs::create_directories(o.out_dir);
 
@@ -188,7 +190,6 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
   int64_t total_left = 0;
   for (std::size_t si = static_cast<std::size_t>(state.stage_index); si < o.stages.size(); ++si)
     total_left += o.steps[si] - (si == static_cast<std::size_t>(state.stage_index) ? state.stage_step : 0);
-  const auto t_start = std::chrono::steady_clock::now();
 
   // 3. The stages.
   for (std::size_t si = static_cast<std::size_t>(state.stage_index); si < o.stages.size(); ++si) {
@@ -239,10 +240,7 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double img_s = static_cast<double>(o.batch_size * o.grad_accum) / std::max(secs, 1e-9);
       log.train_step(state.global_step, stage, loss, opt.options().lr, grad_norm, img_s);
-      if (!o.quiet) {
-        const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-        log.progress(stage, state.global_step, steps_this_run, total_left, loss, img_s, elapsed);
-      }
+      if (!o.quiet) log.progress(stage, state.global_step, steps_this_run, total_left, loss, img_s);
       const bool last = step + 1 == total;
       if (o.validate_every > 0 && (state.global_step % o.validate_every == 0 || (last && si + 1 == o.stages.size())))
         log.validation(state.global_step, stage, validation_loss(model, cache, val_items, o.device, o.batch_size));

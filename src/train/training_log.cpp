@@ -42,7 +42,7 @@ void TrainingLog::validation(int64_t step, int stage, double val_loss) {
 }
 
 void TrainingLog::progress(int stage, int64_t step, int64_t steps_done, int64_t steps_total, double loss,
-                           double img_per_s, double /*elapsed*/) {
+                           double img_per_s) {
   if (!impl_->bar) {
     ProgressOptions o;
     o.unit = "step";

@@ -14,9 +14,8 @@ class TrainingLog {
   ~TrainingLog();
   void train_step(int64_t step, int stage, double loss, double lr, double grad_norm, double img_per_s);
   void validation(int64_t step, int stage, double val_loss);
-  // steps_done/steps_total count this run's steps; elapsed in seconds.
-  void progress(int stage, int64_t step, int64_t steps_done, int64_t steps_total, double loss, double img_per_s,
-                double elapsed);
+  // steps_done/steps_total count this run's steps (the bar measures time and ETA itself).
+  void progress(int stage, int64_t step, int64_t steps_done, int64_t steps_total, double loss, double img_per_s);
   void plot();    // rewrites RUN/loss.png
   void finish();  // final plot, ends the progress line
 
