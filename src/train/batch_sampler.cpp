@@ -34,8 +34,9 @@ const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch) {
   if (epoch != cached_epoch_) {
     auto gen = seeded_generator({seed_, 0xE90Cull, static_cast<uint64_t>(epoch)});
     auto perm = torch::randperm(static_cast<int64_t>(items_.size()), gen, torch::kInt64);
+    auto p = perm.accessor<int64_t, 1>();
     order_.resize(items_.size());
-    for (std::size_t i = 0; i < items_.size(); ++i) order_[i] = items_[static_cast<std::size_t>(perm[i].item<int64_t>())];
+    for (std::size_t i = 0; i < items_.size(); ++i) order_[i] = items_[static_cast<std::size_t>(p[static_cast<int64_t>(i)])];
     cached_epoch_ = epoch;
   }
   return order_;
