@@ -1,5 +1,8 @@
-// End to end on the CPU, as a user runs it: captioned PNGs -> `luminars prepare` with the fixture
-// VAE and text encoder -> `luminars train --stage all` -> `luminars generate` -> a PNG.
+// End to end, as a user runs it: captioned PNGs -> `luminars prepare` with the fixture VAE and
+// text encoder -> `luminars train --stage all` -> `luminars generate` -> a PNG. Once on the CPU,
+// and once on CUDA (bf16 autocast training) where a GPU is present.
+#include <torch/torch.h>
+
 #include <filesystem>
 
 #include "core/image.h"
@@ -39,8 +42,12 @@ void write_pictures(const std::string& dir, int n) {
   test::write_text(dir + "/broken.txt", "a broken file");
 }
 
-TEST(EndToEnd, PrepareTrainGenerate) {
+class EndToEnd : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(EndToEnd, PrepareTrainGenerate) {
   LUMINARS_REQUIRE_FIXTURES();
+  const std::string device = GetParam();
+  if (device == "cuda" && !torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
   const std::string fx = test::fixtures_dir();
   const std::string vae = fx + "/vae_tiny_16ch", te = fx + "/clip_text_tiny", tok = fx + "/clip_tokenizer";
   test::TempDir dir;
@@ -48,7 +55,7 @@ TEST(EndToEnd, PrepareTrainGenerate) {
 
   // 1. Prepare: 6 pictures + 1 unreadable file, shards of 2.
   const std::string prepare = "prepare --data " + dir.file("data") + " --vae " + vae + " --text-encoder " + te +
-                              " --tokenizer " + tok + " --resolution 32 --shard-size 2 --out " + dir.file("cache");
+                              " --tokenizer " + tok + " --resolution 32 --shard-size 2 --device " + device + " --out " + dir.file("cache");
   auto r = test::run_cli(prepare);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("prepared 6 images and 12 captions in 4 shards (0 reused"), std::string::npos) << r.output;
@@ -69,7 +76,7 @@ TEST(EndToEnd, PrepareTrainGenerate) {
   // 2. Train every stage a few steps (the tiny preset; text and latent sizes come from the cache).
   r = test::run_cli("train --cache " + dir.file("cache") + " --out " + dir.file("run") +
                     " --preset tiny --stage all --steps 3 --batch 2 --warmup 1 --checkpoint-every 2 --validate-every 3"
-                    " --sample-every 9 --val-fraction 0.2 --device cpu");
+                    " --sample-every 9 --val-fraction 0.2 --device " + device);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("trained 9 steps"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(dir.file("run/model/luminars.json")));
@@ -80,7 +87,7 @@ TEST(EndToEnd, PrepareTrainGenerate) {
   EXPECT_EQ(grid.width, 2 * 32 + 2);  // 4 sample prompts: a 2×2 grid of 32² images
 
   // 3. Generate with the trained model folder: one image, then a batch as a grid.
-  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --steps 4 --seed 1 --quiet --device cpu --out " +
+  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --steps 4 --seed 1 --quiet --device " + device + " --out " +
                     dir.file("out/one.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto one = load_image(dir.file("out/one.png"));
@@ -105,6 +112,9 @@ TEST(EndToEnd, PrepareTrainGenerate) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no training cache at"), std::string::npos) << r.output;
 }
+
+INSTANTIATE_TEST_SUITE_P(Device, EndToEnd, ::testing::Values("cpu", "cuda"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 }  // namespace
 }  // namespace luminars

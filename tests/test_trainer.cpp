@@ -120,21 +120,28 @@ TEST(Stages, FrozenParametersAreNotInTheOptimizer) {
 }
 
 TEST(AdamW, MatchesLibTorchAdamW) {
+  // Several tensors of different shapes (the multi-tensor path) and one that gets no gradient.
   torch::manual_seed(3);
-  auto a = torch::randn({5, 3}).requires_grad_(true);
-  auto b = a.detach().clone().requires_grad_(true);
-  AdamW mine({{"a", a}}, {1e-2, 0.9, 0.99, 1e-8, 0.05});
-  torch::optim::AdamW ref({b}, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.05));
+  std::vector<torch::Tensor> mine_p, ref_p;
+  for (auto shape : {std::vector<int64_t>{5, 3}, std::vector<int64_t>{7}, std::vector<int64_t>{2, 2, 2}}) {
+    mine_p.push_back(torch::randn(shape).requires_grad_(true));
+    ref_p.push_back(mine_p.back().detach().clone().requires_grad_(true));
+  }
+  AdamW mine({{"a", mine_p[0]}, {"b", mine_p[1]}, {"unused", mine_p[2]}}, {1e-2, 0.9, 0.99, 1e-8, 0.05});
+  torch::optim::AdamW ref(ref_p, torch::optim::AdamWOptions(1e-2).betas({0.9, 0.99}).eps(1e-8).weight_decay(0.05));
+  const auto unused_before = mine_p[2].detach().clone();
   for (int i = 0; i < 5; ++i) {
-    auto target = torch::randn({5, 3});
+    auto ta = torch::randn({5, 3}), tb = torch::randn({7});
     mine.zero_grad();
     ref.zero_grad();
-    (a - target).pow(2).sum().backward();
-    (b - target).pow(2).sum().backward();
+    ((mine_p[0] - ta).pow(2).sum() + (mine_p[1] - tb).pow(2).sum()).backward();
+    ((ref_p[0] - ta).pow(2).sum() + (ref_p[1] - tb).pow(2).sum()).backward();
     mine.step();
     ref.step();
   }
-  EXPECT_LT(test::rel_error(a, b), 1e-6);
+  EXPECT_LT(test::rel_error(mine_p[0], ref_p[0]), 1e-6);
+  EXPECT_LT(test::rel_error(mine_p[1], ref_p[1]), 1e-6);
+  EXPECT_TRUE(torch::equal(mine_p[2], unused_before));  // no gradient: untouched, no weight decay
   EXPECT_EQ(mine.steps_taken(), 5);
 }
 

@@ -11,6 +11,7 @@
 #include "model/checkpoint.h"
 #include "pipeline/model_folder.h"
 #include "text/text_encoder.h"
+#include "train/autocast.h"
 #include "vae/autoencoder_kl.h"
 
 namespace luminars {
@@ -83,7 +84,8 @@ GenerateResult generate(const GenerateOptions& o) {
       bar = std::make_unique<Progress>(steps, "sampling", po);
       so.on_step = [&](int64_t, int64_t) { bar->update(); };
     }
-    latents = sample_flow(model, noise, ctx, pooled, so);
+    AutocastGuard autocast(o.bf16, o.device);
+    latents = sample_flow(model, noise, ctx, pooled, so).to(torch::kFloat32);
     if (bar) bar->finish();
   }
 

@@ -21,6 +21,7 @@ struct GenerateOptions {
   std::optional<int64_t> size;           // image side in pixels; default the folder's resolution
   std::string out;                       // PNG path (a grid for batch > 1)
   torch::Device device = torch::kCPU;
+  bool bf16 = true;                      // bf16 autocast for the denoiser on CUDA (ignored on the CPU)
   bool progress = true;
 };
 

@@ -25,16 +25,28 @@ void AdamW::step() {
   const auto& o = options_;
   const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(step_));
   const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(step_));
+  // One multi-tensor (foreach) kernel per line over every parameter with a gradient: on CUDA a
+  // handful of launches per step instead of ~10 per tensor; element for element the same
+  // arithmetic as the per-tensor form.
+  std::vector<torch::Tensor> p, g, m, v;
   for (std::size_t i = 0; i < params_.size(); ++i) {
-    auto& p = params_[i].second;
-    if (!p.grad().defined()) continue;
-    auto g = p.grad().to(torch::kFloat32);
-    p.mul_(1 - o.lr * o.weight_decay);                       // decoupled weight decay
-    exp_avg_[i].mul_(o.beta1).add_(g, 1 - o.beta1);          // m = β1·m + (1−β1)·g
-    exp_avg_sq_[i].mul_(o.beta2).addcmul_(g, g, 1 - o.beta2);  // v = β2·v + (1−β2)·g²
-    auto denom = (exp_avg_sq_[i].sqrt() / std::sqrt(bc2)).add_(o.eps);
-    p.addcdiv_(exp_avg_[i], denom, -o.lr / bc1);             // p −= lr/bc1 · m / (√(v/bc2) + ε)
+    const auto& param = params_[i].second;
+    if (!param.grad().defined()) continue;
+    p.push_back(param);
+    g.push_back(param.grad().to(torch::kFloat32));
+    m.push_back(exp_avg_[i]);
+    v.push_back(exp_avg_sq_[i]);
   }
+  if (p.empty()) return;
+  at::_foreach_mul_(p, 1 - o.lr * o.weight_decay);    // decoupled weight decay
+  at::_foreach_mul_(m, o.beta1);                      // m = β1·m + (1−β1)·g
+  at::_foreach_add_(m, g, 1 - o.beta1);
+  at::_foreach_mul_(v, o.beta2);                      // v = β2·v + (1−β2)·g²
+  at::_foreach_addcmul_(v, g, g, 1 - o.beta2);
+  auto denom = at::_foreach_sqrt(v);                  // √(v/bc2) + ε
+  at::_foreach_div_(denom, std::sqrt(bc2));
+  at::_foreach_add_(denom, o.eps);
+  at::_foreach_addcdiv_(p, m, denom, -o.lr / bc1);    // p −= lr/bc1 · m / (√(v/bc2) + ε)
 }
 
 std::vector<std::string> AdamW::parameter_names() const {

@@ -32,4 +32,12 @@ AutocastGuard::~AutocastGuard() {
   at::autocast::clear_cache();
 }
 
+bool AutocastGuard::enabled_on_cuda() {
+#ifdef LUMINARS_AUTOCAST_DEVICE_API
+  return at::autocast::is_autocast_enabled(at::kCUDA);
+#else
+  return at::autocast::is_enabled();
+#endif
+}
+
 }  // namespace luminars

@@ -8,6 +8,7 @@ class AutocastGuard {
  public:
   AutocastGuard(bool bf16, torch::Device device);
   ~AutocastGuard();
+  static bool enabled_on_cuda();  // whether CUDA autocast is on right now
   AutocastGuard(const AutocastGuard&) = delete;
   AutocastGuard& operator=(const AutocastGuard&) = delete;
 

@@ -14,7 +14,13 @@ Ema::Ema(LuminaRS& model, double decay) : decay_(decay) {
 void Ema::update(LuminaRS& model) {
   torch::NoGradGuard no_grad;
   auto params = model->named_parameters();
-  for (auto& [name, w] : weights_) w.lerp_(params[name], 1 - decay_);  // w += (1−d)(p − w)
+  std::vector<torch::Tensor> w, p;
+  for (auto& [name, weight] : weights_) {
+    w.push_back(weight);
+    p.push_back(params[name]);
+  }
+  at::_foreach_mul_(w, decay_);  // w = d·w + (1−d)·p, two multi-tensor kernels in all
+  at::_foreach_add_(w, p, 1 - decay_);
 }
 
 void Ema::copy_to(LuminaRS& model) const {

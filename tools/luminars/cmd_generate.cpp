@@ -13,7 +13,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     int64_t steps = 0, size = 0;
     double cfg = -1, shift = -1;
     std::string sampler, device = "auto";
-    bool quiet = false;
+    bool quiet = false, no_bf16 = false;
   };
   auto x = std::make_shared<Extra>();
   auto* cmd = app.add_subcommand("generate", "generate an image from a prompt");
@@ -33,6 +33,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--vae", o->vae, "override: vae/ folder")->check(CLI::ExistingDirectory);
   cmd->add_option("--device", x->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--out", o->out, "PNG to write")->required();
+  cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 on CUDA (default: bf16 autocast)");
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
   cmd->callback([o, x, &g] {
     apply_global(g);
@@ -43,6 +44,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     if (x->shift > 0) o->shift = x->shift;
     if (!x->sampler.empty()) o->sampler = x->sampler;
     o->progress = !x->quiet;
+    o->bf16 = !x->no_bf16;
     auto r = generate(*o);
     std::cout << "wrote " << r.path << " (" << r.images.size(0) << " image" << (r.images.size(0) > 1 ? "s" : "") << ", "
               << r.images.size(3) << "x" << r.images.size(2) << ")\n";

@@ -1,0 +1,150 @@
+// Denoiser throughput on any device, without Google Benchmark (which GPU machines lack), at the
+// settings of bench/reference_denoiser.py: the default preset, 32×32 latents, 77 text tokens.
+//   training: forward, backward and AdamW (bf16 autocast on CUDA), as `luminars train` steps;
+//   sampling: a whole 12-step Euler run, batch 1 unguided or one prompt with guidance (batch 2
+//             through the network), bf16 autocast on CUDA, as `luminars generate` samples.
+// Prints the median of --runs timed repetitions after warm-up, and the peak CUDA memory.
+// Usage: bench_throughput --mode training --batch 128 [--device cuda] [--runs 10] [--no-bf16]
+#include <CLI/CLI.hpp>
+#include <luminars/luminars.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "core/device.h"
+#include "core/threads.h"
+#include "train/adamw.h"
+#include "train/autocast.h"
+
+#ifdef LUMINARS_CUDA_ALLOCATOR_STATS
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace {
+
+using luminars::LuminaRS;
+
+double peak_cuda_gib() {
+#ifdef LUMINARS_CUDA_ALLOCATOR_STATS
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(0);
+  return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024 * 1024);  // [0]: aggregate
+#else
+  return -1;
+#endif
+}
+
+void reset_peak_cuda() {
+#ifdef LUMINARS_CUDA_ALLOCATOR_STATS
+  c10::cuda::CUDACachingAllocator::resetPeakStats(0);
+#endif
+}
+
+void synchronize(torch::Device device) {
+  if (device.is_cuda()) torch::cuda::synchronize();
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const std::size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"LuminaRS denoiser throughput (median of timed runs)"};
+  std::string mode = "training", device_name = "auto";
+  int64_t batch = 0, side = 32, runs = 10, warmup = 3, steps = 12;
+  double cfg_scale = 4.0;
+  bool no_bf16 = false;
+  app.add_option("--mode", mode, "training or sampling")->check(CLI::IsMember({"training", "sampling"}))->capture_default_str();
+  app.add_option("--device", device_name, "auto, cpu or cuda")->capture_default_str();
+  app.add_option("--batch", batch, "training: images per step; sampling: 1 (unguided) or 2 (one prompt, guided)")
+      ->check(CLI::Range(1, 4096));
+  app.add_option("--side", side, "latent side")->capture_default_str()->check(CLI::Range(4, 256));
+  app.add_option("--runs", runs, "timed repetitions")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--warmup", warmup, "untimed repetitions first")->capture_default_str()->check(CLI::Range(0, 100));
+  app.add_option("--steps", steps, "sampling steps")->capture_default_str()->check(CLI::Range(1, 1000));
+  app.add_option("--cfg", cfg_scale, "guidance scale at batch 2")->capture_default_str();
+  app.add_flag("--no-bf16", no_bf16, "float32 on CUDA");
+  CLI11_PARSE(app, argc, argv);
+  if (batch == 0) batch = mode == "training" ? 32 : 1;
+  if (mode == "sampling" && batch > 2) {
+    std::fprintf(stderr, "error: sampling takes --batch 1 (unguided) or 2 (guided)\n");
+    return 1;
+  }
+
+  luminars::configure_threads();
+  const torch::Device device = luminars::device_from_name(device_name);
+  const bool bf16 = !no_bf16 && device.is_cuda();
+  const auto cfg = luminars::Config::preset("default");
+  torch::manual_seed(0);
+  LuminaRS model(cfg);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : model->parameters())  // non-zero ada/out so every pass does real work
+      if (p.abs().max().item<float>() == 0.f) p.normal_(0, 0.02);
+  }
+  model->to(device);
+  const int64_t rows = mode == "training" ? batch : 1;  // sampling: one prompt
+  auto x = torch::randn({rows, cfg.latent_channels, side, side}).to(device);
+  auto noise = torch::randn_like(x);
+  auto t = torch::full({rows}, 0.5f).to(device);
+  auto ctx = torch::randn({rows, 77, cfg.text_dim}).to(device);
+  auto pooled = torch::randn({rows, cfg.text_dim}).to(device);
+
+  std::function<void()> run;
+  luminars::NamedTensors params;
+  std::unique_ptr<luminars::AdamW> opt;
+  luminars::SampleOptions so;
+  if (mode == "training") {
+    model->train();
+    for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
+    opt = std::make_unique<luminars::AdamW>(params, luminars::AdamWOptions{});
+    run = [&] {
+      opt->zero_grad();
+      torch::Tensor loss;
+      {
+        luminars::AutocastGuard autocast(bf16, device);
+        loss = luminars::flow_matching_loss(model, x, noise, t, ctx, pooled);
+      }
+      loss.backward();
+      opt->step();
+    };
+  } else {
+    model->eval();
+    so.steps = steps;
+    if (batch == 2) {
+      so.guidance.scale = cfg_scale;
+      so.guidance.null_ctx = torch::zeros_like(ctx);
+      so.guidance.null_pooled = torch::zeros_like(pooled);
+    }
+    run = [&] {
+      luminars::AutocastGuard autocast(bf16, device);
+      luminars::sample_flow(model, noise, ctx, pooled, so);
+    };
+  }
+
+  for (int64_t i = 0; i < warmup; ++i) run();
+  synchronize(device);
+  reset_peak_cuda();
+  std::vector<double> ms;
+  for (int64_t i = 0; i < runs; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    run();
+    synchronize(device);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  const double med = median(ms);
+  const auto [lo, hi] = std::minmax_element(ms.begin(), ms.end());
+  std::printf("%.3f\n", med);  // median ms, alone on the first line
+  std::fprintf(stderr, "luminars %s batch %lld %lldx%lld on %s%s: median %.2f ms (min %.2f, max %.2f, runs %lld)", mode.c_str(),
+               static_cast<long long>(batch), static_cast<long long>(side), static_cast<long long>(side), device.str().c_str(),
+               bf16 ? " bf16" : "", med, *lo, *hi, static_cast<long long>(runs));
+  if (mode == "training") std::fprintf(stderr, ", %.1f img/s", 1000.0 * static_cast<double>(batch) / med);
+  if (device.is_cuda() && peak_cuda_gib() >= 0) std::fprintf(stderr, ", peak %.2f GiB", peak_cuda_gib());
+  std::fprintf(stderr, "\n");
+  return 0;
+}
