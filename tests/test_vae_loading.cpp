@@ -6,6 +6,7 @@
 #include "core/files.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
+#include "flow/flow_matching.h"
 #include "test_support.h"
 #include "vae/autoencoder_kl.h"
 
@@ -241,6 +242,23 @@ TEST(VaeConfigJson, DisableMidBlockAttention) {
   auto posterior = vae->encode(torch::zeros({1, 3, 8, 8}));
   EXPECT_EQ(posterior.mean.sizes(), (std::vector<int64_t>{1, 4, 4, 4}));
   EXPECT_EQ(vae->decode(posterior.mean).sizes(), (std::vector<int64_t>{1, 3, 8, 8}));
+}
+
+TEST(VaePosteriorSample, SeededAndScaledByStd) {
+  VaePosterior p;
+  p.mean = torch::linspace(-1, 1, 2 * 4 * 3 * 3).reshape({2, 4, 3, 3});
+  p.logvar = torch::full({2, 4, 3, 3}, std::log(0.25));  // std 0.5
+  auto a = p.sample(make_generator(7)), b = p.sample(make_generator(7)), c = p.sample(make_generator(8));
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, c));
+  auto eps = torch::randn({2, 4, 3, 3}, make_generator(7));  // the draw the seed gives
+  EXPECT_LE(test::rel_error(a, p.mean + 0.5 * eps), 1e-6);
+  if (torch::cuda::is_available()) {  // the same seed gives the same sample on the GPU
+    VaePosterior g{p.mean.cuda(), p.logvar.cuda()};
+    auto on_gpu = g.sample(make_generator(7));
+    EXPECT_TRUE(on_gpu.is_cuda());
+    EXPECT_LE(test::rel_error(on_gpu.cpu(), a), 1e-6);
+  }
 }
 
 TEST(VaeConfigJson, FileErrorsNameThePath) {

@@ -115,7 +115,10 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
 // VaePosterior
 // ---------------------------------------------------------------------------------------------
 torch::Tensor VaePosterior::sample(std::optional<torch::Generator> generator) const {
-  auto eps = generator ? torch::randn(mean.sizes(), *generator, mean.options()) : torch::randn(mean.sizes(), mean.options());
+  // A seeded generator lives on the CPU: draw there and move, so a seed gives the same noise on
+  // every device.
+  auto eps = generator ? torch::randn(mean.sizes(), *generator, mean.options().device(generator->device())).to(mean.device())
+                       : torch::randn(mean.sizes(), mean.options());
   return mean + std() * eps;
 }
 
