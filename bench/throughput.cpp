@@ -1,8 +1,8 @@
 // Denoiser throughput on any device, without Google Benchmark (which GPU machines lack), at the
 // settings of bench/reference_denoiser.py: the default preset, 32×32 latents, 77 text tokens.
 //   training: forward, backward and AdamW (bf16 autocast on CUDA), as `luminars train` steps;
-//   sampling: a whole 12-step Euler run, batch 1 unguided or one prompt with guidance (batch 2
-//             through the network), bf16 autocast on CUDA, as `luminars generate` samples.
+//   sample-run: a whole 12-step Euler run, batch 1 unguided or one prompt with guidance (batch 2
+//               through the network), bf16 autocast on CUDA, as `luminars generate` samples.
 // Prints the median of --runs timed repetitions after warm-up, and the peak CUDA memory.
 // Usage: bench_throughput --mode training --batch 128 [--device cuda] [--runs 10] [--no-bf16]
 #include <CLI/CLI.hpp>
@@ -59,7 +59,7 @@ int main(int argc, char** argv) {
   int64_t batch = 0, side = 32, runs = 10, warmup = 3, steps = 12;
   double cfg_scale = 4.0;
   bool no_bf16 = false;
-  app.add_option("--mode", mode, "training or sampling")->check(CLI::IsMember({"training", "sampling"}))->capture_default_str();
+  app.add_option("--mode", mode, "training or sample-run (a whole sampling run)")->check(CLI::IsMember({"training", "sample-run"}))->capture_default_str();
   app.add_option("--device", device_name, "auto, cpu or cuda")->capture_default_str();
   app.add_option("--batch", batch, "training: images per step; sampling: 1 (unguided) or 2 (one prompt, guided)")
       ->check(CLI::Range(1, 4096));
@@ -71,8 +71,8 @@ int main(int argc, char** argv) {
   app.add_flag("--no-bf16", no_bf16, "float32 on CUDA");
   CLI11_PARSE(app, argc, argv);
   if (batch == 0) batch = mode == "training" ? 32 : 1;
-  if (mode == "sampling" && batch > 2) {
-    std::fprintf(stderr, "error: sampling takes --batch 1 (unguided) or 2 (guided)\n");
+  if (mode == "sample-run" && batch > 2) {
+    std::fprintf(stderr, "error: sample-run takes --batch 1 (unguided) or 2 (guided)\n");
     return 1;
   }
 
