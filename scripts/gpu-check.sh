@@ -47,7 +47,7 @@ fi
 # 3. The whole test suite, CUDA tests included.
 left=$((540 - (SECONDS - start)))
 [ "$left" -lt 60 ] && left=60
-timeout "$left" ctest --test-dir build-cuda -j 8 --timeout 200 --output-on-failure >"$out/ctest.log" 2>&1
+OMP_NUM_THREADS=2 timeout "$left" ctest --test-dir build-cuda -j 8 --timeout 200 --output-on-failure >"$out/ctest.log" 2>&1
 say "ctest: rc $? after $((SECONDS - start)) s"
 grep -E 'tests passed|tests failed|Failed|\*\*\*|Skipped|Cuda\.|cuda' "$out/ctest.log" | tail -15 | tee -a "$sum"
 
