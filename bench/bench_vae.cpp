@@ -32,7 +32,7 @@ Decoder& decoder() {
   if (!d) {
     d = std::make_unique<Decoder>();
     torch::manual_seed(0);
-    d->vae = luminars::AutoencoderKL(luminars::VaeConfig::preset("sd3"), /*decoder_only=*/true);
+    d->vae = luminars::AutoencoderKL(luminars::VaeConfig::preset("sd3"), luminars::VaePart::Decoder);
     d->rss_after_build_mb = proc_status_mb("VmRSS");
   }
   return *d;

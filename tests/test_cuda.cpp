@@ -3,6 +3,7 @@
 #include <luminars/luminars.h>
 
 #include "core/tensor_io.h"
+#include "one_batch.h"
 #include "test_support.h"
 #include "train/adamw.h"
 #include "train/autocast.h"
@@ -91,33 +92,22 @@ TEST(Cuda, Bf16AutocastTrainingOverfitsOneBatch) {
   LuminaRS model(cfg);
   model->to(cuda);
   model->train();
-  auto gen = make_generator(1234);
-  const int64_t B = 4;
-  auto clean = torch::randn({B, cfg.latent_channels, 8, 8}, gen).to(cuda);
-  auto noise = torch::randn({B, cfg.latent_channels, 8, 8}, gen).to(cuda);
-  auto ctx = torch::randn({B, 7, cfg.text_dim}, gen).to(cuda);
-  auto pooled = torch::randn({B, cfg.text_dim}, gen).to(cuda);
-  auto t = sample_training_times(B, TimeSampling::LogitNormal, gen).to(cuda);
+  auto b = test::make_one_batch(cfg, cuda);
   NamedTensors params;
   for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
   AdamW opt(params, {2e-3, 0.9, 0.999, 1e-8, 0.0});
-  float first = 0, last = 0;
-  int steps = 0;
-  for (; steps < 400; ++steps) {
+  auto r = test::overfit([&] {
     opt.zero_grad();
     torch::Tensor loss;
     {
       AutocastGuard autocast(/*bf16=*/true, cuda);
-      loss = flow_matching_loss(model, clean, noise, t, ctx, pooled);
+      loss = flow_matching_loss(model, b.clean, b.noise, b.t, b.ctx, b.pooled);
     }
     loss.backward();
     opt.step();
-    last = loss.item<float>();
-    if (steps == 0) first = last;
-    ASSERT_TRUE(std::isfinite(last)) << "step " << steps;
-    if (last < first / 20) break;
-  }
-  EXPECT_LT(last, first / 10) << "first " << first << " last " << last << " after " << steps << " steps";
+    return loss.item<float>();
+  });
+  EXPECT_LT(r.last, r.first / 10) << "first " << r.first << " last " << r.last << " after " << r.steps << " steps";
   for (const auto& p : model->parameters()) {  // master weights stay float32 on the device
     EXPECT_EQ(p.scalar_type(), torch::kFloat32);
     EXPECT_TRUE(p.is_cuda());

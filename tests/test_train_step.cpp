@@ -1,6 +1,7 @@
 // One fixed batch, AdamW: the tiny preset must overfit it (loss down at least 10×).
 #include <luminars/luminars.h>
 
+#include "one_batch.h"
 #include "test_support.h"
 
 namespace luminars {
@@ -11,28 +12,16 @@ TEST(TrainStep, TinyPresetOverfitsOneBatch) {
   Config cfg = Config::preset("tiny");
   LuminaRS model(cfg);
   model->train();
-  auto gen = make_generator(1234);
-  const int64_t B = 4;
-  auto clean = torch::randn({B, cfg.latent_channels, 8, 8}, gen);
-  auto noise = torch::randn({B, cfg.latent_channels, 8, 8}, gen);
-  auto ctx = torch::randn({B, 7, cfg.text_dim}, gen);
-  auto pooled = torch::randn({B, cfg.text_dim}, gen);
-  auto t = sample_training_times(B, TimeSampling::LogitNormal, gen);
-
+  auto b = test::make_one_batch(cfg, torch::kCPU);
   torch::optim::AdamW opt(model->parameters(), torch::optim::AdamWOptions(2e-3).weight_decay(0.0));
-  float first = 0, last = 0;
-  int steps = 0;
-  for (; steps < 400; ++steps) {
+  auto r = test::overfit([&] {
     opt.zero_grad();
-    auto loss = flow_matching_loss(model, clean, noise, t, ctx, pooled);
+    auto loss = flow_matching_loss(model, b.clean, b.noise, b.t, b.ctx, b.pooled);
     loss.backward();
     opt.step();
-    last = loss.item<float>();
-    if (steps == 0) first = last;
-    ASSERT_TRUE(std::isfinite(last)) << "step " << steps;
-    if (last < first / 20) break;
-  }
-  EXPECT_LT(last, first / 10) << "first " << first << " last " << last << " after " << steps << " steps";
+    return loss.item<float>();
+  });
+  EXPECT_LT(r.last, r.first / 10) << "first " << r.first << " last " << r.last << " after " << r.steps << " steps";
   // Parameters that start at zero (ada, unet.out) must have moved: the whole network learns.
   EXPECT_GT(model->unet->out->weight.abs().max().item<float>(), 0.f);
 }

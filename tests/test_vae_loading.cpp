@@ -100,7 +100,7 @@ TEST_F(VaeLoading, Fp16VariantFileName) {
   NamedTensors named(weights.begin(), weights.end());
   save_tensors(tmp.file("diffusion_pytorch_model.fp16.safetensors"), named, {}, torch::kFloat16);
   test::write_text(tmp.file("config.json"), config);
-  auto vae = AutoencoderKL::from_dir(tmp.path.string(), {.decoder_only = true});
+  auto vae = AutoencoderKL::from_dir(tmp.path.string(), {.part = VaePart::Decoder});
   EXPECT_LE(test::rel_error(vae->decode(ex.at("latent_mean")), ex.at("decoded")), 5e-3);
 }
 
@@ -132,10 +132,21 @@ TEST_F(VaeLoading, DecoderOnlyDoesNotReadTheEncoder) {
   w["encoder.conv_in.weight"] = torch::zeros({1});  // broken encoder, intact decoder
   w.erase("quant_conv.bias");
   const auto dir = write(w);
-  auto vae = AutoencoderKL::from_dir(dir, {.decoder_only = true});
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Decoder});
   EXPECT_LE(test::rel_error(vae->decode(ex.at("latent_mean")), ex.at("decoded")), 1e-5);
   auto msg = error_of([&] { AutoencoderKL::from_dir(dir); });
   EXPECT_TRUE(contains(msg, "encoder.conv_in.weight")) << msg;
+}
+
+TEST_F(VaeLoading, EncoderOnlyDoesNotReadTheDecoder) {
+  auto w = weights;
+  w["decoder.conv_in.weight"] = torch::zeros({1});  // broken decoder, intact encoder
+  w.erase("post_quant_conv.bias");
+  const auto dir = write(w);
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Encoder});
+  EXPECT_LE(test::rel_error(vae->encode(ex.at("image")).mean, ex.at("latent_mean")), 1e-5);
+  auto msg = error_of([&] { AutoencoderKL::from_dir(dir); });
+  EXPECT_TRUE(contains(msg, "decoder.conv_in.weight")) << msg;
 }
 
 TEST_F(VaeLoading, MissingOrCorruptConfigIsNamed) {

@@ -36,7 +36,7 @@ TEST_P(VaeParity, DecodeOfTheMean) {
 }
 
 TEST_P(VaeParity, DecoderOnlyDecodesTheSameAndCannotEncode) {
-  auto vae = AutoencoderKL::from_dir(dir, {.decoder_only = true});
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Decoder});
   EXPECT_FALSE(vae->has_encoder());
   EXPECT_EQ(vae->encoder_parameters(), 0);
   for (const auto& p : vae->named_parameters()) {
@@ -48,8 +48,25 @@ TEST_P(VaeParity, DecoderOnlyDecodesTheSameAndCannotEncode) {
     vae->encode(e("image"));
     FAIL() << "encode() of a decoder-only VAE must throw";
   } catch (const Error& err) {
-    EXPECT_NE(std::string(err.what()).find("decoder-only"), std::string::npos) << err.what();
+    EXPECT_NE(std::string(err.what()).find("without its encoder"), std::string::npos) << err.what();
   }
+}
+
+TEST_P(VaeParity, EncoderOnlyEncodesTheSameAndCannotDecode) {
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Encoder});
+  EXPECT_TRUE(vae->has_encoder());
+  EXPECT_FALSE(vae->has_decoder());
+  EXPECT_EQ(vae->decoder_parameters(), 0);
+  EXPECT_GT(vae->encoder_parameters(), 0);
+  for (const auto& p : vae->named_parameters()) {
+    const auto& name = p.key();
+    EXPECT_TRUE(name.rfind("encoder.", 0) == 0 || name.rfind("quant_conv.", 0) == 0) << name;
+  }
+  auto posterior = vae->encode(e("image"));
+  EXPECT_LE(test::rel_error(posterior.mean, e("latent_mean")), kTol);
+  EXPECT_LE(test::rel_error(posterior.logvar, e("latent_logvar")), kTol);
+  auto msg = test::error_of([&] { vae->decode(e("latent_mean")); });
+  EXPECT_NE(msg.find("without its decoder"), std::string::npos) << msg;
 }
 
 TEST_P(VaeParity, ParametersAreFrozenAndNoGraphIsBuilt) {
@@ -60,7 +77,7 @@ TEST_P(VaeParity, ParametersAreFrozenAndNoGraphIsBuilt) {
 }
 
 TEST_P(VaeParity, DenoiserScalingRoundTrips) {
-  auto vae = AutoencoderKL::from_dir(dir, {.decoder_only = true});
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Decoder});
   const auto& cfg = vae->config();
   auto z = e("latent_mean");
   auto x = vae->to_denoiser(z);
@@ -71,7 +88,7 @@ TEST_P(VaeParity, DenoiserScalingRoundTrips) {
 // The modules themselves stay differentiable (SiLU in place only without autograd): gradients
 // reach the latents through the frozen decoder, and the output is the same.
 TEST_P(VaeParity, DecoderModuleWithAutograd) {
-  auto vae = AutoencoderKL::from_dir(dir, {.decoder_only = true});
+  auto vae = AutoencoderKL::from_dir(dir, {.part = VaePart::Decoder});
   auto z = e("latent_mean").clone().requires_grad_(true);
   auto h = vae->post_quant_conv ? vae->post_quant_conv(z) : z;
   auto images = vae->decoder(h);

@@ -46,7 +46,7 @@ TEST_P(VaePublished, NamesShapesAndCounts) {
 
 TEST_P(VaePublished, DecoderOnlyHoldsTheDecoderAndPostQuantConv) {
   torch::NoGradGuard no_grad;
-  AutoencoderKL vae(VaeConfig::preset(GetParam().preset), /*decoder_only=*/true);
+  AutoencoderKL vae(VaeConfig::preset(GetParam().preset), VaePart::Decoder);
   auto state = module_state(*vae);
   std::size_t expected = 0;
   for (const auto& [name, shape] : manifest.at("keys").items())
@@ -54,6 +54,19 @@ TEST_P(VaePublished, DecoderOnlyHoldsTheDecoderAndPostQuantConv) {
   EXPECT_EQ(state.size(), expected);
   const int64_t post = vae->config().use_post_quant_conv ? vae->config().latent_channels * (vae->config().latent_channels + 1) : 0;
   EXPECT_EQ(vae->total_parameters(), manifest.at("decoder_params").get<int64_t>() + post);
+}
+
+TEST_P(VaePublished, EncoderOnlyHoldsTheEncoderAndQuantConv) {
+  torch::NoGradGuard no_grad;
+  AutoencoderKL vae(VaeConfig::preset(GetParam().preset), VaePart::Encoder);
+  auto state = module_state(*vae);
+  std::size_t expected = 0;
+  for (const auto& [name, shape] : manifest.at("keys").items())
+    if (name.rfind("encoder.", 0) == 0 || name.rfind("quant_conv.", 0) == 0) ++expected;
+  EXPECT_EQ(state.size(), expected);
+  const int64_t L2 = 2 * vae->config().latent_channels;
+  const int64_t quant = vae->config().use_quant_conv ? L2 * (L2 + 1) : 0;
+  EXPECT_EQ(vae->total_parameters(), manifest.at("encoder_params").get<int64_t>() + quant);
 }
 
 INSTANTIATE_TEST_SUITE_P(Manifests, VaePublished,

@@ -91,7 +91,7 @@ GenerateResult generate(const GenerateOptions& o) {
 
   // 5. Decode and write.
   VaeLoadOptions vo;
-  vo.decoder_only = true;
+  vo.part = VaePart::Decoder;
   vo.device = o.device;
   auto vae = AutoencoderKL::from_dir(vae_dir, vo);
   auto images = vae->decode(vae->from_denoiser(latents)).clamp(-1, 1).to(torch::kCPU);

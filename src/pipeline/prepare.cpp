@@ -50,6 +50,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
 
   // 2. The frozen encoders.
   VaeLoadOptions vo;
+  vo.part = VaePart::Encoder;  // the decoder is not needed to prepare data
   vo.device = o.device;
   auto vae = AutoencoderKL::from_dir(o.vae, vo);
   if (o.resolution % vae->downscale_factor() != 0)

@@ -125,29 +125,30 @@ torch::Tensor VaePosterior::sample(std::optional<torch::Generator> generator) co
 // ---------------------------------------------------------------------------------------------
 // AutoencoderKL
 // ---------------------------------------------------------------------------------------------
-AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& config, bool decoder_only) : cfg(config) {
+AutoencoderKLImpl::AutoencoderKLImpl(const VaeConfig& config, VaePart part) : cfg(config) {
   cfg.validate();
   const int64_t L = cfg.latent_channels;
-  if (!decoder_only) encoder = register_module("encoder", vae::Encoder(cfg));
-  decoder = register_module("decoder", vae::Decoder(cfg));
-  if (cfg.use_quant_conv && !decoder_only)
+  const bool with_encoder = part != VaePart::Decoder, with_decoder = part != VaePart::Encoder;
+  // Registration order is the published state-dict order: encoder, decoder, quant_conv, post_quant_conv.
+  if (with_encoder) encoder = register_module("encoder", vae::Encoder(cfg));
+  if (with_decoder) decoder = register_module("decoder", vae::Decoder(cfg));
+  if (cfg.use_quant_conv && with_encoder)
     quant_conv = register_module("quant_conv", nn::Conv2d(nn::Conv2dOptions(2 * L, 2 * L, /*kernel_size=*/1)));
-  if (cfg.use_post_quant_conv)
+  if (cfg.use_post_quant_conv && with_decoder)
     post_quant_conv = register_module("post_quant_conv", nn::Conv2d(nn::Conv2dOptions(L, L, /*kernel_size=*/1)));
   for (auto& p : parameters()) p.set_requires_grad(false);
   eval();
 }
 
 VaePosterior AutoencoderKLImpl::encode(const torch::Tensor& images) {
-  if (!has_encoder())
-    throw Error("this VAE was loaded decoder-only: encode() needs the encoder (load it with decoder_only = false)");
+  if (!has_encoder()) throw Error("this VAE was loaded without its encoder (VaePart::Decoder): encode() needs it");
   const int64_t f = downscale_factor();
   if (images.dim() != 4 || images.size(1) != cfg.in_channels || images.size(2) <= 0 || images.size(3) <= 0 ||
       images.size(2) % f != 0 || images.size(3) % f != 0)
     throw Error("VAE encode: images of shape " + shape_str(images.sizes()) + " are not [B," +
                 std::to_string(cfg.in_channels) + ",H,W] with H and W positive multiples of " + std::to_string(f));
   torch::NoGradGuard no_grad;
-  const auto& w = decoder->conv_in->weight;
+  const auto& w = encoder->conv_in->weight;
   auto moments = encoder(images.to(w.device(), w.scalar_type()));  // [B,2L,h,w]
   if (quant_conv) moments = quant_conv(moments);
   auto parts = moments.chunk(2, 1);
@@ -155,6 +156,7 @@ VaePosterior AutoencoderKLImpl::encode(const torch::Tensor& images) {
 }
 
 torch::Tensor AutoencoderKLImpl::decode(const torch::Tensor& latents) {
+  if (!has_decoder()) throw Error("this VAE was loaded without its decoder (VaePart::Encoder): decode() needs it");
   if (latents.dim() != 4 || latents.size(1) != cfg.latent_channels || latents.size(2) <= 0 || latents.size(3) <= 0)
     throw Error("VAE decode: latents of shape " + shape_str(latents.sizes()) + " are not [B," +
                 std::to_string(cfg.latent_channels) + ",h,w]");
@@ -174,7 +176,7 @@ torch::Tensor AutoencoderKLImpl::from_denoiser(const torch::Tensor& x) const {
 }
 
 int64_t AutoencoderKLImpl::encoder_parameters() const { return encoder ? count_parameters(*encoder) : 0; }
-int64_t AutoencoderKLImpl::decoder_parameters() const { return count_parameters(*decoder); }
+int64_t AutoencoderKLImpl::decoder_parameters() const { return decoder ? count_parameters(*decoder) : 0; }
 int64_t AutoencoderKLImpl::total_parameters() const { return count_parameters(*this); }
 
 // ---------------------------------------------------------------------------------------------
@@ -190,13 +192,26 @@ std::string vae_weights_path(const std::string& dir) {
               ": not found (a diffusers VAE folder holds its weights there)");
 }
 
-std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, bool decoder_only, torch::Dtype dtype) {
+namespace {
+
+bool in_part(const std::string& name, VaePart part) {
+  switch (part) {
+    case VaePart::Encoder: return starts_with(name, "encoder.") || starts_with(name, "quant_conv.");
+    case VaePart::Decoder: return starts_with(name, "decoder.") || starts_with(name, "post_quant_conv.");
+    case VaePart::Both: break;
+  }
+  return true;
+}
+
+}  // namespace
+
+std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, VaePart part, torch::Dtype dtype) {
   safetensors::Reader reader(path);
   std::map<std::string, torch::Tensor> out;
   std::map<std::string, std::string> file_name_of;  // current name -> name in the file
   for (const auto& view : reader.tensors()) {
     const std::string name = current_name(view.name);
-    if (decoder_only && !starts_with(name, "decoder.") && !starts_with(name, "post_quant_conv.")) continue;
+    if (!in_part(name, part)) continue;
     if (auto it = file_name_of.find(name); it != file_name_of.end())
       throw Error(path + ": tensors '" + it->second + "' and '" + view.name + "' are both '" + name + "'");
     file_name_of[name] = view.name;
@@ -214,9 +229,9 @@ AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptio
   if (!fs::is_directory(dir)) throw Error("VAE folder not found: " + dir);
   const auto config_path = (fs::path(dir) / "config.json").string();
   if (!fs::is_regular_file(config_path)) throw Error(config_path + ": not found (a diffusers VAE folder needs it)");
-  AutoencoderKL vae(VaeConfig::from_file(config_path), options.decoder_only);
+  AutoencoderKL vae(VaeConfig::from_file(config_path), options.part);
   const auto weights = vae_weights_path(dir);
-  load_module_state(*vae, read_vae_tensors(weights, options.decoder_only), weights);
+  load_module_state(*vae, read_vae_tensors(weights, options.part), weights);
   vae->to(options.device, options.dtype);
   return vae;
 }

@@ -1,6 +1,6 @@
 // The frozen VAE: diffusers' AutoencoderKL with its published tensor names, loaded from a diffusers
 // `vae/` folder (config.json + diffusion_pytorch_model.safetensors in F32, F16 or BF16).
-//   auto vae = luminars::AutoencoderKL::from_dir("sd3/vae", {.decoder_only = true});
+//   auto vae = luminars::AutoencoderKL::from_dir("sd3/vae", {.part = luminars::VaePart::Decoder});
 //   auto images = vae->decode(vae->from_denoiser(latents));   // [B,3,8h,8w] in [-1,1]
 #pragma once
 #include <torch/torch.h>
@@ -52,20 +52,29 @@ struct VaePosterior {
   torch::Tensor sample(std::optional<torch::Generator> generator = std::nullopt) const;
 };
 
+// Which half of the VAE to build and read: training data preparation needs only the encoder,
+// generation only the decoder.
+enum class VaePart {
+  Both,
+  Encoder,  // encoder.* and quant_conv.*
+  Decoder,  // decoder.* and post_quant_conv.*
+};
+
 struct VaeLoadOptions {
-  bool decoder_only = false;             // build and read only decoder.* and post_quant_conv.*
+  VaePart part = VaePart::Both;
   torch::Dtype dtype = torch::kFloat32;  // compute dtype; file tensors are converted to it
   torch::Device device = torch::kCPU;
 };
 
 struct AutoencoderKLImpl : torch::nn::Module {
   // Randomly initialised (PyTorch's default initialisation); every parameter frozen.
-  explicit AutoencoderKLImpl(const VaeConfig& cfg, bool decoder_only = false);
+  explicit AutoencoderKLImpl(const VaeConfig& cfg, VaePart part = VaePart::Both);
 
   // images [B,in_channels,H,W] in [-1,1], H and W multiples of downscale_factor().
-  // Throws when the VAE was loaded decoder-only. No autograd (the VAE is frozen).
+  // Throws when the VAE has no encoder (VaePart::Decoder). No autograd (the VAE is frozen).
   VaePosterior encode(const torch::Tensor& images);
   // latents [B,latent_channels,h,w] (VAE space, not the denoiser's) -> images, roughly in [-1,1].
+  // Throws when the VAE has no decoder (VaePart::Encoder).
   torch::Tensor decode(const torch::Tensor& latents);
 
   torch::Tensor to_denoiser(const torch::Tensor& z) const;    // (z − shift)·scale
@@ -74,6 +83,7 @@ struct AutoencoderKLImpl : torch::nn::Module {
   int64_t downscale_factor() const { return cfg.downscale_factor(); }
   const VaeConfig& config() const { return cfg; }
   bool has_encoder() const { return !encoder.is_empty(); }
+  bool has_decoder() const { return !decoder.is_empty(); }
 
   // Parameter counts: encoder.* and decoder.* alone, and everything built (quant convs included).
   int64_t encoder_parameters() const;
@@ -81,10 +91,10 @@ struct AutoencoderKLImpl : torch::nn::Module {
   int64_t total_parameters() const;
 
   VaeConfig cfg;
-  vae::Encoder encoder{nullptr};            // absent when decoder-only
-  vae::Decoder decoder{nullptr};
-  torch::nn::Conv2d quant_conv{nullptr};    // 2·latent -> 2·latent, 1×1 (use_quant_conv; not decoder-only)
-  torch::nn::Conv2d post_quant_conv{nullptr};  // latent -> latent, 1×1 (use_post_quant_conv)
+  vae::Encoder encoder{nullptr};            // absent with VaePart::Decoder
+  vae::Decoder decoder{nullptr};            // absent with VaePart::Encoder
+  torch::nn::Conv2d quant_conv{nullptr};    // 2·latent -> 2·latent, 1×1 (use_quant_conv, with the encoder)
+  torch::nn::Conv2d post_quant_conv{nullptr};  // latent -> latent, 1×1 (use_post_quant_conv, with the decoder)
 };
 
 class AutoencoderKL : public torch::nn::ModuleHolder<AutoencoderKLImpl> {
@@ -95,7 +105,8 @@ class AutoencoderKL : public torch::nn::ModuleHolder<AutoencoderKLImpl> {
   // Loads a diffusers VAE folder: `dir`/config.json and `dir`/diffusion_pytorch_model.safetensors
   // (else diffusion_pytorch_model.fp16.safetensors). Legacy mid-block attention names
   // (query, key, value, proj_attn; 1×1-conv kernels) are accepted. Every tensor the model needs must
-  // be present with its exact shape, and with decoder_only=false no other tensor may be present.
+  // be present with its exact shape; with VaePart::Both no other tensor may be present, and with
+  // one part the other part's tensors are not read.
   static AutoencoderKL from_dir(const std::string& dir, const VaeLoadOptions& options = {});
 };
 
@@ -103,9 +114,8 @@ class AutoencoderKL : public torch::nn::ModuleHolder<AutoencoderKLImpl> {
 std::string vae_weights_path(const std::string& dir);
 
 // Tensors of a diffusers VAE file under their current names: legacy attention names mapped, 1×1
-// conv kernels squeezed, floating-point tensors converted to `dtype`. With `decoder_only`, only
-// decoder.* and post_quant_conv.* are read.
-std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, bool decoder_only,
+// conv kernels squeezed, floating-point tensors converted to `dtype`; only the tensors of `part`.
+std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, VaePart part = VaePart::Both,
                                                       torch::Dtype dtype = torch::kFloat32);
 
 }  // namespace luminars

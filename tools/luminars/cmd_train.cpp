@@ -111,7 +111,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     std::shared_ptr<AutoencoderKL> vae;
     if (o->sample_every > 0 && !info.vae.empty() && fs::exists(info.vae)) {
       VaeLoadOptions vo;
-      vo.decoder_only = true;
+      vo.part = VaePart::Decoder;
       vo.device = o->device;
       vae = std::make_shared<AutoencoderKL>(AutoencoderKL::from_dir(info.vae, vo));
       hooks.decode = [vae](const torch::Tensor& latents) { return (*vae)->decode((*vae)->from_denoiser(latents)).clamp(-1, 1); };
