@@ -12,6 +12,7 @@
 #include "core/tensor_io.h"
 #include "test_support.h"
 #include "train/adamw.h"
+#include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/dataset.h"
 #include "train/latent_cache.h"
@@ -184,6 +185,23 @@ TEST(Batches, DeterministicDropoutAndSplit) {
   }
   EXPECT_GT(dropped, total * 5 / 100);
   EXPECT_LT(dropped, total * 15 / 100);
+}
+
+TEST(Batches, PrefetchGivesTheSameBatchesInAndOutOfOrder) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"), 20);
+  auto cache = LatentCache::load(dir.file("cache"));
+  auto [train, val] = split_indices(20, 0.1, 1);
+  BatchSampler direct(cache, train, 7, 0.1, TimeSampling::LogitNormal), ahead(cache, train, 7, 0.1, TimeSampling::LogitNormal);
+  BatchPrefetch prefetch(ahead, 6);
+  for (int64_t index : {0, 1, 2, 9, 10, 3}) {  // in order, a jump, then back (resume, accumulation)
+    auto want = direct.sample(index, 6), got = prefetch.get(index);
+    EXPECT_TRUE(torch::equal(got.x_clean, want.x_clean)) << index;
+    EXPECT_TRUE(torch::equal(got.noise, want.noise)) << index;
+    EXPECT_TRUE(torch::equal(got.t, want.t)) << index;
+    EXPECT_TRUE(torch::equal(got.ctx, want.ctx)) << index;
+    EXPECT_TRUE(torch::equal(got.pooled, want.pooled)) << index;
+  }
 }
 
 TEST(Trainer, Stage2ChangesOnlyCrossAttention) {

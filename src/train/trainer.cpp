@@ -15,6 +15,7 @@
 #include "model/checkpoint.h"
 #include "train/adamw.h"
 #include "train/autocast.h"
+#include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/dataset.h"
 #include "train/ema.h"
@@ -154,6 +155,7 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
   LatentCache cache = LatentCache::load(o.cache_dir);
   auto [train_items, val_items] = split_indices(cache.size(), o.val_fraction, o.seed);
   BatchSampler sampler(cache, train_items, o.seed, o.caption_dropout, o.time_sampling);
+  BatchPrefetch batches(sampler, o.batch_size);
   fs::create_directories(o.out_dir);
 
   // 2. Model, EMA, and where to start: a checkpoint of this run, an initial file, or fresh weights.
@@ -211,7 +213,7 @@ TrainResult train(const TrainOptions& o, const TrainHooks& hooks) {
       opt.zero_grad();
       double loss_sum = 0;
       for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
-        Batch b = sampler.sample(state.global_step * o.grad_accum + micro, o.batch_size);
+        Batch b = batches.get(state.global_step * o.grad_accum + micro);
         ForwardOptions fo;
         fo.grad_last_recursion_only = o.grad_last_recursion_only;
         torch::Tensor loss;
