@@ -29,6 +29,14 @@ struct DatasetItem {
 
 enum class DatasetLayout { ImageFolder, Sidecar };
 
+// Indices 0..n−1 split into training and validation: round(val_fraction · n) held out, at least 1
+// when the fraction is positive and n ≥ 2, at most n − 1; chosen by a seeded shuffle that is the
+// same on every C++ standard library; both halves sorted. Throws for a fraction outside [0, 1).
+struct IndexSplit {
+  std::vector<int64_t> train, validation;
+};
+IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed);
+
 // A scanned folder. Layouts:
 // - imagefolder: `metadata.jsonl` in the folder (and optionally in subfolders, each with file
 //   names relative to its own folder): one JSON object per line with `file_name` and the caption
@@ -40,14 +48,6 @@ enum class DatasetLayout { ImageFolder, Sidecar };
 // kept with an empty caption list and counted in `uncaptioned`: it trains unconditionally, as the
 // classifier-free-guidance dropout does. A folder with images but no metadata.jsonl and not a
 // single .txt caption is an error (most likely the wrong folder), as is a folder without images.
-// Indices 0..n−1 split into training and validation: round(val_fraction · n) held out, at least 1
-// when the fraction is positive and n ≥ 2, at most n − 1; chosen by a seeded shuffle that is the
-// same on every C++ standard library; both halves sorted. Throws for a fraction outside [0, 1).
-struct IndexSplit {
-  std::vector<int64_t> train, validation;
-};
-IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed);
-
 struct Dataset {
   std::string root;
   DatasetLayout layout = DatasetLayout::Sidecar;
