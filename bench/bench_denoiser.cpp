@@ -10,7 +10,7 @@
 #include "core/device.h"
 #include "core/threads.h"
 #include "train/adamw.h"
-#include "train/autocast.h"
+#include "core/autocast.h"
 
 namespace {
 

@@ -16,7 +16,7 @@
 #include "core/device.h"
 #include "core/threads.h"
 #include "train/adamw.h"
-#include "train/autocast.h"
+#include "core/autocast.h"
 
 #ifdef LUMINARS_CUDA_ALLOCATOR_STATS
 #include <c10/cuda/CUDACachingAllocator.h>

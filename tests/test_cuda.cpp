@@ -6,7 +6,7 @@
 #include "one_batch.h"
 #include "test_support.h"
 #include "train/adamw.h"
-#include "train/autocast.h"
+#include "core/autocast.h"
 
 namespace luminars {
 namespace {

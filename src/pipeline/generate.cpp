@@ -11,7 +11,7 @@
 #include "model/checkpoint.h"
 #include "pipeline/model_folder.h"
 #include "text/text_encoder.h"
-#include "train/autocast.h"
+#include "core/autocast.h"
 #include "vae/autoencoder_kl.h"
 
 namespace luminars {

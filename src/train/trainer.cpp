@@ -14,7 +14,7 @@
 #include "flow/sampler.h"
 #include "model/checkpoint.h"
 #include "train/adamw.h"
-#include "train/autocast.h"
+#include "core/autocast.h"
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/dataset.h"

@@ -1,4 +1,4 @@
-// bf16 autocast for CUDA training steps, across LibTorch 1.13 and 2.x APIs; a no-op on the CPU.
+// bf16 autocast on CUDA (training steps and sampling), across the LibTorch 1.13 and 2.x APIs; a no-op on the CPU.
 #pragma once
 #include <torch/torch.h>
 

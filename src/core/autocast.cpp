@@ -1,4 +1,4 @@
-#include "train/autocast.h"
+#include "core/autocast.h"
 
 #include <ATen/autocast_mode.h>
 
