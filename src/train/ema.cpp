@@ -1,19 +1,18 @@
 #include "train/ema.h"
 
 #include "core/error.h"
-#include "core/module_state.h"
 
 namespace luminars {
 
-Ema::Ema(LuminaRS& model, double decay) : decay_(decay) {
+Ema::Ema(const torch::nn::Module& module, double decay) : decay_(decay) {
   if (decay < 0 || decay >= 1) throw Error("EMA decay must be in [0, 1), got " + std::to_string(decay));
   torch::NoGradGuard no_grad;
-  for (const auto& p : model->named_parameters()) weights_.emplace_back(p.key(), p.value().detach().clone());
+  for (const auto& p : module.named_parameters()) weights_.emplace_back(p.key(), p.value().detach().clone());
 }
 
-void Ema::update(LuminaRS& model) {
+void Ema::update(const torch::nn::Module& module) {
   torch::NoGradGuard no_grad;
-  auto params = model->named_parameters();
+  auto params = module.named_parameters();
   std::vector<torch::Tensor> w, p;
   for (auto& [name, weight] : weights_) {
     w.push_back(weight);
@@ -23,9 +22,9 @@ void Ema::update(LuminaRS& model) {
   at::_foreach_add_(w, p, 1 - decay_);
 }
 
-void Ema::copy_to(LuminaRS& model) const {
+void Ema::copy_to(torch::nn::Module& module) const {
   torch::NoGradGuard no_grad;
-  auto params = model->named_parameters();
+  auto params = module.named_parameters();
   for (const auto& [name, w] : weights_) params[name].copy_(w);
 }
 
@@ -37,6 +36,27 @@ void Ema::load(const std::map<std::string, torch::Tensor>& tensors, const std::s
     if (it->second.sizes() != w.sizes()) throw Error(source + ": EMA tensor '" + name + "' has the wrong shape");
     w.copy_(it->second);
   }
+}
+
+void with_ema_weights(torch::nn::Module& module, const Ema& ema, const std::function<void()>& fn) {
+  std::vector<torch::Tensor> saved;
+  {
+    torch::NoGradGuard no_grad;
+    for (const auto& p : module.parameters()) saved.push_back(p.detach().clone());
+    ema.copy_to(module);
+  }
+  auto restore = [&] {
+    torch::NoGradGuard no_grad;
+    auto params = module.parameters();
+    for (std::size_t i = 0; i < params.size(); ++i) params[i].detach().copy_(saved[i]);
+  };
+  try {
+    fn();
+  } catch (...) {
+    restore();
+    throw;
+  }
+  restore();
 }
 
 }  // namespace luminars

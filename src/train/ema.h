@@ -1,19 +1,22 @@
-// Exponential moving average of the denoiser's weights: ema = d·ema + (1−d)·w after each step.
+// Exponential moving average of a module's weights: ema = d·ema + (1−d)·w after each step. Any
+// trained module (denoiser, VAE, CLIP) is averaged the same way.
 #pragma once
+#include <torch/torch.h>
+
+#include <functional>
 #include <map>
 #include <string>
 
 #include "core/tensor_io.h"
-#include "model/luminars.h"
 
 namespace luminars {
 
 class Ema {
  public:
-  Ema(LuminaRS& model, double decay);
-  void update(LuminaRS& model);
-  // Copies the averaged weights into `model` (same config).
-  void copy_to(LuminaRS& model) const;
+  Ema(const torch::nn::Module& module, double decay);
+  void update(const torch::nn::Module& module);
+  // Copies the averaged weights into `module` (the same architecture).
+  void copy_to(torch::nn::Module& module) const;
   const NamedTensors& weights() const { return weights_; }
   void load(const std::map<std::string, torch::Tensor>& tensors, const std::string& source);
   double decay() const { return decay_; }
@@ -22,5 +25,8 @@ class Ema {
   double decay_;
   NamedTensors weights_;  // parameters only, float32, by name
 };
+
+// Runs `fn` with the EMA weights in `module`, then puts the trained weights back (also on a throw).
+void with_ema_weights(torch::nn::Module& module, const Ema& ema, const std::function<void()>& fn);
 
 }  // namespace luminars

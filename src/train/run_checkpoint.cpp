@@ -20,6 +20,7 @@ std::string RunState::to_json() const {
   j["stage_index"] = stage_index;
   j["stage_step"] = stage_step;
   j["seed"] = seed;
+  j["options"] = options;
   return j.dump(1);
 }
 
@@ -31,14 +32,30 @@ RunState RunState::from_json(const std::string& text, const std::string& source)
     s.stage_index = j.at("stage_index");
     s.stage_step = j.at("stage_step");
     s.seed = j.at("seed");
+    if (j.contains("options")) s.options = j["options"].get<std::map<std::string, std::string>>();
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": invalid training state: " + e.what());
   }
   return s;
 }
 
-std::string save_training_checkpoint(const std::string& run_dir, LuminaRS& model, const Ema& ema, const AdamW& opt,
-                                     const RunState& state, int64_t keep) {
+namespace {
+
+// The step number of a "step-NNNNNNN" folder name; -1 for other names.
+int64_t checkpoint_step(const std::string& name) {
+  if (name.rfind("step-", 0) != 0 || name.size() == 5) return -1;
+  int64_t n = 0;
+  for (std::size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9' || n > (int64_t{1} << 50)) return -1;
+    n = n * 10 + (name[i] - '0');
+  }
+  return n;
+}
+
+}  // namespace
+
+std::string save_training_checkpoint(const std::string& run_dir, const CheckpointedModule& m, const Ema& ema,
+                                     const AdamW& opt, const RunState& state, int64_t keep) {
   const fs::path root = fs::path(run_dir) / "checkpoints";
   fs::create_directories(root);
   char name[64];
@@ -46,20 +63,21 @@ std::string save_training_checkpoint(const std::string& run_dir, LuminaRS& model
   const fs::path final_dir = root / name, tmp = root / (std::string(".tmp-") + name);
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  save_denoiser(model, (tmp / "denoiser.safetensors").string());
-  save_tensors((tmp / "ema.safetensors").string(), ema.weights(),
-               {{kConfigMetadataKey, model->config().to_json()}}, torch::kFloat32);
+  save_tensors((tmp / (m.name + ".safetensors")).string(), module_state(m.module), m.metadata, torch::kFloat32);
+  save_tensors((tmp / "ema.safetensors").string(), ema.weights(), m.metadata, torch::kFloat32);
   save_tensors((tmp / "optimizer.safetensors").string(), opt.state());
   write_file_atomic((tmp / "state.json").string(), [&](std::ostream& o) { o << state.to_json() << "\n"; });
   fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
   write_file_atomic((root / "latest").string(), [&](std::ostream& o) { o << name << "\n"; });
-  // Prune older checkpoints, newest `keep` stay.
-  std::vector<fs::path> all;
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0) all.push_back(e.path());
-  std::sort(all.begin(), all.end());
-  for (std::size_t i = 0; keep > 0 && i + static_cast<std::size_t>(keep) < all.size(); ++i) fs::remove_all(all[i]);
+  // Prune by step number, never the checkpoint just written.
+  std::vector<std::pair<int64_t, fs::path>> older;
+  for (const auto& e : fs::directory_iterator(root)) {
+    const auto step = checkpoint_step(e.path().filename().string());
+    if (e.is_directory() && step >= 0 && e.path() != final_dir) older.emplace_back(step, e.path());
+  }
+  std::sort(older.begin(), older.end());
+  for (std::size_t i = 0; keep > 0 && i + static_cast<std::size_t>(keep - 1) < older.size(); ++i) fs::remove_all(older[i].second);
   return final_dir.string();
 }
 
@@ -73,9 +91,11 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   return dir.string();
 }
 
-LoadedCheckpoint load_training_checkpoint(const std::string& dir, LuminaRS& model, Ema& ema) {
+LoadedCheckpoint load_training_checkpoint(const std::string& dir, const CheckpointedModule& m, Ema& ema) {
   const fs::path d(dir);
-  load_denoiser_weights(model, (d / "denoiser.safetensors").string());
+  const auto weights = (d / (m.name + ".safetensors")).string();
+  if (!fs::exists(weights)) throw Error(dir + ": no " + m.name + ".safetensors (a checkpoint of another kind of run?)");
+  load_module_state(m.module, load_tensors(weights, torch::kFloat32), weights);
   ema.load(load_tensors((d / "ema.safetensors").string(), torch::kFloat32), (d / "ema.safetensors").string());
   return {dir, RunState::from_json(read_file((d / "state.json").string()), (d / "state.json").string())};
 }
@@ -85,9 +105,17 @@ void load_optimizer_state(const std::string& dir, AdamW& opt) {
   opt.load_state(load_tensors(file), file);
 }
 
-}  // namespace luminars
-
-namespace luminars {
+void check_resume_options(const RunState& saved, const std::map<std::string, std::string>& now,
+                          const std::string& checkpoint_dir) {
+  if (saved.options.empty()) return;
+  for (const auto& [name, value] : now) {
+    auto it = saved.options.find(name);
+    const std::string was = it == saved.options.end() ? "(not set)" : it->second;
+    if (was != value)
+      throw Error("cannot resume " + checkpoint_dir + ": --" + name + " is " + value + " but the run was started with " +
+                  was + " (resume with the same options, or start a new run with --overwrite)");
+  }
+}
 
 void export_ema_denoiser(const std::string& dir, const std::string& out_path) {
   const auto file = (fs::path(dir) / "ema.safetensors").string();

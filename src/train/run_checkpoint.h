@@ -1,10 +1,16 @@
-// Training checkpoints: one folder per save, written under a temporary name and renamed, then
-// RUN/checkpoints/latest is replaced atomically, so a kill at any moment leaves the last good one.
+// Training checkpoints of any trained module: one folder per save, written under a temporary name
+// and renamed, then RUN/checkpoints/latest is replaced atomically, so a kill at any moment leaves
+// the last good one.
+//   RUN/checkpoints/step-NNNNNNN/<name>.safetensors   the module's weights (name: denoiser, vae, clip)
+//                                ema.safetensors      the averaged weights
+//                                optimizer.safetensors, state.json (steps, stage, resume options)
 #pragma once
+#include <torch/torch.h>
+
+#include <map>
 #include <optional>
 #include <string>
 
-#include "model/luminars.h"
 #include "train/adamw.h"
 #include "train/ema.h"
 
@@ -12,16 +18,29 @@ namespace luminars {
 
 struct RunState {
   int64_t global_step = 0;   // optimizer steps done in all stages
-  int64_t stage_index = 0;   // index into TrainOptions::stages
+  int64_t stage_index = 0;   // index into the run's stages
   int64_t stage_step = 0;    // steps done in that stage
   uint64_t seed = 0;
+  // The options a bit-exact resume depends on (batch, accumulation, learning rates, step counts,
+  // stages, and the trainer's own), as option name -> value text.
+  std::map<std::string, std::string> options;
   std::string to_json() const;
   static RunState from_json(const std::string& text, const std::string& source);
 };
 
-// Writes RUN/checkpoints/step-NNNNNNN/ and points `latest` at it; removes all but the newest `keep`.
-std::string save_training_checkpoint(const std::string& run_dir, LuminaRS& model, const Ema& ema, const AdamW& opt,
-                                     const RunState& state, int64_t keep);
+// What a checkpoint holds of the trained module: its weights under `name`.safetensors with
+// `metadata` (the denoiser's config, say) in that file and in the EMA file.
+struct CheckpointedModule {
+  torch::nn::Module& module;
+  std::string name;
+  std::map<std::string, std::string> metadata;
+};
+
+// Writes RUN/checkpoints/step-NNNNNNN/ and points `latest` at it; then removes older checkpoints
+// by step number so that the newest `keep` stay (0 = keep all). The one just written is never
+// removed, whatever else the folder holds.
+std::string save_training_checkpoint(const std::string& run_dir, const CheckpointedModule& m, const Ema& ema,
+                                     const AdamW& opt, const RunState& state, int64_t keep);
 
 struct LoadedCheckpoint {
   std::string dir;
@@ -29,9 +48,14 @@ struct LoadedCheckpoint {
 };
 // The newest complete checkpoint of a run, if any.
 std::optional<std::string> latest_checkpoint(const std::string& run_dir);
-// Loads weights into `model` and `ema`; the optimizer state is loaded separately (it depends on the stage).
-LoadedCheckpoint load_training_checkpoint(const std::string& checkpoint_dir, LuminaRS& model, Ema& ema);
+// Loads weights into the module and `ema`; the optimizer state is loaded separately (it depends on the stage).
+LoadedCheckpoint load_training_checkpoint(const std::string& checkpoint_dir, const CheckpointedModule& m, Ema& ema);
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt);
+
+// Refuses to resume with options other than the checkpoint's: the error names the first option
+// that differs and both values. Checkpoints written before options were stored pass.
+void check_resume_options(const RunState& saved, const std::map<std::string, std::string>& now,
+                          const std::string& checkpoint_dir);
 
 // Writes the checkpoint's EMA weights as a denoiser file (what generation should use).
 void export_ema_denoiser(const std::string& checkpoint_dir, const std::string& out_path);

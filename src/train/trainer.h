@@ -1,6 +1,7 @@
-// The staged freeze/thaw trainer (DESIGN §5): reads the latent cache, trains the denoiser with
-// AdamW, warm-up, clipping, EMA, caption dropout and gradient accumulation, validates, samples,
-// and checkpoints atomically so a killed run resumes bit-exactly.
+// The staged freeze/thaw denoiser trainer (DESIGN §5): the denoiser's TrainTask (latent-cache
+// batches, caption dropout, flow-matching loss, validation at fixed t, sample grids) on the shared
+// training loop of train/train_loop.h (AdamW, warm-up, clipping, EMA, accumulation, checkpoints
+// and bit-exact resume).
 //   RUN/checkpoints/step-NNNNNNN/{denoiser,ema,optimizer}.safetensors + state.json
 //   RUN/checkpoints/latest        name of the newest complete checkpoint
 //   RUN/log.jsonl, RUN/loss.png, RUN/samples/step-NNNNNNN.png
@@ -15,6 +16,7 @@
 #include "flow/flow_matching.h"
 #include "model/config.h"
 #include "train/schedule.h"
+#include "train/train_loop.h"
 
 namespace luminars {
 
@@ -43,6 +45,7 @@ struct TrainOptions {
   torch::Device device = torch::kCPU;
   bool bf16 = true;                    // autocast to bf16 on CUDA (ignored on the CPU)
   bool resume = false;
+  bool overwrite = false;              // start afresh in a folder that holds an earlier run
   int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run
   bool quiet = false;                  // no progress output
 };
@@ -52,14 +55,10 @@ struct TrainHooks {
   std::function<torch::Tensor(const torch::Tensor&)> decode;
 };
 
-struct TrainResult {
-  int64_t global_step = 0;
-  bool finished = false;      // every stage done (false when stopped early)
-  double last_loss = 0;
-  std::string checkpoint;     // newest checkpoint folder
-};
-
 TrainResult train(const TrainOptions& options, const TrainHooks& hooks = {});
+
+// The shared loop's options for these denoiser options (stages at DESIGN §5 rates unless given).
+LoopOptions loop_options(const TrainOptions& options);
 
 // Validation loss at fixed t values and fixed noise on the held-out images (comparable across runs).
 std::vector<double> validation_times();

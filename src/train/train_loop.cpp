@@ -1,0 +1,238 @@
+#include "train/train_loop.h"
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "core/autocast.h"
+#include "core/error.h"
+#include "train/ema.h"
+#include "train/run_checkpoint.h"
+#include "train/training_log.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+
+NamedTensors TrainTask::trainable(int /*stage*/) {
+  NamedTensors all;
+  for (auto& p : module().named_parameters()) {
+    p.value().set_requires_grad(true);
+    all.emplace_back(p.key(), p.value());
+  }
+  return all;
+}
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+void on_signal(int) { g_stop_requested = true; }
+
+// SIGINT/SIGTERM finish the current step, save a checkpoint and return.
+struct StopOnSignal {
+  StopOnSignal() {
+    g_stop_requested = false;
+    old_int = std::signal(SIGINT, on_signal);
+    old_term = std::signal(SIGTERM, on_signal);
+  }
+  ~StopOnSignal() {
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+  }
+  void (*old_int)(int);
+  void (*old_term)(int);
+};
+
+std::string step_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "step-%07lld", static_cast<long long>(step));
+  return buf;
+}
+
+template <class T>
+std::string join(const std::vector<T>& values) {
+  std::ostringstream o;
+  o.precision(17);
+  for (std::size_t i = 0; i < values.size(); ++i) o << (i ? "," : "") << values[i];
+  return o.str();
+}
+
+// What a run writes into its folder; everything else there is left alone.
+const char* const kRunFiles[] = {"checkpoints", "samples", "log.jsonl", "loss.png"};
+
+}  // namespace
+
+void check_loop_options(const LoopOptions& o) {
+  if (o.stages.empty()) throw Error("no stages to train");
+  for (const auto& s : o.stages) {
+    if (s.steps < 0) throw Error("step counts must not be negative, got " + std::to_string(s.steps));
+    if (!(s.lr > 0 && s.lr < 1)) throw Error("learning rate must be in (0, 1), got " + std::to_string(s.lr));
+  }
+  if (o.grad_accum < 1) throw Error("gradient accumulation must be at least 1");
+  if (o.warmup < 0) throw Error("warm-up steps must not be negative");
+  if (o.clip_grad < 0) throw Error("gradient clipping norm must not be negative");
+  if (o.resume && o.overwrite) throw Error("--resume and --overwrite exclude each other");
+  if (o.out_dir.empty()) throw Error("no run folder given (--out)");
+}
+
+void prepare_run_folder(const LoopOptions& o) {
+  const fs::path dir(o.out_dir);
+  if (fs::exists(dir) && !fs::is_directory(dir)) throw Error(o.out_dir + " exists and is not a folder");
+  if (fs::exists(dir) && !fs::is_empty(dir) && !o.resume) {
+    if (!o.overwrite)
+      throw Error(o.out_dir + " already holds files (an earlier run?): pass --resume to continue it or --overwrite to start afresh");
+    for (const char* name : kRunFiles) fs::remove_all(dir / name);
+  }
+  fs::create_directories(dir);
+}
+
+std::map<std::string, std::string> loop_resume_options(const LoopOptions& o) {
+  std::vector<int> stages;
+  std::vector<int64_t> steps;
+  std::vector<double> lrs;
+  for (const auto& s : o.stages) {
+    stages.push_back(s.stage);
+    steps.push_back(s.steps);
+    lrs.push_back(s.lr);
+  }
+  return {{"stage", join(stages)}, {"steps", join(steps)}, {"lr", join(lrs)},
+          {"grad-accum", std::to_string(o.grad_accum)}, {"seed", std::to_string(o.seed)},
+          {"warmup", std::to_string(o.warmup)}};
+}
+
+TrainResult run_training(TrainTask& task, const LoopOptions& o) {
+  check_loop_options(o);
+  prepare_run_folder(o);
+  torch::nn::Module& module = task.module();
+  module.to(o.device);
+  auto resume_options = loop_resume_options(o);
+  resume_options["batch"] = std::to_string(task.batch_size());
+  for (const auto& [k, v] : task.resume_options()) resume_options[k] = v;
+  const CheckpointedModule checkpointed{module, task.name(), task.weights_metadata()};
+
+  // 1. Where to start: the run's latest checkpoint, or the module as it is.
+  Ema ema(module, o.ema_decay);
+  RunState state;
+  state.seed = o.seed;
+  state.options = resume_options;
+  std::optional<std::string> resume_dir;
+  if (o.resume) resume_dir = latest_checkpoint(o.out_dir);
+  TrainResult result;
+  if (resume_dir) {
+    auto loaded = load_training_checkpoint(*resume_dir, checkpointed, ema).state;
+    if (loaded.seed != o.seed)
+      throw Error("cannot resume " + *resume_dir + ": --seed is " + std::to_string(o.seed) +
+                  " but the run was started with " + std::to_string(loaded.seed));
+    check_resume_options(loaded, resume_options, *resume_dir);
+    state.global_step = loaded.global_step;
+    state.stage_index = loaded.stage_index;
+    state.stage_step = loaded.stage_step;
+    result.checkpoint = *resume_dir;
+  }
+  if (state.stage_index < static_cast<int64_t>(o.stages.size()) &&
+      state.stage_step >= o.stages[static_cast<std::size_t>(state.stage_index)].steps) {
+    ++state.stage_index;  // the checkpoint closed its stage: the next one starts fresh
+    state.stage_step = 0;
+    resume_dir.reset();
+  }
+  module.train();
+
+  TrainingLog log(o.out_dir, task.name());
+  StopOnSignal stop_on_signal;
+  result.global_step = state.global_step;
+  int64_t steps_this_run = 0, total_left = 0;
+  for (std::size_t si = static_cast<std::size_t>(state.stage_index); si < o.stages.size(); ++si)
+    total_left += o.stages[si].steps - (si == static_cast<std::size_t>(state.stage_index) ? state.stage_step : 0);
+
+  auto validate = [&](int stage) {
+    torch::NoGradGuard no_grad;
+    module.eval();
+    auto v = task.validate();
+    module.train();
+    if (v) log.validation(state.global_step, stage, v->loss, v->metrics);
+  };
+  auto samples = [&] {
+    torch::NoGradGuard no_grad;
+    module.eval();
+    with_ema_weights(module, ema, [&] { task.write_samples((fs::path(o.out_dir) / "samples" / (step_name(state.global_step) + ".png")).string()); });
+    module.train();
+  };
+
+  // 2. The stages.
+  for (std::size_t si = static_cast<std::size_t>(state.stage_index); si < o.stages.size(); ++si) {
+    const StagePlan plan = o.stages[si];
+    for (auto& p : module.parameters()) p.mutable_grad() = torch::Tensor();  // no stale gradients of the last stage
+    AdamW opt(task.trainable(plan.stage), {plan.lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay});
+    if (resume_dir && static_cast<int64_t>(si) == state.stage_index) load_optimizer_state(*resume_dir, opt);
+    if (!o.quiet)
+      std::fprintf(stderr, "%s stage %d: %zu of %zu parameter tensors train, lr %.1e, %lld steps\n", task.name().c_str(),
+                   plan.stage, opt.parameters().size(), module.parameters().size(), plan.lr,
+                   static_cast<long long>(plan.steps));
+    std::vector<torch::Tensor> trainable;
+    for (const auto& [name, p] : opt.parameters()) trainable.push_back(p);
+
+    for (int64_t step = state.stage_step; step < plan.steps; ++step) {
+      const auto t0 = std::chrono::steady_clock::now();
+      opt.options().lr = scheduled_lr(plan.lr, step, plan.steps, o.warmup, o.decay, o.min_lr_ratio);
+      opt.zero_grad();
+      double loss_sum = 0;
+      Metrics parts;
+      for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
+        StepLoss l;
+        {
+          AutocastGuard autocast(o.bf16, o.device);
+          l = task.loss(state.global_step * o.grad_accum + micro);
+        }
+        (l.loss / static_cast<double>(o.grad_accum)).backward();
+        loss_sum += l.loss.item<double>();
+        for (std::size_t k = 0; k < l.parts.size(); ++k) {
+          if (micro == 0) parts.emplace_back(l.parts[k].first, 0.0);
+          parts[k].second += l.parts[k].second / static_cast<double>(o.grad_accum);
+        }
+      }
+      const double loss = loss_sum / static_cast<double>(o.grad_accum);
+      if (!std::isfinite(loss))
+        throw Error(task.name() + " loss is " + std::to_string(loss) + " at step " + std::to_string(state.global_step + 1) +
+                    " (try a lower learning rate or gradient clipping)");
+      double grad_norm = 0;
+      if (o.clip_grad > 0) grad_norm = torch::nn::utils::clip_grad_norm_(trainable, o.clip_grad);
+      opt.step();
+      ema.update(module);
+      ++state.global_step;
+      ++state.stage_step;
+      ++steps_this_run;
+      result.global_step = state.global_step;
+      result.last_loss = loss;
+
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      const double img_s = static_cast<double>(task.batch_size() * o.grad_accum) / std::max(secs, 1e-9);
+      log.train_step(state.global_step, plan.stage, loss, opt.options().lr, grad_norm, img_s, parts);
+      if (!o.quiet) log.progress(plan.stage, state.global_step, steps_this_run, total_left, loss, img_s);
+      const bool last = step + 1 == plan.steps;
+      const bool run_done = last && si + 1 == o.stages.size();
+      if (o.validate_every > 0 && (state.global_step % o.validate_every == 0 || run_done)) validate(plan.stage);
+      if (o.sample_every > 0 && (state.global_step % o.sample_every == 0 || run_done)) samples();
+      const bool stop = !run_done && (g_stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
+      if (last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0)) {
+        RunState saved = state;
+        saved.stage_index = static_cast<int64_t>(si);
+        result.checkpoint = save_training_checkpoint(o.out_dir, checkpointed, ema, opt, saved, o.keep_checkpoints);
+        log.plot();
+      }
+      if (stop) {
+        if (!o.quiet) std::fprintf(stderr, "\nstopped at step %lld; resume with --resume\n", static_cast<long long>(state.global_step));
+        return result;
+      }
+    }
+    state.stage_step = 0;
+    resume_dir.reset();
+  }
+  log.finish();
+  result.finished = true;
+  return result;
+}
+
+}  // namespace luminars

@@ -1,0 +1,69 @@
+// The one training loop every model of the project shares (denoiser, VAE, CLIP): stages with
+// parameter groups, AdamW, warm-up and decay, gradient accumulation and clipping, EMA, bf16
+// autocast on CUDA, atomic checkpoints with bit-exact --resume, Ctrl-C save, progress line,
+// log.jsonl, loss plot, validation and sample grids. The model's part is a TrainTask.
+//   RUN/checkpoints/step-NNNNNNN/   see train/run_checkpoint.h; RUN/checkpoints/latest
+//   RUN/log.jsonl, RUN/loss.png, RUN/samples/step-NNNNNNN.png
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "train/adamw.h"
+#include "train/schedule.h"
+#include "train/train_task.h"
+
+namespace luminars {
+
+struct StagePlan {
+  int stage = 1;         // passed to TrainTask::trainable
+  int64_t steps = 1000;  // optimizer steps
+  double lr = 1e-4;
+};
+
+struct LoopOptions {
+  std::string out_dir;
+  std::vector<StagePlan> stages{StagePlan{}};
+  int64_t grad_accum = 1;
+  double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.01;
+  int64_t warmup = 100;                // linear warm-up steps at the start of every stage
+  LrDecay decay = LrDecay::Constant;
+  double min_lr_ratio = 0.1;
+  double clip_grad = 1.0;              // max global gradient norm; 0 = off
+  double ema_decay = 0.999;
+  int64_t checkpoint_every = 500, keep_checkpoints = 3;
+  int64_t validate_every = 250, sample_every = 500;
+  uint64_t seed = 0;
+  torch::Device device = torch::kCPU;
+  bool bf16 = true;                    // autocast to bf16 on CUDA (ignored on the CPU)
+  bool resume = false;                 // continue from the run's latest checkpoint
+  bool overwrite = false;              // start afresh in a run folder that holds an earlier run
+  int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run
+  bool quiet = false;                  // no progress output
+};
+
+struct TrainResult {
+  int64_t global_step = 0;
+  bool finished = false;      // every stage done (false when stopped early)
+  double last_loss = 0;
+  std::string checkpoint;     // newest checkpoint folder
+};
+
+// Checks the options alone (stage list, counts, ranges); throws naming the option at fault.
+void check_loop_options(const LoopOptions& options);
+
+// Makes RUN ready for a run: creates it; an existing folder with anything in it is refused unless
+// `resume` (then its checkpoints continue) or `overwrite` (then the files of the earlier run —
+// checkpoints/, samples/, log.jsonl, loss.png — are removed first).
+void prepare_run_folder(const LoopOptions& options);
+
+// Trains `task` through every stage from where the run folder's latest checkpoint left off (with
+// `resume`) or from the module's current weights. A stop request (SIGINT, SIGTERM, stop_after)
+// finishes the step, saves a checkpoint and returns with finished = false.
+TrainResult run_training(TrainTask& task, const LoopOptions& options);
+
+// The loop's own options that a bit-exact resume depends on, as recorded in checkpoints.
+std::map<std::string, std::string> loop_resume_options(const LoopOptions& options);
+
+}  // namespace luminars
