@@ -15,6 +15,7 @@
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/dataset.h"
+#include "train/ema.h"
 #include "train/latent_cache.h"
 #include "train/run_checkpoint.h"
 #include "train/schedule.h"
@@ -339,6 +340,78 @@ TEST(Trainer, BadOptionsAndMissingCache) {
   o.stages = {1};
   o.batch_size = 0;
   EXPECT_THROW(train(o), Error);
+}
+
+}  // namespace
+}  // namespace luminars
+
+namespace luminars {
+namespace {
+
+TEST(Trainer, RefusesAnEarlierRunUnlessResumeOrOverwrite) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.steps = {6};
+  ASSERT_TRUE(train(o).finished);  // checkpoints at steps 2, 4, 6
+  o.steps = {2};
+  const auto message = test::error_of([&] { train(o); });
+  EXPECT_NE(message.find("--resume"), std::string::npos) << message;
+  EXPECT_NE(message.find("--overwrite"), std::string::npos) << message;
+  EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-0000006")));  // nothing touched
+  o.overwrite = true;
+  auto r = train(o);
+  ASSERT_TRUE(r.finished);
+  EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
+  EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-0000002/denoiser.safetensors")));
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoints/step-0000006")));
+}
+
+TEST(Trainer, PruningNeverRemovesTheCheckpointJustWritten) {
+  test::TempDir dir;
+  LuminaRS model(Config::preset("tiny"));
+  Ema ema(*model, 0.9);
+  AdamW opt(apply_stage(model, 1), {});
+  for (const char* old : {"step-0000400", "step-0000500"}) fs::create_directories(dir.file(std::string("run/checkpoints/") + old));
+  RunState state;
+  state.global_step = 2;
+  const CheckpointedModule m{*model, "denoiser", {}};
+  auto written = save_training_checkpoint(dir.file("run"), m, ema, opt, state, 2);
+  EXPECT_TRUE(fs::exists(written + "/denoiser.safetensors"));
+  EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-0000500")));  // the newest other one
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoints/step-0000400")));
+  state.global_step = 3;
+  written = save_training_checkpoint(dir.file("run"), m, ema, opt, state, 1);
+  EXPECT_TRUE(fs::exists(written + "/state.json"));
+  EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), written);
+  EXPECT_FALSE(fs::exists(dir.file("run/checkpoints/step-0000500")));
+}
+
+TEST(Trainer, ResumeRefusesOtherOptions) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.stages = {1, 2};
+  o.steps = {3, 2};
+  o.stop_after = 2;
+  ASSERT_FALSE(train(o).finished);
+  o.resume = true;
+  o.stop_after = 0;
+  auto changed = [&](const std::function<void(TrainOptions&)>& change) {
+    auto c = o;
+    change(c);
+    return test::error_of([&] { train(c); });
+  };
+  EXPECT_NE(changed([](TrainOptions& c) { c.batch_size = 3; }).find("--batch is 3 but the run was started with 4"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.grad_accum = 2; }).find("--grad-accum"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.lr = {1e-3, 1e-5}; }).find("--lr"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.steps = {4, 2}; }).find("--steps"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.stages = {1}; c.steps = {3}; }).find("cannot resume"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.seed = 6; }).find("--seed"), std::string::npos);
+  EXPECT_NE(changed([](TrainOptions& c) { c.caption_dropout = 0.2; }).find("--caption-dropout"), std::string::npos);
+  auto r = train(o);  // the same options resume
+  EXPECT_TRUE(r.finished);
+  EXPECT_EQ(r.global_step, 5);
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/image_tensor.h"
 #include "core/progress.h"
 #include "core/safetensors.h"
@@ -24,19 +25,39 @@ struct ShardCounts {
   int64_t images, captions;
 };
 
-// The counts of a finished shard made from exactly these inputs; nothing when the shard is
-// missing, unreadable or made from other inputs or options (then it is made again).
-std::optional<ShardCounts> finished_shard(const std::string& file, const std::vector<std::string>& inputs) {
-  if (!fs::exists(file)) return std::nullopt;
+// The counts of a finished shard made with exactly this key; nothing when the shard is missing,
+// unreadable or made from other inputs (then it is made again).
+std::optional<ShardCounts> finished_shard(const std::string& file, const std::string& key) {
+  if (cache_shard_key(file) != key) return std::nullopt;
   try {
     safetensors::Reader r(file);
-    auto it = r.metadata().find("inputs");
-    if (it == r.metadata().end() || nlohmann::json::parse(it->second).get<std::vector<std::string>>() != inputs)
-      return std::nullopt;
     return ShardCounts{r.at("mean").shape[0], r.at("ctx").shape[0]};
   } catch (const std::exception&) {
     return std::nullopt;
   }
+}
+
+// What every shard depends on: the encoders' and tokenizer's files (names, sizes, modification
+// times), the caption column and the options that change latents or embeddings.
+uint64_t components_key(const PrepareOptions& o) {
+  uint64_t h = fnv1a("luminars-prepare-v2");
+  for (const auto& dir : {o.vae, o.text_encoder, o.tokenizer}) h = fnv1a(hex64(folder_fingerprint(dir)), h);
+  const std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
+                              " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
+                              " caption_column=" + o.caption_column;
+  return fnv1a(options, h);
+}
+
+// A shard's key: the components and, per image, its path, size, modification time and captions.
+std::string shard_key(uint64_t components, const Dataset& data, int64_t start, int64_t end) {
+  uint64_t h = components;
+  for (int64_t i = start; i < end; ++i) {
+    const auto& item = data.items[static_cast<std::size_t>(i)];
+    h = fnv1a(item.path + "\n" + file_stamp(item.path) + "\n", h);
+    for (const auto& c : item.captions) h = fnv1a(c + "\n", h);
+    h = fnv1a("\x1e", h);
+  }
+  return hex64(h);
 }
 
 }  // namespace
@@ -71,12 +92,15 @@ PrepareSummary prepare(const PrepareOptions& o) {
   info.tokenizer = fs::absolute(o.tokenizer).lexically_normal().string();
   info.scaling_factor = vae->config().scaling_factor;
   info.shift_factor = vae->config().shift_factor;
+  info.penultimate = o.penultimate;
+  const uint64_t components = components_key(o);
+  info.key = hex64(components);
+  // An index of an earlier prepare no longer describes the folder: it is written again at the end.
+  fs::remove(fs::path(o.out_dir) / kCacheIndex);
 
   // 3. Shards: images in path order, shard_size at a time.
-  const std::string options_key = "resolution=" + std::to_string(o.resolution) + " random_crop=" +
-                                  std::to_string(o.random_crop) + " flip=" + std::to_string(o.flip) +
-                                  " penultimate=" + std::to_string(o.penultimate);
   PrepareSummary summary;
+  std::vector<std::string> shard_keys;
   SkipSummary skips;
   ProgressOptions po;
   po.unit = "img";
@@ -85,12 +109,11 @@ PrepareSummary prepare(const PrepareOptions& o) {
   const auto n = static_cast<int64_t>(data.size());
   for (int64_t s = 0, start = 0; start < n; ++s, start += o.shard_size) {
     const int64_t end = std::min(n, start + o.shard_size);
-    std::vector<std::string> inputs;
-    for (int64_t i = start; i < end; ++i) inputs.push_back(data.items[static_cast<std::size_t>(i)].path);
-    inputs.push_back(options_key);  // other options make other latents
+    const std::string key = shard_key(components, data, start, end);
+    shard_keys.push_back(key);
     const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
     info.shards.push_back(shard_name(s));
-    if (auto done = finished_shard(file, inputs)) {
+    if (auto done = finished_shard(file, key)) {
       info.items += done->images;
       info.captions += done->captions;
       ++summary.shards_reused;
@@ -140,7 +163,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
     shard.pooled = pooleds.empty() ? torch::zeros({0, D}) : torch::cat(pooleds);
     shard.caption_item = torch::tensor(caption_item, torch::kInt64).reshape({-1});
     shard.paths = kept;
-    write_cache_shard(o.out_dir, s, shard, inputs);
+    write_cache_shard(o.out_dir, s, shard, key);
     info.items += shard.mean.size(0);
     info.captions += shard.ctx.size(0);
   }
@@ -158,7 +181,16 @@ PrepareSummary prepare(const PrepareOptions& o) {
     write_cache_prompts((fs::path(o.out_dir) / "samples.safetensors").string(), emb.ctx.to(torch::kCPU), emb.pooled.to(torch::kCPU), prompts);
   }
 
-  // 5. The index last: its presence marks a complete cache.
+  // 5. The index last, once every shard agrees with it: its presence marks a complete cache.
+  for (std::size_t s = 0; s < info.shards.size(); ++s) {
+    const auto file = (fs::path(o.out_dir) / info.shards[s]).string();
+    if (cache_shard_key(file) != shard_keys[s]) throw Error(file + ": shard does not match its inputs after writing (changed during prepare?)");
+  }
+  for (auto s = static_cast<int64_t>(info.shards.size());; ++s) {  // shards of a larger earlier data set
+    const auto stale = fs::path(o.out_dir) / shard_name(s);
+    if (!fs::exists(stale)) break;
+    fs::remove(stale);
+  }
   write_cache_index(o.out_dir, info);
   summary.images = info.items;
   summary.captions = info.captions;

@@ -28,6 +28,8 @@ std::string CacheInfo::to_json() const {
   j["vae"] = vae;
   j["text_encoder"] = text_encoder;
   j["tokenizer"] = tokenizer;
+  j["penultimate"] = penultimate;
+  j["key"] = key;
   j["scaling_factor"] = scaling_factor;
   j["shift_factor"] = shift_factor;
   j["items"] = items;
@@ -48,6 +50,8 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
     c.vae = j.value("vae", "");
     c.text_encoder = j.value("text_encoder", "");
     c.tokenizer = j.value("tokenizer", "");
+    c.penultimate = j.value("penultimate", false);
+    c.key = j.value("key", "");
     c.scaling_factor = j.at("scaling_factor");
     c.shift_factor = j.at("shift_factor");
     c.items = j.at("items");
@@ -57,6 +61,18 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
     throw Error(source + ": invalid cache index: " + e.what());
   }
   return c;
+}
+
+std::optional<std::string> cache_shard_key(const std::string& file) {
+  if (!std::filesystem::exists(file)) return std::nullopt;
+  try {
+    safetensors::Reader r(file);
+    auto it = r.metadata().find("key");
+    if (it == r.metadata().end()) return std::nullopt;
+    return it->second;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
 }
 
 namespace {
@@ -69,7 +85,7 @@ torch::Tensor need(const std::map<std::string, torch::Tensor>& t, const std::str
 
 }  // namespace
 
-void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& s, const std::vector<std::string>& inputs) {
+void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& s, const std::string& key) {
   const auto file = (std::filesystem::path(dir) / shard_name(index)).string();
   save_tensors(file,
                {{"mean", s.mean.to(torch::kFloat32)},
@@ -77,7 +93,7 @@ void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& 
                 {"ctx", s.ctx.to(torch::kFloat16)},
                 {"pooled", s.pooled.to(torch::kFloat16)},
                 {"caption_item", s.caption_item.to(torch::kInt64)}},
-               {{"paths", nlohmann::json(s.paths).dump()}, {"inputs", nlohmann::json(inputs).dump()}});
+               {{"paths", nlohmann::json(s.paths).dump()}, {"key", key}});
 }
 
 void write_cache_index(const std::string& dir, const CacheInfo& info) {

@@ -10,6 +10,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,8 @@ struct CacheInfo {
   int64_t latent_channels = 16, latent_size = 32;
   int64_t text_dim = 768, context_length = 77;
   std::string vae, text_encoder, tokenizer;  // folders the cache was made with (absolute)
+  bool penultimate = false;                  // ctx is CLIP's penultimate layer (prepare --penultimate)
+  std::string key;                           // fingerprint of everything the cache was made from
   double scaling_factor = 1.0, shift_factor = 0.0;
   std::vector<std::string> shards;
   int64_t items = 0, captions = 0;
@@ -40,10 +43,11 @@ struct CacheShard {
   torch::Tensor caption_item;         // [m] int64: image index within the shard
   std::vector<std::string> paths;     // [n] source images
 };
-// `inputs` (the images the shard was made from, skipped ones included) lets a resumed prepare
-// tell a finished shard of the same data from a stale one.
-void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& shard,
-                       const std::vector<std::string>& inputs = {});
+// `key` (a fingerprint of the encoders, options, images and captions the shard was made from) lets
+// a resumed prepare tell a finished shard of the same data from a stale one.
+void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& shard, const std::string& key = "");
+// The key a shard file was written with; nullopt when it is missing or unreadable.
+std::optional<std::string> cache_shard_key(const std::string& file);
 void write_cache_index(const std::string& dir, const CacheInfo& info);
 // empty.safetensors / samples.safetensors: ctx [k,L,D], pooled [k,D] and the prompts.
 void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,

@@ -125,6 +125,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     m.text_encoder = info.text_encoder;
     m.tokenizer = info.tokenizer;
     m.vae = info.vae;
+    m.penultimate = info.penultimate;  // generation conditions on the layer training saw
     m.resolution = info.resolution;
     fs::create_directories(fs::path(m.dir) / "denoiser");
     export_ema_denoiser(r.checkpoint, m.path_of(m.denoiser));
