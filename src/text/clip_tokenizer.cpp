@@ -39,24 +39,97 @@ std::optional<std::string> token_text(const json& config, const char* key, const
   throw Error(source + ": field '" + key + "' must be a string or an object with a string 'content'");
 }
 
-// GPT-2's reversible byte -> printable character table: printable Latin-1 bytes map to
-// themselves, the others to U+0100 onwards in byte order.
-void fill_byte_symbols(std::string (&symbols)[256]) {
-  int next = 0;
-  for (int b = 0; b < 256; ++b) {
-    const bool printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF);
-    symbols[b].clear();
-    unicode::append_utf8(symbols[b], printable ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + next++));
-  }
-}
-
 bool starts_with(const std::u32string& s, std::size_t pos, const std::u32string& prefix) {
   return !prefix.empty() && s.compare(pos, prefix.size(), prefix) == 0;
 }
 
+bool printable_byte(int b) { return (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF); }
+
+// The code point of byte b's symbol; every one is below U+0100 + 256.
+char32_t byte_code_point(int b, int& next) { return printable_byte(b) ? static_cast<char32_t>(b) : static_cast<char32_t>(256 + next++); }
+
+// Code point of a byte symbol -> its byte; -1 for code points that are no byte symbol.
+const std::array<int, 512>& symbol_bytes() {
+  static const std::array<int, 512> table = [] {
+    std::array<int, 512> t;
+    t.fill(-1);
+    int next = 0;
+    for (int b = 0; b < 256; ++b) t[byte_code_point(b, next)] = b;
+    return t;
+  }();
+  return table;
+}
+
 }  // namespace
 
-ClipTokenizer::ClipTokenizer() : cache_(std::make_shared<Cache>()) { fill_byte_symbols(byte_symbol_); }
+const std::array<std::string, 256>& clip_byte_symbols() {
+  static const std::array<std::string, 256> symbols = [] {
+    std::array<std::string, 256> s;
+    int next = 0;
+    for (int b = 0; b < 256; ++b) unicode::append_utf8(s[b], byte_code_point(b, next));
+    return s;
+  }();
+  return symbols;
+}
+
+const std::array<uint8_t, 256>& clip_byte_order() {
+  static const std::array<uint8_t, 256> order = [] {
+    std::array<uint8_t, 256> o{};
+    std::size_t k = 0;
+    for (int b = 0; b < 256; ++b)
+      if (printable_byte(b)) o[k++] = static_cast<uint8_t>(b);
+    for (int b = 0; b < 256; ++b)
+      if (!printable_byte(b)) o[k++] = static_cast<uint8_t>(b);
+    return o;
+  }();
+  return order;
+}
+
+std::vector<std::string> clip_pre_tokenize(const std::string& text, const std::vector<std::string>& special_tokens) {
+  // Cleaning (NFC, lower case); whitespace runs only separate pieces, so collapsing and trimming
+  // them is implicit in the scan below.
+  const std::u32string s = unicode::to_lower(unicode::compose(unicode::decode_utf8(text)));
+  std::vector<std::u32string> specials;
+  for (const auto& t : special_tokens) specials.push_back(unicode::decode_utf8(t));
+  auto other = [](char32_t c) { return !unicode::is_space(c) && !unicode::is_letter(c) && !unicode::is_number(c); };
+
+  // CLIP's pattern, leftmost alternative first at each position:
+  // <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
+  std::vector<std::string> pieces;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    std::size_t len = 0;
+    for (const auto& special : specials)
+      if (starts_with(s, i, special)) {
+        len = special.size();
+        break;
+      }
+    if (len == 0 && s[i] == U'\'' && i + 1 < s.size()) {
+      const char32_t a = s[i + 1], b = i + 2 < s.size() ? s[i + 2] : 0;
+      if (a == U's' || a == U't' || a == U'm' || a == U'd') len = 2;
+      else if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l')) len = 3;
+    }
+    if (len == 0) {
+      const char32_t c = s[i];
+      std::size_t j = i + 1;
+      if (unicode::is_space(c)) {
+        i = j;
+        continue;
+      }
+      if (unicode::is_letter(c)) {
+        while (j < s.size() && unicode::is_letter(s[j])) ++j;
+      } else if (!unicode::is_number(c)) {
+        while (j < s.size() && other(s[j])) ++j;
+      }
+      len = j - i;
+    }
+    pieces.push_back(unicode::encode_utf8(std::u32string_view(s).substr(i, len)));
+    i += len;
+  }
+  return pieces;
+}
+
+ClipTokenizer::ClipTokenizer() : cache_(std::make_shared<Cache>()) {}
 
 ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
   if (!fs::is_directory(dir)) throw Error(dir + ": tokenizer folder not found");
@@ -143,45 +216,7 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
 }
 
 std::vector<std::string> ClipTokenizer::pre_tokenize(const std::string& text) const {
-  // Cleaning (NFC, lower case); whitespace runs only separate pieces, so collapsing and trimming
-  // them is implicit in the scan below.
-  const std::u32string s = unicode::to_lower(unicode::compose(unicode::decode_utf8(text)));
-  const std::u32string bos = unicode::decode_utf8(bos_match_), eos = unicode::decode_utf8(eos_match_);
-  auto other = [](char32_t c) { return !unicode::is_space(c) && !unicode::is_letter(c) && !unicode::is_number(c); };
-
-  // CLIP's pattern, leftmost alternative first at each position:
-  // <|startoftext|>|<|endoftext|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+
-  std::vector<std::string> pieces;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    std::size_t len = 0;
-    if (starts_with(s, i, bos)) {
-      len = bos.size();
-    } else if (starts_with(s, i, eos)) {
-      len = eos.size();
-    } else if (s[i] == U'\'' && i + 1 < s.size()) {
-      const char32_t a = s[i + 1], b = i + 2 < s.size() ? s[i + 2] : 0;
-      if (a == U's' || a == U't' || a == U'm' || a == U'd') len = 2;
-      else if ((a == U'r' && b == U'e') || (a == U'v' && b == U'e') || (a == U'l' && b == U'l')) len = 3;
-    }
-    if (len == 0) {
-      const char32_t c = s[i];
-      std::size_t j = i + 1;
-      if (unicode::is_space(c)) {
-        i = j;
-        continue;
-      }
-      if (unicode::is_letter(c)) {
-        while (j < s.size() && unicode::is_letter(s[j])) ++j;
-      } else if (!unicode::is_number(c)) {
-        while (j < s.size() && other(s[j])) ++j;
-      }
-      len = j - i;
-    }
-    pieces.push_back(unicode::encode_utf8(std::u32string_view(s).substr(i, len)));
-    i += len;
-  }
-  return pieces;
+  return clip_pre_tokenize(text, {bos_match_, eos_match_});
 }
 
 void ClipTokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) const {
@@ -196,7 +231,8 @@ void ClipTokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) con
   // of the best-ranked adjacent pair.
   std::vector<std::string> word;
   word.reserve(piece.size());
-  for (unsigned char b : piece) word.push_back(byte_symbol_[b]);
+  const auto& byte_symbol = clip_byte_symbols();
+  for (unsigned char b : piece) word.push_back(byte_symbol[b]);
   word.back() += "</w>";
   std::string key;
   while (word.size() > 1) {
@@ -256,6 +292,32 @@ torch::Tensor ClipTokenizer::encode_batch(const std::vector<std::string>& texts)
     for (int64_t k = 0; k < context_length; ++k) acc[b][k] = ids[k];
   }
   return out;
+}
+
+std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
+  std::string text;
+  for (int64_t id : ids) {
+    if (id == bos_id || id == eos_id || id == pad_id || id == unk_id || id < 0 || id >= vocab_size()) continue;
+    text += id_to_token_[id];
+  }
+  // Symbols back to bytes; `</w>` (its characters are byte symbols of themselves) ends a word.
+  const std::u32string symbols = unicode::decode_utf8(text);
+  const std::u32string word_end = U"</w>";
+  const auto& byte_of = symbol_bytes();
+  std::string bytes;
+  for (std::size_t i = 0; i < symbols.size(); ++i) {
+    if (starts_with(symbols, i, word_end)) {
+      bytes += ' ';
+      i += word_end.size() - 1;
+    } else if (symbols[i] < byte_of.size() && byte_of[symbols[i]] >= 0) {
+      bytes += static_cast<char>(byte_of[symbols[i]]);
+    }  // a character that is no byte symbol cannot come from this vocabulary's tokens: dropped
+  }
+  const std::u32string out = unicode::decode_utf8(bytes);  // invalid UTF-8 -> U+FFFD
+  std::size_t begin = 0, end = out.size();
+  while (begin < end && unicode::is_space(out[begin])) ++begin;
+  while (end > begin && unicode::is_space(out[end - 1])) --end;
+  return unicode::encode_utf8(std::u32string_view(out).substr(begin, end - begin));
 }
 
 std::string ClipTokenizer::id_to_token(int64_t id) const {

@@ -3,6 +3,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,17 @@
 #include <vector>
 
 namespace luminars {
+
+// GPT-2's reversible byte -> printable character table (`bytes_to_unicode()`): byte b -> its
+// symbol in UTF-8. Printable Latin-1 bytes map to themselves, the others to U+0100 onwards.
+const std::array<std::string, 256>& clip_byte_symbols();
+// The 256 bytes in the order of `bytes_to_unicode().values()`, the order of CLIP's first 256 ids
+// (the printable bytes ascending, then the others ascending).
+const std::array<uint8_t, 256>& clip_byte_order();
+
+// CLIP's cleaning (NFC, lower case) and split pattern: the text pieces that BPE works on, one word
+// each. `special_tokens` (already lower-cased) are matched first at each position and kept whole.
+std::vector<std::string> clip_pre_tokenize(const std::string& text, const std::vector<std::string>& special_tokens = {});
 
 class ClipTokenizer {
  public:
@@ -24,7 +36,12 @@ class ClipTokenizer {
   // [B, context_length] int64, padded and truncated.
   torch::Tensor encode_batch(const std::vector<std::string>& texts) const;
 
-  // The text pieces of `text` before BPE (after cleaning, lower-casing and CLIP's split pattern).
+  // The text of ids: byte symbols back to bytes, `</w>` to a space, special tokens (BOS, EOS, pad,
+  // unk) and unknown ids dropped, invalid UTF-8 replaced by U+FFFD, trimmed (as transformers' decode
+  // with skip_special_tokens). Pieces come back separated by spaces: "a,b" decodes as "a , b".
+  std::string decode(const std::vector<int64_t>& ids) const;
+
+  // The text pieces of `text` before BPE: clip_pre_tokenize with BOS and EOS kept whole.
   std::vector<std::string> pre_tokenize(const std::string& text) const;
   // Token strings of ids (byte-level symbols, `</w>` marking word ends); unknown ids give "<unk:N>".
   std::string id_to_token(int64_t id) const;
@@ -40,7 +57,6 @@ class ClipTokenizer {
   std::unordered_map<std::string, int64_t> vocab_;
   std::vector<std::string> id_to_token_;
   std::unordered_map<std::string, int32_t> merge_rank_;  // "left right" -> rank
-  std::string byte_symbol_[256];                          // byte -> its printable symbol (UTF-8)
   std::string bos_token_ = "<|startoftext|>", eos_token_ = "<|endoftext|>";
   std::string bos_match_ = bos_token_, eos_match_ = eos_token_;  // lower-cased, as found in the text
   // Results of bpe() per word; guarded, so one tokenizer may be shared between threads.
