@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
+#include <filesystem>
 #include <array>
 #include <cstdio>
 #include <cstdlib>
@@ -84,6 +86,41 @@ Image gradient_image(int w, int h) {
       p[2] = static_cast<uint8_t>((x * 7 + y * 3) % 256);
     }
   return img;
+}
+
+namespace {
+const char* const kShapeColours[] = {"red", "green", "blue", "yellow", "purple", "orange"};
+const uint8_t kShapeRgb[][3] = {{220, 30, 30}, {30, 170, 50}, {30, 60, 220}, {235, 210, 30}, {140, 40, 170}, {245, 140, 20}};
+const char* const kShapes[] = {"circle", "square", "triangle"};
+}  // namespace
+
+std::string shape_caption(int i) { return std::string("a ") + kShapeColours[i % 6] + " " + kShapes[(i / 6) % 3]; }
+
+void write_shapes_dataset(const std::string& dir, int n, int size) {
+  std::filesystem::create_directories(dir);
+  for (int i = 0; i < n; ++i) {
+    const int colour = i % 6, shape = (i / 6) % 3;
+    const bool grey = (i / 18) % 2 == 1;
+    const double r = size * (0.22 + 0.08 * ((i / 36) % 3)), cx = size * (0.4 + 0.2 * ((i * 7) % 5) / 4.0),
+                 cy = size * (0.4 + 0.2 * ((i * 3) % 5) / 4.0);
+    Image img;
+    img.width = img.height = size;
+    img.rgb.resize(static_cast<std::size_t>(size) * size * 3);
+    for (int y = 0; y < size; ++y)
+      for (int x = 0; x < size; ++x) {
+        const double dx = x + 0.5 - cx, dy = y + 0.5 - cy;
+        bool in = false;
+        if (shape == 0) in = dx * dx + dy * dy < r * r;
+        if (shape == 1) in = std::abs(dx) < r * 0.85 && std::abs(dy) < r * 0.85;
+        if (shape == 2) in = dy < r * 0.8 && dy > -r && std::abs(dx) < (dy + r) * 0.55;
+        uint8_t* p = &img.rgb[(static_cast<std::size_t>(y) * size + x) * 3];
+        for (int c = 0; c < 3; ++c) p[c] = in ? kShapeRgb[colour][c] : (grey ? 205 : 250);
+      }
+    const std::string stem = dir + "/shape" + std::to_string(i);
+    save_png(stem + ".png", img);
+    write_text(stem + ".txt", shape_caption(i) + "\n" + kShapeColours[colour] + " " + kShapes[shape] + " on a " +
+                                  (grey ? "grey" : "white") + " background\n");
+  }
 }
 
 }  // namespace luminars::test

@@ -51,4 +51,11 @@ void write_text(const std::string& path, const std::string& text);
 // A w×h picture with smooth colour gradients (red across, green down, a blue ripple).
 Image gradient_image(int w, int h);
 
+// A captioned folder of `n` coloured shapes (circle, square, triangle; six colours) on plain
+// light backgrounds, `size`² PNGs with .txt captions ("a red circle", "red circle on a white
+// background"). Picture i has colour i % 6 and shape (i / 6) % 3; position and size vary with i.
+void write_shapes_dataset(const std::string& dir, int n, int size = 32);
+// The first caption of picture i of write_shapes_dataset.
+std::string shape_caption(int i);
+
 }  // namespace luminars::test

@@ -12,7 +12,7 @@
 #include "pipeline/model_folder.h"
 #include "text/text_encoder.h"
 #include "core/autocast.h"
-#include "vae/autoencoder_kl.h"
+#include "vae/vae.h"
 
 namespace luminars {
 
@@ -54,13 +54,13 @@ GenerateResult generate(const GenerateOptions& o) {
 
   // 3. The VAE's geometry (config only) gives the latent size.
   auto vae_dir = pick(o.vae, folder.vae);
-  auto vae_cfg = VaeConfig::from_file((fs::path(vae_dir) / "config.json").string());
-  const int64_t factor = vae_cfg.downscale_factor();
+  const auto vae_geometry = read_vae_geometry(vae_dir);
+  const int64_t factor = vae_geometry.downscale_factor;
   if (size % (factor * cfg.size_multiple()) != 0)
     throw Error("size " + std::to_string(size) + " must be a multiple of " + std::to_string(factor * cfg.size_multiple()) +
                 " (VAE factor " + std::to_string(factor) + " × denoiser levels " + std::to_string(cfg.size_multiple()) + ")");
-  if (vae_cfg.latent_channels != cfg.latent_channels)
-    throw Error("the VAE has " + std::to_string(vae_cfg.latent_channels) + " latent channels, the denoiser " +
+  if (vae_geometry.latent_channels != cfg.latent_channels)
+    throw Error("the VAE has " + std::to_string(vae_geometry.latent_channels) + " latent channels, the denoiser " +
                 std::to_string(cfg.latent_channels));
 
   // 4. Denoising loop.
@@ -93,7 +93,7 @@ GenerateResult generate(const GenerateOptions& o) {
   VaeLoadOptions vo;
   vo.part = VaePart::Decoder;
   vo.device = o.device;
-  auto vae = AutoencoderKL::from_dir(vae_dir, vo);
+  auto vae = load_vae(vae_dir, vo);
   auto images = vae->decode(vae->from_denoiser(latents)).clamp(-1, 1).to(torch::kCPU);
   if (auto parent = fs::path(o.out).parent_path(); !parent.empty()) fs::create_directories(parent);
   save_png(o.out, o.batch == 1 ? tensor_to_image(images[0]) : make_grid(images));

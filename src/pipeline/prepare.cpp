@@ -13,7 +13,7 @@
 #include "text/text_encoder.h"
 #include "train/dataset.h"
 #include "train/latent_cache.h"
-#include "vae/autoencoder_kl.h"
+#include "vae/vae.h"
 
 namespace luminars {
 
@@ -73,7 +73,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
   VaeLoadOptions vo;
   vo.part = VaePart::Encoder;  // the decoder is not needed to prepare data
   vo.device = o.device;
-  auto vae = AutoencoderKL::from_dir(o.vae, vo);
+  auto vae = load_vae(o.vae, vo);
   if (o.resolution % vae->downscale_factor() != 0)
     throw Error("resolution " + std::to_string(o.resolution) + " is not a multiple of the VAE's factor " +
                 std::to_string(vae->downscale_factor()));
@@ -83,15 +83,15 @@ PrepareSummary prepare(const PrepareOptions& o) {
 
   CacheInfo info;
   info.resolution = o.resolution;
-  info.latent_channels = vae->config().latent_channels;
+  info.latent_channels = vae->latent_channels();
   info.latent_size = o.resolution / vae->downscale_factor();
   info.text_dim = text.hidden_size();
   info.context_length = text.context_length();
   info.vae = fs::absolute(o.vae).lexically_normal().string();
   info.text_encoder = fs::absolute(o.text_encoder).lexically_normal().string();
   info.tokenizer = fs::absolute(o.tokenizer).lexically_normal().string();
-  info.scaling_factor = vae->config().scaling_factor;
-  info.shift_factor = vae->config().shift_factor;
+  info.scaling_factor = vae->scaling_factor();
+  info.shift_factor = vae->shift_factor();
   info.penultimate = o.penultimate;
   const uint64_t components = components_key(o);
   info.key = hex64(components);
@@ -146,7 +146,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
       if (!pixels.empty()) {
         auto post = vae->encode(torch::stack(pixels).to(o.device));
         means.push_back(vae->to_denoiser(post.mean).to(torch::kCPU));
-        stds.push_back((post.std() * vae->config().scaling_factor).to(torch::kCPU));
+        stds.push_back((post.std() * vae->scaling_factor()).to(torch::kCPU));
       }
       if (!captions.empty()) {
         auto emb = text.encode(captions, o.penultimate);

@@ -11,7 +11,7 @@
 #include "train/latent_cache.h"
 #include "train/run_checkpoint.h"
 #include "train/trainer.h"
-#include "vae/autoencoder_kl.h"
+#include "vae/vae.h"
 
 namespace luminars::cli {
 
@@ -109,13 +109,13 @@ void register_train(CLI::App& app, GlobalOptions& g) {
                 << " starts from random weights; pass --init with the previous stage's denoiser (RUN/model/denoiser/model.safetensors)\n";
     const auto info = CacheInfo::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
     TrainHooks hooks;
-    std::shared_ptr<AutoencoderKL> vae;
+    std::shared_ptr<Vae> vae;
     if (o->sample_every > 0 && !info.vae.empty() && fs::exists(info.vae)) {
       VaeLoadOptions vo;
       vo.part = VaePart::Decoder;
       vo.device = o->device;
-      vae = std::make_shared<AutoencoderKL>(AutoencoderKL::from_dir(info.vae, vo));
-      hooks.decode = [vae](const torch::Tensor& latents) { return (*vae)->decode((*vae)->from_denoiser(latents)).clamp(-1, 1); };
+      vae = load_vae(info.vae, vo);
+      hooks.decode = [vae](const torch::Tensor& latents) { return vae->decode(vae->from_denoiser(latents)).clamp(-1, 1); };
     }
     auto r = train(*o, hooks);
     if (!r.finished) return;
