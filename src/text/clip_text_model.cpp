@@ -138,6 +138,10 @@ ClipTextConfig ClipTextConfig::vit_h14() {
   return c;
 }
 
+ClipLayerConfig layer_config(const ClipTextConfig& c) {
+  return {c.hidden_size, c.intermediate_size, c.num_attention_heads, c.hidden_act, c.layer_norm_eps, /*causal=*/true};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Frozen layers
 // ---------------------------------------------------------------------------------------------
@@ -166,8 +170,8 @@ torch::Tensor FrozenEmbeddingImpl::forward(const torch::Tensor& ids) { return to
 // ---------------------------------------------------------------------------------------------
 // Transformer layer
 // ---------------------------------------------------------------------------------------------
-ClipAttentionImpl::ClipAttentionImpl(const ClipTextConfig& c, const torch::TensorOptions& options)
-    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads) {
+ClipAttentionImpl::ClipAttentionImpl(const ClipLayerConfig& c, const torch::TensorOptions& options)
+    : heads(c.num_attention_heads), head_dim(c.hidden_size / c.num_attention_heads), causal(c.causal) {
   const int64_t d = c.hidden_size;
   k_proj = register_module("k_proj", FrozenLinear(d, d, /*bias=*/true, options));
   v_proj = register_module("v_proj", FrozenLinear(d, d, /*bias=*/true, options));
@@ -180,15 +184,16 @@ torch::Tensor ClipAttentionImpl::forward(const torch::Tensor& x, const torch::Te
   auto split = [&](const torch::Tensor& t) { return t.view({B, L, heads, head_dim}).transpose(1, 2); };  // [B,H,L,hd]
   auto q = split(q_proj(x)), k = split(k_proj(x)), v = split(v_proj(x));
 #if TORCH_VERSION_MAJOR >= 2
-  auto o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true);
+  auto o = at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/causal);
 #else
   auto a = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(head_dim)));  // [B,H,L,L]
-  auto o = torch::matmul((a + causal_mask).softmax(-1), v);                                             // [B,H,L,hd]
+  if (causal) a = a + causal_mask;
+  auto o = torch::matmul(a.softmax(-1), v);  // [B,H,L,hd]
 #endif
   return out_proj(o.transpose(1, 2).reshape({B, L, D}));  // [B,L,D]
 }
 
-ClipMlpImpl::ClipMlpImpl(const ClipTextConfig& c, const torch::TensorOptions& options) : act(c.hidden_act) {
+ClipMlpImpl::ClipMlpImpl(const ClipLayerConfig& c, const torch::TensorOptions& options) : act(c.hidden_act) {
   fc1 = register_module("fc1", FrozenLinear(c.hidden_size, c.intermediate_size, /*bias=*/true, options));
   fc2 = register_module("fc2", FrozenLinear(c.intermediate_size, c.hidden_size, /*bias=*/true, options));
 }
@@ -201,7 +206,7 @@ torch::Tensor ClipMlpImpl::forward(const torch::Tensor& x) {
   return fc2(h);
 }
 
-ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
+ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipLayerConfig& c, const torch::TensorOptions& options) {
   self_attn = register_module("self_attn", ClipAttention(c, options));
   layer_norm1 = register_module("layer_norm1", FrozenLayerNorm(c.hidden_size, c.layer_norm_eps, options));
   mlp = register_module("mlp", ClipMlp(c, options));
@@ -211,6 +216,26 @@ ClipEncoderLayerImpl::ClipEncoderLayerImpl(const ClipTextConfig& c, const torch:
 torch::Tensor ClipEncoderLayerImpl::forward(const torch::Tensor& x, const torch::Tensor& causal_mask) {
   auto h = x + self_attn(layer_norm1(x), causal_mask);
   return h + mlp(layer_norm2(h));
+}
+
+void init_encoder_layer(ClipEncoderLayerImpl& layer, int64_t num_layers, double factor, at::Generator& gen) {
+  torch::NoGradGuard no_grad;
+  auto normal = [&](torch::Tensor& t, double std) { t.copy_(torch::empty(t.sizes()).normal_(0.0, std, gen)); };
+  const double d = static_cast<double>(layer.layer_norm1->weight.size(0));
+  const double in_std = std::pow(d, -0.5) * std::pow(2.0 * num_layers, -0.5) * factor;
+  const double out_std = std::pow(d, -0.5) * factor, fc_std = std::pow(2.0 * d, -0.5) * factor;
+  for (auto* lin : {&layer.self_attn->q_proj, &layer.self_attn->k_proj, &layer.self_attn->v_proj})
+    normal((*lin)->weight, in_std);
+  normal(layer.self_attn->out_proj->weight, out_std);
+  normal(layer.mlp->fc1->weight, fc_std);
+  normal(layer.mlp->fc2->weight, in_std);
+  for (auto* lin : {&layer.self_attn->q_proj, &layer.self_attn->k_proj, &layer.self_attn->v_proj,
+                    &layer.self_attn->out_proj, &layer.mlp->fc1, &layer.mlp->fc2})
+    (*lin)->bias.zero_();
+  for (auto* ln : {&layer.layer_norm1, &layer.layer_norm2}) {
+    (*ln)->weight.fill_(1.0);
+    (*ln)->bias.zero_();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -227,14 +252,14 @@ torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   return token_embedding(input_ids) + position_embedding->weight.narrow(0, 0, L).unsqueeze(0);  // [B,L,D]
 }
 
-ClipEncoderImpl::ClipEncoderImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
-  for (int64_t i = 0; i < c.num_hidden_layers; ++i) layers->push_back(ClipEncoderLayer(c, options));
+ClipEncoderImpl::ClipEncoderImpl(const ClipLayerConfig& c, int64_t num_layers, const torch::TensorOptions& options) {
+  for (int64_t i = 0; i < num_layers; ++i) layers->push_back(ClipEncoderLayer(c, options));
   register_module("layers", layers);
 }
 
 ClipTextTransformerImpl::ClipTextTransformerImpl(const ClipTextConfig& c, const torch::TensorOptions& options) {
   embeddings = register_module("embeddings", ClipTextEmbeddings(c, options));
-  encoder = register_module("encoder", ClipEncoder(c, options));
+  encoder = register_module("encoder", ClipEncoder(layer_config(c), c.num_hidden_layers, options));
   final_layer_norm = register_module("final_layer_norm", FrozenLayerNorm(c.hidden_size, c.layer_norm_eps, options));
 }
 
@@ -284,31 +309,16 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids_in) {
   return out;
 }
 
-void ClipTextModelImpl::init_weights(uint64_t seed) {
+void ClipTextModelImpl::init_weights(uint64_t seed, double factor) {
   if (device().type() == torch::kMeta) return;
   torch::NoGradGuard no_grad;
   auto gen = at::detail::createCPUGenerator(seed);
   auto normal = [&](torch::Tensor& t, double std) { t.copy_(torch::empty(t.sizes()).normal_(0.0, std, gen)); };
-  const double d = static_cast<double>(config_.hidden_size);
-  const double in_std = std::pow(d, -0.5) * std::pow(2.0 * config_.num_hidden_layers, -0.5);
-  const double out_std = std::pow(d, -0.5), fc_std = std::pow(2.0 * d, -0.5);
-  normal(text_model->embeddings->token_embedding->weight, 0.02);
-  normal(text_model->embeddings->position_embedding->weight, 0.02);
-  for (const auto& m : *text_model->encoder->layers) {
-    auto layer = m->as<ClipEncoderLayer>();
-    for (auto* lin : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj})
-      normal((*lin)->weight, in_std);
-    normal(layer->self_attn->out_proj->weight, out_std);
-    normal(layer->mlp->fc1->weight, fc_std);
-    normal(layer->mlp->fc2->weight, in_std);
-    for (auto* lin : {&layer->self_attn->q_proj, &layer->self_attn->k_proj, &layer->self_attn->v_proj,
-                      &layer->self_attn->out_proj, &layer->mlp->fc1, &layer->mlp->fc2})
-      (*lin)->bias.zero_();
-    for (auto* ln : {&layer->layer_norm1, &layer->layer_norm2}) {
-      (*ln)->weight.fill_(1.0);
-      (*ln)->bias.zero_();
-    }
-  }
+  const double out_std = std::pow(static_cast<double>(config_.hidden_size), -0.5) * factor;
+  normal(text_model->embeddings->token_embedding->weight, 0.02 * factor);
+  normal(text_model->embeddings->position_embedding->weight, 0.02 * factor);
+  for (const auto& m : *text_model->encoder->layers)
+    init_encoder_layer(*m->as<ClipEncoderLayerImpl>(), config_.num_hidden_layers, factor, gen);
   text_model->final_layer_norm->weight.fill_(1.0);
   text_model->final_layer_norm->bias.zero_();
   if (text_projection) normal(text_projection->weight, out_std);

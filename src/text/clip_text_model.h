@@ -35,6 +35,18 @@ struct ClipTextConfig {
   static ClipTextConfig vit_h14();
 };
 
+// The shape of one transformer layer, shared by the text tower (causal attention) and the vision
+// tower (src/text/clip_vision_model.h, full attention).
+struct ClipLayerConfig {
+  int64_t hidden_size = 512;
+  int64_t intermediate_size = 2048;
+  int64_t num_attention_heads = 8;
+  std::string hidden_act = "quick_gelu";
+  double layer_norm_eps = 1e-5;
+  bool causal = true;  // position i attends to positions <= i only (the text tower)
+};
+ClipLayerConfig layer_config(const ClipTextConfig& c);  // causal
+
 // Layers whose parameters are created without initialisation (weights come from a file), on any
 // device including "meta"; the tensor names are nn.Linear's, nn.LayerNorm's and nn.Embedding's.
 struct FrozenLinearImpl : torch::nn::Module {
@@ -59,18 +71,21 @@ struct FrozenEmbeddingImpl : torch::nn::Module {
 };
 TORCH_MODULE(FrozenEmbedding);
 
-// Causal multi-head self-attention. Tensors: {q,k,v,out}_proj.{weight,bias}
+// Multi-head self-attention, causal or full (ClipLayerConfig::causal). Tensors: {q,k,v,out}_proj.{weight,bias}
 struct ClipAttentionImpl : torch::nn::Module {
-  ClipAttentionImpl(const ClipTextConfig& c, const torch::TensorOptions& options);
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_mask);  // [B,L,D] -> [B,L,D]
+  ClipAttentionImpl(const ClipLayerConfig& c, const torch::TensorOptions& options);
+  // [B,L,D] -> [B,L,D]; `causal_mask` [L,L] (0 / -inf) is used by causal layers on LibTorch 1.x and
+  // may be undefined for full attention.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_mask);
   int64_t heads, head_dim;
+  bool causal;
   FrozenLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, out_proj{nullptr};
 };
 TORCH_MODULE(ClipAttention);
 
 // fc2(act(fc1(x))). Tensors: fc1.*, fc2.*
 struct ClipMlpImpl : torch::nn::Module {
-  ClipMlpImpl(const ClipTextConfig& c, const torch::TensorOptions& options);
+  ClipMlpImpl(const ClipLayerConfig& c, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   std::string act;
   FrozenLinear fc1{nullptr}, fc2{nullptr};
@@ -80,13 +95,17 @@ TORCH_MODULE(ClipMlp);
 // Pre-LayerNorm transformer layer: x + attn(ln1(x)), then + mlp(ln2(·)).
 // Tensors: self_attn.*, layer_norm1.*, mlp.*, layer_norm2.*
 struct ClipEncoderLayerImpl : torch::nn::Module {
-  ClipEncoderLayerImpl(const ClipTextConfig& c, const torch::TensorOptions& options);
+  ClipEncoderLayerImpl(const ClipLayerConfig& c, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& causal_mask);
   ClipAttention self_attn{nullptr};
   FrozenLayerNorm layer_norm1{nullptr}, layer_norm2{nullptr};
   ClipMlp mlp{nullptr};
 };
 TORCH_MODULE(ClipEncoderLayer);
+
+// Hugging Face's random initialisation of one layer of a `num_layers`-layer tower (CLIPAttention,
+// CLIPMLP, LayerNorm in CLIPPreTrainedModel._init_weights) with initializer_factor `factor`.
+void init_encoder_layer(ClipEncoderLayerImpl& layer, int64_t num_layers, double factor, at::Generator& gen);
 
 struct ClipTextOutput {
   torch::Tensor last_hidden_state;         // [B,L,D], after final_layer_norm
@@ -105,7 +124,7 @@ TORCH_MODULE(ClipTextEmbeddings);
 
 // Tensors: layers.N.*
 struct ClipEncoderImpl : torch::nn::Module {
-  ClipEncoderImpl(const ClipTextConfig& c, const torch::TensorOptions& options);
+  ClipEncoderImpl(const ClipLayerConfig& c, int64_t num_layers, const torch::TensorOptions& options);
   torch::nn::ModuleList layers;
 };
 TORCH_MODULE(ClipEncoder);
@@ -122,13 +141,13 @@ TORCH_MODULE(ClipTextTransformer);
 // Tensors: text_model.*, text_projection.weight (with projection only).
 struct ClipTextModelImpl : torch::nn::Module {
   // Parameters are uninitialised (see init_weights) and live on options.device(), "meta" included;
-  // they never require gradients (the encoder is frozen).
+  // they do not require gradients unless asked (requires_grad_ on each; ClipModel::set_trainable).
   explicit ClipTextModelImpl(const ClipTextConfig& config, const torch::TensorOptions& options = {});
   // input_ids int64 [B,L]; checked against the vocabulary size and the position table.
   ClipTextOutput forward(const torch::Tensor& input_ids);
   // Hugging Face's random initialisation (normal weights scaled by width and depth, zero biases,
-  // unit norms), for benchmarks and tests.
-  void init_weights(uint64_t seed = 0);
+  // unit norms) with initializer_factor `factor`, for benchmarks, tests and training from scratch.
+  void init_weights(uint64_t seed = 0, double factor = 1.0);
   const ClipTextConfig& config() const { return config_; }
   torch::Device device() const;
 
