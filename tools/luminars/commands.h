@@ -18,5 +18,9 @@ void register_generate(CLI::App& app, GlobalOptions& g);
 void register_vae(CLI::App& app, GlobalOptions& g);
 void register_tokenize(CLI::App& app, GlobalOptions& g);
 void register_encode_text(CLI::App& app, GlobalOptions& g);
+void register_train_tokenizer(CLI::App& app, GlobalOptions& g);
+void register_score(CLI::App& app, GlobalOptions& g);
+void register_train_vae(CLI::App& app, GlobalOptions& g);
+void register_train_clip(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

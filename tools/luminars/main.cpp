@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
   register_vae(app, g);
   register_tokenize(app, g);
   register_encode_text(app, g);
+  register_train_tokenizer(app, g);
+  register_score(app, g);
+  register_train_vae(app, g);
+  register_train_clip(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

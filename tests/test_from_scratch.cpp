@@ -1,0 +1,48 @@
+// Everything from nothing, as the README's from-scratch section runs it: captioned pictures ->
+// train-tokenizer -> train-vae -> train-clip -> prepare (with those three) -> train (all stages)
+// -> generate, every step through the `luminars` program.
+#include <torch/torch.h>
+
+#include <filesystem>
+
+#include "core/image.h"
+#include "pipeline/model_folder.h"
+#include "test_support.h"
+
+namespace luminars {
+namespace {
+
+namespace fs = std::filesystem;
+
+TEST(FromScratch, TokenizerVaeClipPrepareTrainGenerate) {
+  test::TempDir dir;
+  test::write_shapes_dataset(dir.file("data"), 24, 32);
+  const std::string data = " --data " + dir.file("data");
+  auto run = [](const std::string& args) {
+    auto r = test::run_cli(args);
+    EXPECT_EQ(r.exit_code, 0) << args << "\n" << r.output;
+    return r;
+  };
+  run("train-tokenizer" + data + " --vocab-size 600 --context-length 16 --out " + dir.file("tokenizer"));
+  auto vae = run("train-vae" + data + " --out " + dir.file("vae-run") +
+                 " --resolution 16 --widths 16 32 --norm-groups 8 --latent-channels 4 --batch 8 --steps 4 --warmup 1 --val-fraction 0.2");
+  EXPECT_NE(vae.output.find("held-out PSNR"), std::string::npos) << vae.output;
+  auto clip = run("train-clip" + data + " --tokenizer " + dir.file("tokenizer") + " --out " + dir.file("clip-run") +
+                  " --resolution 16 --patch-size 4 --text-width 32 --text-layers 1 --text-heads 2 --vision-width 32"
+                  " --vision-layers 1 --vision-heads 2 --projection-dim 32 --batch 8 --steps 4 --warmup 1 --val-fraction 0.2");
+  EXPECT_NE(clip.output.find("text->image top-1"), std::string::npos) << clip.output;
+  run("prepare" + data + " --vae " + dir.file("vae-run/vae") + " --text-encoder " + dir.file("clip-run/text_encoder") +
+      " --tokenizer " + dir.file("clip-run/tokenizer") + " --resolution 16 --out " + dir.file("cache"));
+  run("train --cache " + dir.file("cache") + " --out " + dir.file("run") +
+      " --preset tiny --stage all --steps 2 --batch 4 --warmup 1 --sample-every 6 --val-fraction 0.2 --device cpu");
+  EXPECT_TRUE(fs::exists(dir.file("run/samples/step-0000006.png")));
+  const auto model = ModelFolder::load(dir.file("run/model"));
+  EXPECT_EQ(model.path_of(model.vae), dir.file("vae-run/vae"));
+  run("generate --model " + dir.file("run/model") + " --prompt 'a red circle' --steps 3 --seed 2 --quiet --out " + dir.file("out.png"));
+  auto img = load_image(dir.file("out.png"));
+  EXPECT_EQ(img.width, 16);
+  EXPECT_EQ(img.height, 16);
+}
+
+}  // namespace
+}  // namespace luminars
