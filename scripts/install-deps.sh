@@ -9,7 +9,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libstb-dev libcpp-httplib-dev
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy            # the PyTorch reference, for parity scripts and benchmarks
-  librsvg2-bin                           # rasterising SVG training data (scripts/fetch-openmoji.sh)
+  librsvg2-bin                           # rasterising SVG training data (scripts/fetch-emoji.sh, fetch-openmoji.sh)
   time                                   # peak-memory measurement (bench/generate_memory.sh)
 )
 
