@@ -769,51 +769,5 @@ TEST(ClipScore, CommandLine) {
   EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
 }
 
-// The trainer's CPU size (64×64 images in 8×8 patches, width 256, 4 layers per tower, 77 tokens) at
-// batch 64: forward and forward + backward times. Opt in: LUMINARS_CLIP_TIMING=1.
-TEST(ClipModel, TrainStepTiming) {
-  if (!std::getenv("LUMINARS_CLIP_TIMING")) GTEST_SKIP() << "set LUMINARS_CLIP_TIMING=1 to time a training step";
-  configure_threads();  // every available core, as the trainer does
-  ClipConfig c;
-  c.text.vocab_size = 49408;
-  c.text.bos_token_id = 49406;
-  c.text.eos_token_id = c.text.pad_token_id = 49407;
-  c.text.hidden_size = c.vision.hidden_size = 256;
-  c.text.intermediate_size = c.vision.intermediate_size = 1024;
-  c.text.num_hidden_layers = c.vision.num_hidden_layers = 4;
-  c.text.num_attention_heads = c.vision.num_attention_heads = 4;
-  c.vision.image_size = 64;
-  c.vision.patch_size = 8;
-  c.projection_dim = 256;
-  auto model = make_model(c, 0);
-  model->set_trainable();
-  const int64_t B = 64;
-  for (int64_t L : {77, 32}) {
-    auto ids = torch::randint(0, 49406, {B, L}, torch::kInt64);
-    ids.select(1, L - 1).fill_(49407);
-    auto pixels = torch::randn({B, 3, 64, 64});
-    auto image_ids = torch::arange(B);
-    auto time = [&](bool backward) {  // the best of 3 after a warm-up
-      double best = 1e9;
-      for (int rep = 0; rep < 4; ++rep) {
-        auto t0 = std::chrono::steady_clock::now();
-        if (backward) {
-          auto loss = clip_contrastive_loss(model->encode_image(pixels), model->encode_text(ids), model->logit_scale, image_ids);
-          loss.backward();
-        } else {
-          torch::NoGradGuard no_grad;
-          clip_contrastive_loss(model->encode_image(pixels), model->encode_text(ids), model->logit_scale, image_ids);
-        }
-        if (rep > 0) best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-      }
-      return best;
-    };
-    const double fwd = time(false), step = time(true);
-    std::printf("batch %lld, %lld tokens, %d threads: forward %.0f ms, forward+backward %.0f ms (%lld parameters)\n",
-                static_cast<long long>(B), static_cast<long long>(L), torch::get_num_threads(), fwd * 1e3, step * 1e3,
-                static_cast<long long>(count_parameters(*model)));
-  }
-}
-
 }  // namespace
 }  // namespace luminars
