@@ -42,6 +42,24 @@ TEST(FromScratch, TokenizerVaeClipPrepareTrainGenerate) {
   auto img = load_image(dir.file("out.png"));
   EXPECT_EQ(img.width, 16);
   EXPECT_EQ(img.height, 16);
+
+  // Exported self-contained in F16, it draws nearly the same picture, also as the default model.
+  auto e = run("export --model " + dir.file("run/model") + " --out " + dir.file("shipped") + " --dtype f16 --steps 3");
+  EXPECT_NE(e.output.find("wrote " + dir.file("shipped")), std::string::npos) << e.output;
+  const auto shipped = ModelFolder::load(dir.file("shipped"));
+  EXPECT_EQ(shipped.vae, "vae");
+  EXPECT_EQ(shipped.sampler.steps, 3);
+  EXPECT_TRUE(fs::exists(dir.file("shipped/tokenizer/vocab.json")));
+  auto r = test::run("LUMINARS_MODEL=" + dir.file("shipped") + " " + std::string(LUMINARS_CLI_PATH) +
+                     " generate --prompt 'a red circle' --seed 2 --quiet --out " + dir.file("f16.png"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto f16 = load_image(dir.file("f16.png"));
+  double diff = 0;
+  for (std::size_t i = 0; i < img.rgb.size(); ++i) diff += std::abs(int(img.rgb[i]) - int(f16.rgb[i]));
+  EXPECT_LT(diff / static_cast<double>(img.rgb.size()), 4.0);  // mean absolute difference in 0..255
+  r = test::run("LUMINARS_MODEL=" + dir.file("nope") + " " + std::string(LUMINARS_CLI_PATH) + " generate --prompt x --out " + dir.file("x.png"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("is not a model folder"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include "commands.h"
 #include "core/device.h"
+#include "pipeline/export_model.h"
 #include "pipeline/generate.h"
 
 namespace luminars::cli {
@@ -17,7 +18,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   };
   auto x = std::make_shared<Extra>();
   auto* cmd = app.add_subcommand("generate", "generate an image from a prompt");
-  cmd->add_option("--model", o->model_dir, "model folder (luminars.json, denoiser/, …)")->required();
+  cmd->add_option("--model", o->model_dir, "model folder (luminars.json, denoiser/, …); default: the shipped models/emoji");
   cmd->add_option("--prompt", o->prompt, "what to draw")->required();
   cmd->add_option("--negative", o->negative, "what to steer away from (default: the empty prompt)");
   cmd->add_option("--steps", x->steps, "sampling steps (default from luminars.json, 12)")->check(CLI::Range(1, 1000));
@@ -37,6 +38,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
   cmd->callback([o, x, &g] {
     apply_global(g);
+    if (o->model_dir.empty()) o->model_dir = default_model_dir();
     o->device = device_from_name(x->device);
     if (x->steps > 0) o->steps = x->steps;
     if (x->size > 0) o->size = x->size;

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   register_score(app, g);
   register_train_vae(app, g);
   register_train_clip(app, g);
+  register_export(app, g);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

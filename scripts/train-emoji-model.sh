@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Rebuilds the shipped model (models/emoji/) from nothing with the project's own tools:
+#   data (scripts/fetch-emoji.sh) -> tokenizer -> VAE -> CLIP -> prepare -> denoiser stages 1-3 -> export
+# Every phase resumes where it was interrupted (finished phases are skipped, trainers continue
+# from their latest checkpoint), so rerunning the same command after a kill or a reboot goes on.
+#
+# Usage: scripts/train-emoji-model.sh [WORK] [OUT]
+#   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
+#   OUT   the exported model folder (default models/emoji)
+# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
+#   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
+# Phase times go to WORK/times.tsv (one line per phase and run of this script).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(realpath -m "${1:-../emoji-work}")
+out=${2:-models/emoji}
+profile=${PROFILE:-cpu}
+device=${DEVICE:-auto}
+bin=build/luminars
+[ -x "$bin" ] || { echo "train-emoji-model.sh: $bin is missing: run scripts/build.sh first" >&2; exit 1; }
+mkdir -p "$work"
+
+case "$profile" in
+  cpu)
+    size=64
+    vae_steps=1800;  vae_batch=16;  vae_widths="32 64 128 128"
+    clip_steps=800;  clip_batch=64
+    den_steps="14000 1000 1000"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
+    ;;
+  gpu)
+    size=128
+    vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"
+    clip_steps=1500; clip_batch=256
+    den_steps="8000 500 500"; den_batch=128; den_lr="3e-4 1e-5 1e-6"
+    ;;
+  *) echo "train-emoji-model.sh: PROFILE must be cpu or gpu, got '$profile'" >&2; exit 1 ;;
+esac
+
+# phase NAME DONE_MARKER COMMAND...: runs COMMAND unless DONE_MARKER exists; logs to WORK/NAME.log.
+phase() {
+  local name=$1 marker=$2; shift 2
+  if [ -e "$marker" ]; then echo "[$name] done before"; return; fi
+  echo "[$name] $(date '+%H:%M:%S') started (log: $work/$name.log)"
+  local start=$SECONDS
+  "$@" >>"$work/$name.log" 2>&1 || { echo "[$name] failed; the end of $work/$name.log:" >&2; tail -5 "$work/$name.log" >&2; exit 1; }
+  printf '%s\t%s\t%d\n' "$name" "$profile" $((SECONDS - start)) >>"$work/times.tsv"
+  echo "[$name] finished in $(( (SECONDS - start) / 60 )) min $(( (SECONDS - start) % 60 )) s"
+}
+
+data=$work/data
+phase data "$data/.done-$size" bash -c "SIZE=$size scripts/fetch-emoji.sh '$data' && touch '$data/.done-$size'"
+phase tokenizer "$work/tokenizer/vocab.json" \
+  "$bin" train-tokenizer --data "$data/train" --vocab-size 4096 --context-length 32 --out "$work/tokenizer"
+# shellcheck disable=SC2086
+phase vae "$work/vae-run/vae/config.json" \
+  "$bin" train-vae --data "$data/train" --out "$work/vae-run" --resume --device "$device" --resolution $size \
+  --widths $vae_widths --steps $vae_steps --batch $vae_batch --lr 1e-3 --warmup 100 --ema 0.995 \
+  --checkpoint-every 200 --validate-every 200 --sample-every 400 --val-fraction 0.03
+phase clip "$work/clip-run/text_encoder/config.json" \
+  "$bin" train-clip --data "$data/train" --tokenizer "$work/tokenizer" --out "$work/clip-run" --resume --device "$device" \
+  --resolution $size --steps $clip_steps --batch $clip_batch --lr 5e-4 --warmup 100 --ema 0.99 \
+  --checkpoint-every 200 --validate-every 200 --val-fraction 0.03
+phase prepare "$work/cache/cache.json" \
+  "$bin" prepare --data "$data/train" --vae "$work/vae-run/vae" --text-encoder "$work/clip-run/text_encoder" \
+  --tokenizer "$work/clip-run/tokenizer" --resolution $size --sample-prompts 8 --device "$device" --out "$work/cache"
+# shellcheck disable=SC2086
+phase denoiser "$work/denoiser-run/model/luminars.json" \
+  "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small \
+  --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup 500 --lr-schedule cosine --ema 0.999 \
+  --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
+phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
+  --steps 12 --cfg 4 && touch '$work/.exported-$profile'"
+
+echo "phase times (s):"; awk -F'\t' '{t[$1]+=$3} END {for (p in t) printf "  %-10s %6d\n", p, t[p]}' "$work/times.tsv"

@@ -1,0 +1,102 @@
+#include "pipeline/export_model.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/tensor_io.h"
+#include "model/checkpoint.h"
+#include "pipeline/model_folder.h"
+#include "vae/autoencoder_kl.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t folder_bytes(const fs::path& dir) {
+  int64_t n = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
+  return n;
+}
+
+// Copies the small files of a component folder (configs, tokenizer files) and converts its
+// safetensors weights to `dtype`, keeping names and metadata.
+void export_component(const std::string& from, const fs::path& to, torch::Dtype dtype) {
+  if (!fs::is_directory(from)) throw Error("model component not found: " + from);
+  fs::create_directories(to);
+  for (const auto& e : fs::directory_iterator(from)) {
+    if (!e.is_regular_file()) continue;
+    const auto name = e.path().filename().string();
+    if (e.path().extension() == ".safetensors") {
+      const std::string path = e.path().string();
+      NamedTensors tensors;
+      for (auto& [k, v] : load_tensors(path)) tensors.emplace_back(k, v);
+      save_tensors((to / name).string(), tensors, safetensors::Reader(path).metadata(), dtype);
+    } else {
+      fs::copy_file(e.path(), to / name, fs::copy_options::overwrite_existing);
+    }
+  }
+}
+
+}  // namespace
+
+ExportSummary export_model(const ExportOptions& o) {
+  if (o.dtype != torch::kFloat16 && o.dtype != torch::kBFloat16 && o.dtype != torch::kFloat32)
+    throw Error("export: weights are stored as f16, bf16 or f32");
+  const ModelFolder src = ModelFolder::load(o.model_dir);
+  if (o.out_dir.empty()) throw Error("no output folder given (--out)");
+  const fs::path out = fs::absolute(o.out_dir).lexically_normal();
+  if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
+  const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+
+  ModelFolder m = src;
+  m.dir = tmp.string();
+  m.tokenizer = "tokenizer";
+  m.text_encoder = "text_encoder";
+  m.vae = "vae";
+  m.denoiser = "denoiser/model.safetensors";
+  if (o.steps > 0) m.sampler.steps = o.steps;
+  if (o.cfg_scale > 0) m.sampler.cfg_scale = o.cfg_scale;
+  export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o.dtype);
+  export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o.dtype);
+  export_component(src.path_of(src.vae), tmp / "vae", o.dtype);
+  fs::create_directories(tmp / "denoiser");
+  auto denoiser = load_denoiser(src.path_of(src.denoiser));
+  save_denoiser(denoiser, (tmp / m.denoiser).string(), o.dtype);
+  m.save();
+
+  // Replace the old folder only now that the new one is complete.
+  fs::remove_all(out);
+  fs::rename(tmp, out);
+  ExportSummary s;
+  s.bytes = folder_bytes(out);
+  for (const char* part : {"tokenizer", "text_encoder", "vae", "denoiser"})
+    s.text += std::string(part) + ": " + std::to_string(folder_bytes(out / part) / 1024) + " KiB\n";
+  s.text += "wrote " + out.string() + " (" + std::to_string(s.bytes / (1024 * 1024)) + " MiB)";
+  return s;
+}
+
+std::string default_model_dir() {
+  std::vector<fs::path> tried;
+  if (const char* env = std::getenv("LUMINARS_MODEL"); env && *env) {
+    if (fs::exists(fs::path(env) / "luminars.json")) return env;
+    throw Error("LUMINARS_MODEL=" + std::string(env) + " is not a model folder (no luminars.json)");
+  }
+  std::error_code ec;
+  const auto exe = fs::canonical("/proc/self/exe", ec);
+  if (!ec) tried.push_back(exe.parent_path().parent_path() / "models" / "emoji");
+  tried.push_back(fs::current_path() / "models" / "emoji");
+  std::string where;
+  for (const auto& t : tried) {
+    if (fs::exists(t / "luminars.json")) return t.lexically_normal().string();
+    where += (where.empty() ? "" : ", ") + t.lexically_normal().string();
+  }
+  throw Error("no --model given and no default model found (looked in " + where + "; set LUMINARS_MODEL)");
+}
+
+}  // namespace luminars

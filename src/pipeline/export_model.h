@@ -1,0 +1,33 @@
+// A self-contained copy of a model folder: every component (tokenizer, text encoder, VAE,
+// denoiser) copied under the folder with relative paths in luminars.json, floating-point weights
+// stored in F16, BF16 or F32 (every loader computes in float32). This is how a trained run becomes
+// a model that ships (models/emoji/).
+#pragma once
+#include <string>
+
+#include <torch/torch.h>
+
+namespace luminars {
+
+struct ExportOptions {
+  std::string model_dir;                  // a model folder (RUN/model), components anywhere
+  std::string out_dir;                    // written afresh: tokenizer/, text_encoder/, vae/, denoiser/, luminars.json
+  torch::Dtype dtype = torch::kFloat16;   // storage of floating-point weights
+  // Sampler defaults written into luminars.json (unset: the source folder's).
+  int64_t steps = 0;
+  double cfg_scale = 0;
+};
+
+struct ExportSummary {
+  int64_t bytes = 0;   // all files written
+  std::string text;    // one line per component
+};
+
+ExportSummary export_model(const ExportOptions& options);
+
+// The model `luminars generate` uses without --model: $LUMINARS_MODEL, else models/emoji beside
+// the running program's folder (build/../models/emoji), else in the current folder. Throws naming
+// where it looked when there is none.
+std::string default_model_dir();
+
+}  // namespace luminars

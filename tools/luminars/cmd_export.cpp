@@ -1,0 +1,26 @@
+// luminars export: a self-contained model folder with weights in F16/BF16 (pipeline/export_model.h).
+#include <iostream>
+
+#include "commands.h"
+#include "core/error.h"
+#include "pipeline/export_model.h"
+
+namespace luminars::cli {
+
+void register_export(CLI::App& app, GlobalOptions& g) {
+  auto o = std::make_shared<ExportOptions>();
+  auto dtype = std::make_shared<std::string>("f16");
+  auto* cmd = app.add_subcommand("export", "copy a model folder and all its parts into one self-contained folder");
+  cmd->add_option("--model", o->model_dir, "model folder (RUN/model)")->required()->check(CLI::ExistingDirectory);
+  cmd->add_option("--out", o->out_dir, "folder to write (replaced when complete)")->required();
+  cmd->add_option("--dtype", *dtype, "weight storage: f16, bf16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "bf16", "f32"}));
+  cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
+  cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
+  cmd->callback([o, dtype, &g] {
+    apply_global(g);
+    o->dtype = *dtype == "f16" ? torch::kFloat16 : *dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+    std::cout << export_model(*o).text << "\n";
+  });
+}
+
+}  // namespace luminars::cli
