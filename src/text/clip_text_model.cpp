@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/pointwise.h"
 #include "core/files.h"
 #include "core/module_state.h"
@@ -59,41 +60,25 @@ void ClipTextConfig::validate() const {
 }
 
 ClipTextConfig ClipTextConfig::from_json(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(source + ": invalid JSON (" + e.what() + ")");
-  }
-  if (!j.is_object()) throw Error(source + ": expected a JSON object");
+  json j = json_fields::parse_object(text, source);
   ClipTextConfig c;
   // A whole CLIPConfig keeps the text tower's fields under "text_config", the projection beside it.
   const json top = j;
   if (j.contains("text_config") && j["text_config"].is_object()) j = j["text_config"];
-  auto get_int = [&](const json& obj, const char* key, int64_t& field) {
-    if (!obj.contains(key) || obj[key].is_null()) return;
-    if (!obj[key].is_number_integer()) throw Error(source + ": field '" + key + "' must be an integer");
-    field = obj[key].get<int64_t>();
-  };
-  get_int(j, "vocab_size", c.vocab_size);
-  get_int(j, "hidden_size", c.hidden_size);
-  get_int(j, "intermediate_size", c.intermediate_size);
-  get_int(j, "num_hidden_layers", c.num_hidden_layers);
-  get_int(j, "num_attention_heads", c.num_attention_heads);
-  get_int(j, "max_position_embeddings", c.max_position_embeddings);
-  get_int(j, "projection_dim", c.projection_dim);
-  get_int(top, "projection_dim", c.projection_dim);
-  get_int(j, "bos_token_id", c.bos_token_id);
-  get_int(j, "eos_token_id", c.eos_token_id);
-  get_int(j, "pad_token_id", c.pad_token_id);
-  if (j.contains("hidden_act")) {
-    if (!j["hidden_act"].is_string()) throw Error(source + ": field 'hidden_act' must be a string");
-    c.hidden_act = j["hidden_act"].get<std::string>();
-  }
-  if (j.contains("layer_norm_eps")) {
-    if (!j["layer_norm_eps"].is_number()) throw Error(source + ": field 'layer_norm_eps' must be a number");
-    c.layer_norm_eps = j["layer_norm_eps"].get<double>();
-  }
+  using json_fields::read;
+  read(j, "vocab_size", c.vocab_size, source);
+  read(j, "hidden_size", c.hidden_size, source);
+  read(j, "intermediate_size", c.intermediate_size, source);
+  read(j, "num_hidden_layers", c.num_hidden_layers, source);
+  read(j, "num_attention_heads", c.num_attention_heads, source);
+  read(j, "max_position_embeddings", c.max_position_embeddings, source);
+  read(j, "projection_dim", c.projection_dim, source);
+  read(top, "projection_dim", c.projection_dim, source);
+  read(j, "bos_token_id", c.bos_token_id, source);
+  read(j, "eos_token_id", c.eos_token_id, source);
+  read(j, "pad_token_id", c.pad_token_id, source);
+  read(j, "hidden_act", c.hidden_act, source);
+  read(j, "layer_norm_eps", c.layer_norm_eps, source);
   if (top.contains("architectures") && top["architectures"].is_array())
     for (const auto& a : top["architectures"])
       if (a == "CLIPTextModelWithProjection") c.with_projection = true;

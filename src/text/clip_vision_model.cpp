@@ -7,6 +7,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/files.h"
 
 namespace luminars {
@@ -21,17 +22,6 @@ const std::set<std::string> kActivations{"quick_gelu", "gelu", "gelu_new", "gelu
 
 void check(bool ok, const std::string& message) {
   if (!ok) throw Error("invalid CLIP vision config: " + message);
-}
-
-json parse_object(const std::string& text, const std::string& source) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    throw Error(source + ": invalid JSON (" + e.what() + ")");
-  }
-  if (!j.is_object()) throw Error(source + ": expected a JSON object");
-  return j;
 }
 
 }  // namespace
@@ -57,33 +47,23 @@ void ClipVisionConfig::validate() const {
 }
 
 ClipVisionConfig ClipVisionConfig::from_json(const std::string& text, const std::string& source) {
-  const json top = parse_object(text, source);
+  const json top = json_fields::parse_object(text, source);
   // A whole CLIPConfig keeps the vision tower's fields under "vision_config", the projection beside it.
   json j = top;
   if (top.contains("vision_config") && top["vision_config"].is_object()) j = top["vision_config"];
   ClipVisionConfig c;
-  auto get_int = [&](const json& obj, const char* key, int64_t& field) {
-    if (!obj.contains(key) || obj[key].is_null()) return;
-    if (!obj[key].is_number_integer()) throw Error(source + ": field '" + key + "' must be an integer");
-    field = obj[key].get<int64_t>();
-  };
-  get_int(j, "hidden_size", c.hidden_size);
-  get_int(j, "intermediate_size", c.intermediate_size);
-  get_int(j, "num_hidden_layers", c.num_hidden_layers);
-  get_int(j, "num_attention_heads", c.num_attention_heads);
-  get_int(j, "num_channels", c.num_channels);
-  get_int(j, "image_size", c.image_size);
-  get_int(j, "patch_size", c.patch_size);
-  get_int(j, "projection_dim", c.projection_dim);
-  get_int(top, "projection_dim", c.projection_dim);  // a CLIPConfig's own value wins
-  if (j.contains("hidden_act")) {
-    if (!j["hidden_act"].is_string()) throw Error(source + ": field 'hidden_act' must be a string");
-    c.hidden_act = j["hidden_act"].get<std::string>();
-  }
-  if (j.contains("layer_norm_eps")) {
-    if (!j["layer_norm_eps"].is_number()) throw Error(source + ": field 'layer_norm_eps' must be a number");
-    c.layer_norm_eps = j["layer_norm_eps"].get<double>();
-  }
+  using json_fields::read;
+  read(j, "hidden_size", c.hidden_size, source);
+  read(j, "intermediate_size", c.intermediate_size, source);
+  read(j, "num_hidden_layers", c.num_hidden_layers, source);
+  read(j, "num_attention_heads", c.num_attention_heads, source);
+  read(j, "num_channels", c.num_channels, source);
+  read(j, "image_size", c.image_size, source);
+  read(j, "patch_size", c.patch_size, source);
+  read(j, "projection_dim", c.projection_dim, source);
+  read(top, "projection_dim", c.projection_dim, source);  // a CLIPConfig's own value wins
+  read(j, "hidden_act", c.hidden_act, source);
+  read(j, "layer_norm_eps", c.layer_norm_eps, source);
   try {
     c.validate();
   } catch (const Error& e) {
@@ -203,7 +183,7 @@ void ClipVisionModelImpl::init_weights(uint64_t seed, double factor) {
 // ---------------------------------------------------------------------------------------------
 ClipImageProcessorConfig ClipImageProcessorConfig::from_file(const std::string& path) {
   if (!fs::exists(path)) throw Error(path + ": file not found (CLIP image processor config)");
-  const json j = parse_object(read_file(path), path);
+  const json j = json_fields::parse_object(read_file(path), path);
   ClipImageProcessorConfig p;
   auto size_of = [&](const char* key) -> int64_t {  // an integer, or {"height","width"} / {"shortest_edge"}
     const json& v = j[key];

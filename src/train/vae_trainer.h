@@ -14,7 +14,7 @@
 namespace luminars {
 
 // The default VAE to train: 16 latent channels, 8× downsampling, widths 32/64/128/128, one resnet
-// per level, attention in the middle block (about 3M parameters, sized for 64–128 px on a CPU).
+// per level, attention in the middle block (3.93M parameters, sized for 64–128 px on a CPU).
 VaeConfig vae_train_config();
 
 struct VaeTrainOptions {
