@@ -1,6 +1,7 @@
 #include "test_support.h"
 
 #include "core/error.h"
+#include "core/tensor_io.h"
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,15 @@ Image gradient_image(int w, int h) {
       p[2] = static_cast<uint8_t>((x * 7 + y * 3) % 256);
     }
   return img;
+}
+
+void expect_same_tensor_file(const std::string& a, const std::string& b) {
+  auto x = load_tensors(a), y = load_tensors(b);
+  ASSERT_EQ(x.size(), y.size()) << a << " vs " << b;
+  for (const auto& [name, t] : x) {
+    ASSERT_TRUE(y.count(name)) << name << " missing from " << b;
+    EXPECT_TRUE(torch::equal(t, y.at(name))) << a << ": " << name;
+  }
 }
 
 namespace {

@@ -51,6 +51,9 @@ void write_text(const std::string& path, const std::string& text);
 // A w×h picture with smooth colour gradients (red across, green down, a blue ripple).
 Image gradient_image(int w, int h);
 
+// Expects the safetensors files `a` and `b` to hold the same tensors, bit for bit.
+void expect_same_tensor_file(const std::string& a, const std::string& b);
+
 // A captioned folder of `n` coloured shapes (circle, square, triangle; six colours) on plain
 // light backgrounds, `size`² PNGs with .txt captions ("a red circle", "red circle on a white
 // background"). Picture i has colour i % 6 and shape (i / 6) % 3; position and size vary with i.

@@ -9,6 +9,7 @@
 #include "train/batch_sampler.h"
 #include "train/image_set.h"
 #include "train/prefetch.h"
+#include "train/run_checkpoint.h"
 
 namespace luminars {
 
@@ -174,19 +175,15 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
 
   // 3. Train.
   ClipTask task(o, images, tokenizer, split.train, split.validation);
-  LoopOptions loop = o.loop;
-  loop.resume = loop.resume || loop.overwrite;  // the folder was made ready above
-  loop.overwrite = false;
   ClipTrainResult result;
-  result.run = run_training(task, loop);
+  result.run = run_training(task, o.loop);
   if (!result.run.finished) return result;
 
   // 4. The EMA weights: held-out retrieval, then OUT/clip, OUT/text_encoder, OUT/tokenizer.
   auto& model = task.model();
+  load_ema_weights(result.run.checkpoint, *model);
   {
     torch::NoGradGuard no_grad;
-    auto ema = load_tensors((fs::path(result.run.checkpoint) / "ema.safetensors").string(), torch::kFloat32);
-    for (auto& p : model->named_parameters()) p.value().copy_(ema.at(p.key()));
     model->eval();
     if (!split.validation.empty()) result.heldout = task.heldout().first;
   }

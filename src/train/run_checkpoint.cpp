@@ -117,6 +117,13 @@ void check_resume_options(const RunState& saved, const std::map<std::string, std
   }
 }
 
+void load_ema_weights(const std::string& dir, torch::nn::Module& module) {
+  const auto file = (fs::path(dir) / "ema.safetensors").string();
+  Ema ema(module, 0.0);  // the EMA holds parameters only (no buffers): read it as the trainer wrote it
+  ema.load(load_tensors(file, torch::kFloat32), file);
+  ema.copy_to(module);
+}
+
 void export_ema_denoiser(const std::string& dir, const std::string& out_path) {
   const auto file = (fs::path(dir) / "ema.safetensors").string();
   LuminaRS model(read_denoiser_config(file));

@@ -57,6 +57,9 @@ void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt);
 void check_resume_options(const RunState& saved, const std::map<std::string, std::string>& now,
                           const std::string& checkpoint_dir);
 
+// Copies the checkpoint's EMA weights into the module's parameters (what a trained model ships).
+void load_ema_weights(const std::string& checkpoint_dir, torch::nn::Module& module);
+
 // Writes the checkpoint's EMA weights as a denoiser file (what generation should use).
 void export_ema_denoiser(const std::string& checkpoint_dir, const std::string& out_path);
 

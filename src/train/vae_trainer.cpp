@@ -13,6 +13,7 @@
 #include "train/batch_sampler.h"
 #include "train/image_set.h"
 #include "train/prefetch.h"
+#include "train/run_checkpoint.h"
 #include "vae/autoencoder_kl.h"
 
 namespace luminars {
@@ -204,21 +205,13 @@ VaeTrainResult train_vae(const VaeTrainOptions& o) {
 
   // 3. Train.
   VaeTask task(o, images, split.train, split.validation);
-  LoopOptions loop = o.loop;
-  loop.resume = loop.resume || loop.overwrite;  // the folder was made ready above
-  loop.overwrite = false;
   VaeTrainResult result;
-  result.run = run_training(task, loop);
+  result.run = run_training(task, o.loop);
   if (!result.run.finished) return result;
 
   // 4. The EMA weights, their latent statistics and held-out PSNR; OUT/vae/.
-  auto ema = load_tensors((fs::path(result.run.checkpoint) / "ema.safetensors").string(), torch::kFloat32);
   auto& model = task.model();
-  {
-    torch::NoGradGuard no_grad;
-    auto params = model->named_parameters();
-    for (auto& p : params) p.value().copy_(ema.at(p.key()));
-  }
+  load_ema_weights(result.run.checkpoint, *model);
   model->eval();
   auto [mu, sigma] = latent_statistics(task, images, o.stats_images, o.batch_size, o.loop.device);
   result.shift_factor = mu;
