@@ -111,6 +111,12 @@ TEST(VaeTrainer, ClearErrors) {
   o = small_vae(dir, "run2", 1);
   o.data_dir = dir.file("empty");
   EXPECT_NE(test::error_of([&] { train_vae(o); }).find(dir.file("empty")), std::string::npos);
+  // Pictures without any caption are enough for a VAE.
+  fs::create_directories(dir.file("uncaptioned"));
+  for (int i = 0; i < 3; ++i) fs::copy_file(dir.file("data/shape" + std::to_string(i) + ".png"), dir.file("uncaptioned/" + std::to_string(i) + ".png"));
+  o = small_vae(dir, "run4", 1);
+  o.data_dir = dir.file("uncaptioned");
+  EXPECT_TRUE(train_vae(o).run.finished);
   auto r = test::run_cli("train-vae --data " + dir.file("data") + " --out " + dir.file("run3") + " --resolution 20");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("luminars: error: resolution 20 is not a multiple"), std::string::npos) << r.output;

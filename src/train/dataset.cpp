@@ -159,7 +159,8 @@ Dataset scan_imagefolder(const fs::path& root, const std::vector<fs::path>& meta
   return d;
 }
 
-Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, const std::set<fs::path>& texts) {
+Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, const std::set<fs::path>& texts,
+                     bool captions_required) {
   Dataset d;
   d.root = root.string();
   d.layout = DatasetLayout::Sidecar;
@@ -177,7 +178,7 @@ Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, 
     }
     d.items.push_back(std::move(item));
   }
-  if (with_txt == 0)
+  if (with_txt == 0 && captions_required)
     throw Error("dataset folder " + root.string() + " has " + std::to_string(images.size()) +
                 " images but no captions: expected " + kMetadataName +
                 " (Hugging Face imagefolder) or a .txt caption beside each image");
@@ -212,7 +213,7 @@ Dataset Dataset::scan(const std::string& dir, const DatasetOptions& options) {
   if (!metadata.empty()) return scan_imagefolder(root, metadata, images, options);
   if (images.empty())
     throw Error("no images (.png, .jpg, .jpeg, .bmp) and no " + std::string(kMetadataName) + " in dataset folder " + dir);
-  return scan_sidecar(root, images, texts);
+  return scan_sidecar(root, images, texts, options.captions_required);
 }
 
 IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed) {

@@ -20,6 +20,9 @@ struct DatasetOptions {
   // Imagefolder layout: the column of metadata.jsonl holding the caption (a string, or a list of
   // strings for several captions per image).
   std::string caption_column = "text";
+  // A sidecar folder without a single .txt caption is taken for the wrong folder, unless the
+  // captions are not needed (a VAE learns from the pictures alone).
+  bool captions_required = true;
 };
 
 struct DatasetItem {

@@ -198,7 +198,10 @@ VaeTrainResult train_vae(const VaeTrainOptions& o) {
   prepare_run_folder(o.loop);
 
   // 2. Data, held out by image.
-  Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
+  DatasetOptions scan;
+  scan.caption_column = o.caption_column;
+  scan.captions_required = false;  // the VAE needs pictures only
+  Dataset data = Dataset::scan(o.data_dir, scan);
   if (o.progress) std::fprintf(stderr, "%s\n", data.summary().c_str());
   const ImageSet images = ImageSet::load(data, o.resolution, o.progress);
   auto split = split_indices(images.size(), o.val_fraction, o.loop.seed);
