@@ -69,6 +69,6 @@ phase denoiser "$work/denoiser-run/model/luminars.json" \
   --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup 500 --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
-  --steps 12 --cfg 4 && touch '$work/.exported-$profile'"
+  --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
 
 echo "phase times (s):"; awk -F'\t' '{t[$1]+=$3} END {for (p in t) printf "  %-10s %6d\n", p, t[p]}' "$work/times.tsv"

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Writes the model card (README.md) of an exported model folder from the recipe's work folder:
+data and licences (the data set's SOURCES.md), recipe, hardware, phase times (times.tsv) and the
+held-out figures each trainer logged (log.jsonl). Usage: write_model_card.py WORK MODEL_DIR PROFILE"""
+import json
+import os
+import platform
+import sys
+
+
+def last_validation(run):
+    """The last held-out record of a run's log.jsonl, or {}."""
+    path = os.path.join(run, "log.jsonl")
+    best = {}
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            try:
+                r = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill
+            if r.get("type") == "val":
+                best = r
+    return best
+
+
+def phase_times(work):
+    """Seconds per phase, summed over the recipe's runs (a resumed phase appears more than once)."""
+    times = {}
+    path = os.path.join(work, "times.tsv")
+    if os.path.exists(path):
+        for line in open(path, encoding="utf-8"):
+            name, _profile, secs = line.rstrip("\n").split("\t")
+            times[name] = times.get(name, 0) + int(secs)
+    return times
+
+
+def cpu_name():
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def main(work, model_dir, profile):
+    sources = os.path.join(work, "data", "SOURCES.md")
+    data = open(sources, encoding="utf-8").read().split("\n", 2)[2] if os.path.exists(sources) else "(SOURCES.md missing)\n"
+    vae = last_validation(os.path.join(work, "vae-run"))
+    clip = last_validation(os.path.join(work, "clip-run"))
+    den = last_validation(os.path.join(work, "denoiser-run"))
+    times = phase_times(work)
+    total = sum(times.values())
+    luminars = json.load(open(os.path.join(model_dir, "luminars.json"), encoding="utf-8"))
+    size = luminars.get("resolution")
+    lines = [
+        "# LuminaRS emoji — the model LuminaRS ships",
+        "",
+        f"A complete LuminaRS (tokenizer, CLIP text encoder, VAE, denoiser) trained from nothing by "
+        f"`scripts/train-emoji-model.sh` (profile `{profile}`) on open colour emoji in eight art styles, "
+        f"at {size}×{size} pixels. `luminars generate` uses it when no `--model` is given.",
+        "",
+        "```sh",
+        'build/luminars generate --prompt "a red heart, noto style" --seed 1 --out heart.png',
+        "```",
+        "",
+        "## Licence",
+        "",
+        "The weights are trained on OpenMoji (CC BY-SA 4.0), whose share-alike terms reach the weights: "
+        "the model is distributed under CC BY-SA 4.0, with the attributions below. The other sets are "
+        "Apache-2.0, MIT or CC BY 4.0 (attribution required).",
+        "",
+        "## Data",
+        "",
+        data.strip(),
+        "",
+        "## Recipe",
+        "",
+        "data (`scripts/fetch-emoji.sh`) → `train-tokenizer` → `train-vae` → `train-clip` → `prepare` → "
+        "`train --stage all` (denoiser stages 1–3) → `export` (F16 weights); the exact flags are in "
+        "`scripts/train-emoji-model.sh`.",
+        "",
+        f"Hardware: {cpu_name()}, {os.cpu_count()} threads.",
+        "",
+        "| phase | time |",
+        "| --- | --- |",
+    ]
+    for name in ["data", "tokenizer", "vae", "clip", "prepare", "denoiser", "export"]:
+        if name in times:
+            lines.append(f"| {name} | {times[name] // 60} min {times[name] % 60} s |")
+    lines += [f"| total | {total // 60} min {total % 60} s |", "", "## Held-out figures at the end of training", ""]
+    if vae:
+        lines.append(f"- VAE: PSNR {vae.get('psnr', float('nan')):.2f} dB on held-out training-split pictures (step {vae['step']}).")
+    if clip:
+        lines.append(
+            f"- CLIP: image→text top-1 {100 * clip.get('i2t_top1', 0):.1f}% / top-5 {100 * clip.get('i2t_top5', 0):.1f}%, "
+            f"text→image top-1 {100 * clip.get('t2i_top1', 0):.1f}% / top-5 {100 * clip.get('t2i_top5', 0):.1f}% (step {clip['step']}).")
+    if den:
+        lines.append(f"- Denoiser: flow-matching loss {den['val_loss']:.4f} at fixed t on held-out pictures (step {den['step']}).")
+    lines += ["", "Sampler defaults (luminars.json): " + json.dumps(luminars.get("sampler", {})), ""]
+    with open(os.path.join(model_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit("usage: write_model_card.py WORK MODEL_DIR PROFILE")
+    main(*sys.argv[1:])
