@@ -7,7 +7,7 @@
 # Usage: scripts/train-emoji-model.sh [WORK] [OUT]
 #   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
 #   OUT   the exported model folder (default models/emoji)
-# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
+# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, about 1.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
 set -euo pipefail
@@ -24,8 +24,8 @@ case "$profile" in
   cpu)
     size=64
     vae_steps=1800;  vae_batch=16;  vae_widths="32 64 128 128"
-    clip_steps=800;  clip_batch=64
-    den_steps="14000 1000 1000"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
+    clip_steps=600;  clip_batch=64
+    den_steps="6000 500 500"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
     ;;
   gpu)
     size=128
