@@ -7,7 +7,7 @@
 # Usage: scripts/train-emoji-model.sh [WORK] [OUT]
 #   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
 #   OUT   the exported model folder (default models/emoji)
-# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, about 1.5 hours on two
+# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
 set -euo pipefail
@@ -23,13 +23,13 @@ mkdir -p "$work"
 case "$profile" in
   cpu)
     size=64
-    vae_steps=1800;  vae_batch=16;  vae_widths="32 64 128 128"
+    vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
     clip_steps=600;  clip_batch=64
-    den_steps="6000 500 500"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
+    den_steps="13000 1000 1000"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
     ;;
   gpu)
     size=128
-    vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"
+    vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"; vae_groups=32
     clip_steps=1500; clip_batch=256
     den_steps="8000 500 500"; den_batch=128; den_lr="3e-4 1e-5 1e-6"
     ;;
@@ -54,7 +54,7 @@ phase tokenizer "$work/tokenizer/vocab.json" \
 # shellcheck disable=SC2086
 phase vae "$work/vae-run/vae/config.json" \
   "$bin" train-vae --data "$data/train" --out "$work/vae-run" --resume --device "$device" --resolution $size \
-  --widths $vae_widths --steps $vae_steps --batch $vae_batch --lr 1e-3 --warmup 100 --ema 0.995 \
+  --widths $vae_widths --norm-groups $vae_groups --steps $vae_steps --batch $vae_batch --lr 1e-3 --warmup 100 --ema 0.995 \
   --checkpoint-every 200 --validate-every 200 --sample-every 400 --val-fraction 0.03
 phase clip "$work/clip-run/text_encoder/config.json" \
   "$bin" train-clip --data "$data/train" --tokenizer "$work/tokenizer" --out "$work/clip-run" --resume --device "$device" \
