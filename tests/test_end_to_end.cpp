@@ -4,10 +4,14 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/image.h"
 #include "core/safetensors.h"
 #include "test_support.h"
+#include "model/checkpoint.h"
+#include "train/heldout_loss.h"
+#include "train/latent_cache.h"
 
 namespace luminars {
 namespace {
@@ -85,6 +89,25 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   EXPECT_TRUE(fs::exists(dir.file("run/loss.png")));
   auto grid = load_image(dir.file("run/samples/step-0000009.png"));
   EXPECT_EQ(grid.width, 2 * 32 + 2);  // 4 sample prompts: a 2×2 grid of 32² images
+
+  // Held-out loss of the trained model on the cache: the CLI and the library agree; T matters.
+  r = test::run_cli("evaluate --model " + dir.file("run/model") + " --cache " + dir.file("cache") + " --batch 4 --json --device " + device);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  {
+    const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+    EXPECT_EQ(j.at("images").get<int>(), 6);
+    const auto dev = torch::Device(device);
+    auto model = load_denoiser(dir.file("run/model/denoiser/model.safetensors"), dev);
+    model->eval();
+    const auto cache = LatentCache::load(dir.file("cache"));
+    const double want = heldout_flow_loss(model, cache, {}, 4, dev);
+    EXPECT_GT(want, 0.1);
+    EXPECT_NEAR(j.at("heldout_loss").get<double>(), want, 1e-4 * want);
+    EXPECT_NE(heldout_flow_loss(model, cache, {}, 4, dev, 1), want);
+    r = test::run_cli("evaluate --model " + dir.file("run/model") + " --cache " + dir.file("nocache"));
+    EXPECT_EQ(r.exit_code, 1);
+    EXPECT_NE(r.output.find("no training cache at"), std::string::npos) << r.output;
+  }
 
   // 3. Generate with the trained model folder: one image, then a batch as a grid.
   r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --steps 4 --seed 1 --quiet --device " + device + " --out " +

@@ -2,17 +2,23 @@
 #include <stb_image_write.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/image.h"
 #include "core/safetensors.h"
 #include "core/error.h"
 #include "test_support.h"
+#include "train/dataset.h"
+#include "train/image_set.h"
+#include "train/vae_trainer.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_image.h"
 
 namespace luminars {
 namespace {
 
+namespace fs = std::filesystem;
 using test::gradient_image;
 
 std::string sq(const std::string& s) { return "'" + s + "'"; }
@@ -125,6 +131,54 @@ TEST_F(VaeCli, InfoPrintsConfigAndCounts) {
   EXPECT_NE(r.output.find("image side = 4 x latent side"), std::string::npos) << r.output;
   safetensors::Reader file(vae4 + "/diffusion_pytorch_model.safetensors");
   EXPECT_NE(r.output.find("(" + std::to_string(file.tensors().size()) + " tensors, F32,"), std::string::npos) << r.output;
+}
+
+TEST_F(VaeCli, RoundtripLatentNoiseChangesThePictureDeterministically) {
+  save_png(tmp.file("in.png"), gradient_image(16, 16));
+  auto vae = AutoencoderKL::from_dir(vae4);
+  const Image in = load_image(tmp.file("in.png"));
+  const Image clean = vae_roundtrip(vae, in), noisy = vae_roundtrip(vae, in, "in", 0.5, 7),
+              again = vae_roundtrip(vae, in, "in", 0.5, 7), other = vae_roundtrip(vae, in, "in", 0.5, 8);
+  EXPECT_EQ(noisy.rgb, again.rgb);
+  EXPECT_NE(noisy.rgb, clean.rgb);
+  EXPECT_NE(noisy.rgb, other.rgb);
+  auto r = test::run_cli("vae roundtrip --vae " + sq(vae4) + " --latent-noise 0.5 --seed 7 " + sq(tmp.file("in.png")) +
+                         " " + sq(tmp.file("out.png")));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const Image out = load_image(tmp.file("out.png"));
+  int max_diff = 0;
+  for (std::size_t i = 0; i < out.rgb.size(); ++i) max_diff = std::max(max_diff, std::abs(out.rgb[i] - noisy.rgb[i]));
+  EXPECT_LE(max_diff, 1);
+}
+
+TEST_F(VaeCli, PsnrOverAFolderMatchesTheLibrary) {
+  fs::create_directories(tmp.file("pics"));
+  for (int i = 0; i < 3; ++i) save_png(tmp.file("pics/p" + std::to_string(i) + ".png"), gradient_image(20 + 4 * i, 16));
+  auto r = test::run_cli("vae psnr --vae " + sq(vae4) + " --data " + sq(tmp.file("pics")) + " --resolution 16 --batch 2 --json");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output.substr(r.output.find('{')));
+  EXPECT_EQ(j.at("images").get<int>(), 3);
+
+  DatasetOptions scan;
+  scan.captions_required = false;
+  const ImageSet images = ImageSet::load(Dataset::scan(tmp.file("pics"), scan), 16, false);
+  auto vae = AutoencoderKL::from_dir(vae4);
+  torch::NoGradGuard no_grad;
+  auto x = images.batch({0, 1, 2});
+  const double want = mean_psnr(vae->decode(vae->encode(x).mean), x);
+  EXPECT_NEAR(j.at("psnr_db").get<double>(), want, 1e-3 * want);
+  EXPECT_GT(want, 3.0);
+  EXPECT_LT(want, 60.0);
+  EXPECT_NEAR(mean_psnr(x, x), 100.0, 1e-9);  // identical pictures: the 1e-10 MSE floor
+
+  r = test::run_cli("vae psnr --vae " + sq(vae4) + " --data " + sq(tmp.file("pics")) + " --resolution 18");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--resolution 18 is not a multiple of the VAE's factor 4"), std::string::npos) << r.output;
+  r = test::run_cli("vae psnr --vae " + sq(vae4) + " --data " + sq(tmp.file("none")));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find(tmp.file("none")), std::string::npos) << r.output;
 }
 
 }  // namespace

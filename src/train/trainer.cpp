@@ -11,14 +11,13 @@
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/dataset.h"
+#include "train/heldout_loss.h"
 #include "train/latent_cache.h"
 #include "train/stages.h"
 
 namespace luminars {
 
 namespace fs = std::filesystem;
-
-std::vector<double> validation_times() { return {0.1, 0.3, 0.5, 0.7, 0.9}; }
 
 namespace {
 
@@ -88,34 +87,8 @@ class DenoiserTask : public TrainTask {
 
   // Mean flow-matching loss over the held-out images, at fixed t and fixed noise, first caption.
   std::optional<Validation> validate() override {
-    const auto& val = split_.validation;
-    if (val.empty()) return std::nullopt;
-    double total = 0;
-    int64_t count = 0;
-    const auto bs = static_cast<std::size_t>(o_.batch_size);
-    for (std::size_t start = 0; start < val.size(); start += bs) {
-      std::vector<int64_t> idx(val.begin() + static_cast<std::ptrdiff_t>(start),
-                               val.begin() + static_cast<std::ptrdiff_t>(std::min(val.size(), start + bs)));
-      auto x = cache_.mean.index_select(0, torch::tensor(idx, torch::kInt64));
-      auto ctx = torch::empty({x.size(0), cache_.ctx.size(1), cache_.ctx.size(2)});
-      auto pooled = torch::empty({x.size(0), cache_.pooled.size(1)});
-      for (std::size_t j = 0; j < idx.size(); ++j) {
-        const auto& rows = cache_.captions_of[static_cast<std::size_t>(idx[j])];
-        ctx[static_cast<int64_t>(j)].copy_(rows.empty() ? cache_.empty_ctx[0] : cache_.ctx[rows[0]]);
-        pooled[static_cast<int64_t>(j)].copy_(rows.empty() ? cache_.empty_pooled[0] : cache_.pooled[rows[0]]);
-      }
-      const auto d = o_.device;
-      const auto x_d = x.to(d), ctx_d = ctx.to(d), pooled_d = pooled.to(d);
-      int k = 0;
-      for (double tv : validation_times()) {
-        auto gen = seeded_generator({0x7A11D, static_cast<uint64_t>(start), static_cast<uint64_t>(k++)});
-        auto noise = torch::randn(x.sizes(), gen).to(d);
-        auto t = torch::full({x.size(0)}, static_cast<float>(tv), torch::TensorOptions().device(d));
-        total += flow_matching_loss(model_, x_d, noise, t, ctx_d, pooled_d).item<double>() * static_cast<double>(x.size(0));
-        count += x.size(0);
-      }
-    }
-    return Validation{total / static_cast<double>(count), {}};
+    if (split_.validation.empty()) return std::nullopt;
+    return Validation{heldout_flow_loss(model_, cache_, split_.validation, o_.batch_size, o_.device), {}};
   }
 
   // A grid of the cache's sample prompts, fixed noise, 12 Euler steps, guidance 4.

@@ -15,6 +15,7 @@
 
 #include "flow/flow_matching.h"
 #include "model/config.h"
+#include "train/heldout_loss.h"
 #include "train/schedule.h"
 #include "train/train_loop.h"
 
@@ -59,8 +60,5 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks = {});
 
 // The shared loop's options for these denoiser options (stages at DESIGN §5 rates unless given).
 LoopOptions loop_options(const TrainOptions& options);
-
-// Validation loss at fixed t values and fixed noise on the held-out images (comparable across runs).
-std::vector<double> validation_times();
 
 }  // namespace luminars

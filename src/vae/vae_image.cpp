@@ -2,6 +2,7 @@
 
 #include "core/error.h"
 #include "core/image_tensor.h"
+#include "flow/flow_matching.h"
 
 namespace luminars {
 
@@ -15,9 +16,15 @@ Image crop_to_multiple(const Image& image, int64_t multiple, const std::string& 
   return crop(image, (image.width - w) / 2, (image.height - h) / 2, w, h);
 }
 
-Image vae_roundtrip(AutoencoderKL& vae, const Image& image, const std::string& name) {
+Image vae_roundtrip(AutoencoderKL& vae, const Image& image, const std::string& name, double latent_noise,
+                    uint64_t seed) {
   auto x = image_to_tensor(crop_to_multiple(image, vae->downscale_factor(), name)).unsqueeze(0);  // [1,3,H,W]
-  auto decoded = vae->decode(vae->encode(x).mean);
+  auto z = vae->to_denoiser(vae->encode(x).mean);
+  if (latent_noise > 0) {
+    auto gen = make_generator(seed);
+    z = z + latent_noise * torch::randn(z.sizes(), gen);
+  }
+  auto decoded = vae->decode(vae->from_denoiser(z));
   return tensor_to_image(decoded[0]);
 }
 

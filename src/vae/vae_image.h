@@ -10,7 +10,10 @@ namespace luminars {
 // Throws naming `name` when a side is smaller than `multiple`.
 Image crop_to_multiple(const Image& image, int64_t multiple, const std::string& name = "image");
 
-// Crops `image` to the VAE's factor, encodes it (posterior mean) and decodes it back.
-Image vae_roundtrip(AutoencoderKL& vae, const Image& image, const std::string& name = "image");
+// Crops `image` to the VAE's factor, encodes it (posterior mean) and decodes it back. A positive
+// `latent_noise` adds Gaussian noise of that standard deviation to the latents in the denoiser's
+// units (unit variance) before decoding: how forgiving the decoder is of a denoiser's small errors.
+Image vae_roundtrip(AutoencoderKL& vae, const Image& image, const std::string& name = "image", double latent_noise = 0,
+                    uint64_t seed = 0);
 
 }  // namespace luminars

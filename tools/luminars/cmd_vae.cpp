@@ -1,4 +1,7 @@
-// luminars vae: inspect a diffusers VAE folder (info) and pass an image through it (roundtrip).
+// luminars vae: inspect a diffusers VAE folder (info), pass an image through it (roundtrip) and
+// measure its reconstruction PSNR over a folder (psnr).
+#include <nlohmann/json.hpp>
+
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -8,6 +11,9 @@
 #include "core/error.h"
 #include "core/image.h"
 #include "core/safetensors.h"
+#include "train/dataset.h"
+#include "train/image_set.h"
+#include "train/vae_trainer.h"
 #include "vae/autoencoder_kl.h"
 #include "vae/vae_image.h"
 
@@ -76,6 +82,8 @@ void register_vae(CLI::App& app, GlobalOptions& g) {
 
   struct RoundtripOpts {
     std::string dir, input, output;
+    double latent_noise = 0;
+    uint64_t seed = 0;
   };
   auto rt = std::make_shared<RoundtripOpts>();
   auto* rt_cmd = vae_cmd->add_subcommand(
@@ -86,17 +94,67 @@ void register_vae(CLI::App& app, GlobalOptions& g) {
       ->required();
   rt_cmd->add_option("input", rt->input, "input image (PNG, JPEG, BMP, ...)")->required();
   rt_cmd->add_option("output", rt->output, "output .png (written atomically)")->required();
+  rt_cmd->add_option("--latent-noise", rt->latent_noise,
+                     "add Gaussian noise of this standard deviation to the unit-variance latents before decoding")
+      ->check(CLI::Range(0.0, 10.0));
+  rt_cmd->add_option("--seed", rt->seed, "seed of that noise");
   rt_cmd->callback([rt, &g] {
     apply_global(g);
     if (lower_extension(rt->output) != ".png") throw Error("output " + rt->output + " must be a .png file");
     const Image image = load_image(rt->input);
     auto vae = AutoencoderKL::from_dir(rt->dir);
-    const Image out = vae_roundtrip(vae, image, rt->input);
+    const Image out = vae_roundtrip(vae, image, rt->input, rt->latent_noise, rt->seed);
     save_png(rt->output, out);
     std::printf("%s (%dx%d) -> %s (%dx%d, latents %lldx%lldx%lld)\n", rt->input.c_str(), image.width, image.height,
                 rt->output.c_str(), out.width, out.height, static_cast<long long>(vae->config().latent_channels),
                 static_cast<long long>(out.height / vae->downscale_factor()),
                 static_cast<long long>(out.width / vae->downscale_factor()));
+  });
+
+  struct PsnrOpts {
+    std::string dir, data;
+    int64_t resolution = 64, batch = 32;
+    bool json = false;
+  };
+  auto ps = std::make_shared<PsnrOpts>();
+  auto* ps_cmd = vae_cmd->add_subcommand(
+      "psnr", "reconstruction PSNR (posterior mean, dB) over a folder of pictures, e.g. held-out images");
+  ps_cmd->add_option("--vae", ps->dir, "diffusers VAE folder (config.json, diffusion_pytorch_model.safetensors)")
+      ->required();
+  ps_cmd->add_option("--data", ps->data, "image folder (imagefolder or sidecar layout; captions not needed)")
+      ->required();
+  ps_cmd->add_option("--resolution", ps->resolution, "pictures resized and centre-cropped to this side")
+      ->check(CLI::Range(8, 4096))
+      ->capture_default_str();
+  ps_cmd->add_option("--batch", ps->batch, "images per pass")->check(CLI::Range(1, 4096))->capture_default_str();
+  ps_cmd->add_flag("--json", ps->json, "print the result as JSON");
+  ps_cmd->callback([ps, &g] {
+    apply_global(g);
+    auto vae = AutoencoderKL::from_dir(ps->dir);
+    if (ps->resolution % vae->downscale_factor() != 0)
+      throw Error("--resolution " + std::to_string(ps->resolution) + " is not a multiple of the VAE's factor " +
+                  std::to_string(vae->downscale_factor()));
+    DatasetOptions scan;
+    scan.captions_required = false;
+    const ImageSet images = ImageSet::load(Dataset::scan(ps->data, scan), ps->resolution, !ps->json);
+    torch::NoGradGuard no_grad;
+    double psnr = 0;
+    for (int64_t s = 0; s < images.size(); s += ps->batch) {
+      std::vector<int64_t> idx;
+      for (int64_t i = s; i < std::min(images.size(), s + ps->batch); ++i) idx.push_back(i);
+      auto x = images.batch(idx);
+      psnr += mean_psnr(vae->decode(vae->encode(x).mean), x) * static_cast<double>(idx.size());
+    }
+    psnr /= static_cast<double>(images.size());
+    if (ps->json) {
+      std::cout << nlohmann::json{{"vae", ps->dir}, {"data", ps->data}, {"images", images.size()},
+                                  {"resolution", ps->resolution}, {"psnr_db", psnr}}
+                       .dump(2)
+                << "\n";
+      return;
+    }
+    std::printf("VAE %s on %s: %lld images at %lld px, mean PSNR %.2f dB\n", ps->dir.c_str(), ps->data.c_str(),
+                static_cast<long long>(images.size()), static_cast<long long>(ps->resolution), psnr);
   });
 }
 

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   register_encode_text(app, g);
   register_train_tokenizer(app, g);
   register_score(app, g);
+  register_evaluate(app, g);
   register_train_vae(app, g);
   register_train_clip(app, g);
   register_export(app, g);

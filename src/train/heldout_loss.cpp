@@ -1,0 +1,50 @@
+#include "train/heldout_loss.h"
+
+#include <numeric>
+
+#include "flow/flow_matching.h"
+#include "train/batch_sampler.h"
+
+namespace luminars {
+
+std::vector<double> validation_times() { return {0.1, 0.3, 0.5, 0.7, 0.9}; }
+
+double heldout_flow_loss(LuminaRS& model, const LatentCache& cache, const std::vector<int64_t>& items,
+                         int64_t batch_size, torch::Device device, int64_t recursions) {
+  torch::NoGradGuard no_grad;
+  std::vector<int64_t> all(items);
+  if (all.empty()) {
+    all.resize(static_cast<std::size_t>(cache.size()));
+    std::iota(all.begin(), all.end(), int64_t{0});
+  }
+  if (all.empty()) return 0.0;
+  ForwardOptions fo;
+  fo.recursions = recursions;
+  double total = 0;
+  int64_t count = 0;
+  const auto bs = static_cast<std::size_t>(std::max<int64_t>(1, batch_size));
+  for (std::size_t start = 0; start < all.size(); start += bs) {
+    std::vector<int64_t> idx(all.begin() + static_cast<std::ptrdiff_t>(start),
+                             all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), start + bs)));
+    auto x = cache.mean.index_select(0, torch::tensor(idx, torch::kInt64));
+    auto ctx = torch::empty({x.size(0), cache.ctx.size(1), cache.ctx.size(2)});
+    auto pooled = torch::empty({x.size(0), cache.pooled.size(1)});
+    for (std::size_t j = 0; j < idx.size(); ++j) {
+      const auto& rows = cache.captions_of[static_cast<std::size_t>(idx[j])];
+      ctx[static_cast<int64_t>(j)].copy_(rows.empty() ? cache.empty_ctx[0] : cache.ctx[rows[0]]);
+      pooled[static_cast<int64_t>(j)].copy_(rows.empty() ? cache.empty_pooled[0] : cache.pooled[rows[0]]);
+    }
+    const auto x_d = x.to(device), ctx_d = ctx.to(device), pooled_d = pooled.to(device);
+    int k = 0;
+    for (double tv : validation_times()) {
+      auto gen = seeded_generator({0x7A11D, static_cast<uint64_t>(start), static_cast<uint64_t>(k++)});
+      auto noise = torch::randn(x.sizes(), gen).to(device);
+      auto t = torch::full({x.size(0)}, static_cast<float>(tv), torch::TensorOptions().device(device));
+      total += flow_matching_loss(model, x_d, noise, t, ctx_d, pooled_d, fo).item<double>() * static_cast<double>(x.size(0));
+      count += x.size(0);
+    }
+  }
+  return total / static_cast<double>(count);
+}
+
+}  // namespace luminars
