@@ -25,13 +25,13 @@ case "$profile" in
     size=64
     vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
     clip_steps=600;  clip_batch=64
-    den_steps="13000 1000 1000"; den_batch=32; den_lr="2e-4 1e-5 1e-6"
+    den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     ;;
   gpu)
     size=128
     vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"; vae_groups=32
     clip_steps=1500; clip_batch=256
-    den_steps="8000 500 500"; den_batch=128; den_lr="3e-4 1e-5 1e-6"
+    den_steps="8000 500 500"; den_batch=128; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     ;;
   *) echo "train-emoji-model.sh: PROFILE must be cpu or gpu, got '$profile'" >&2; exit 1 ;;
 esac
@@ -66,7 +66,7 @@ phase prepare "$work/cache/cache.json" \
 # shellcheck disable=SC2086
 phase denoiser "$work/denoiser-run/model/luminars.json" \
   "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small \
-  --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup 500 --lr-schedule cosine --ema 0.999 \
+  --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
