@@ -133,6 +133,9 @@ def main(work, model_dir, profile):
             "`docs/emoji/results.md`, written by `scripts/emoji-evidence.sh`.",
             "",
         ]
+    notes = os.path.join(work, "notes.md")  # optional remarks on this run (e.g. what else shared the machine)
+    if os.path.exists(notes):
+        lines += ["## Notes on this run", "", open(notes, encoding="utf-8").read().strip(), ""]
     with open(os.path.join(model_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
 
