@@ -19,12 +19,12 @@ Image crop_to_multiple(const Image& image, int64_t multiple, const std::string& 
 Image vae_roundtrip(AutoencoderKL& vae, const Image& image, const std::string& name, double latent_noise,
                     uint64_t seed) {
   auto x = image_to_tensor(crop_to_multiple(image, vae->downscale_factor(), name)).unsqueeze(0);  // [1,3,H,W]
-  auto z = vae->to_denoiser(vae->encode(x).mean);
-  if (latent_noise > 0) {
+  auto z = vae->encode(x).mean;
+  if (latent_noise > 0) {  // noise in the denoiser's unit-variance units
     auto gen = make_generator(seed);
-    z = z + latent_noise * torch::randn(z.sizes(), gen);
+    z = vae->from_denoiser(vae->to_denoiser(z) + latent_noise * torch::randn(z.sizes(), gen));
   }
-  auto decoded = vae->decode(vae->from_denoiser(z));
+  auto decoded = vae->decode(z);
   return tensor_to_image(decoded[0]);
 }
 
