@@ -139,8 +139,10 @@ rows = {}
 for T in (1, 2):
     loss = json.load(open(os.path.join(ev, f"t{T}-loss.json")))
     score = json.load(open(os.path.join(ev, f"t{T}-score.json")))
+    log = os.path.join(ev, "..", f"t{T}-run", "log.jsonl")
+    speeds = sorted(r["img_per_s"] for r in map(json.loads, open(log)) if r.get("type") == "train" and "img_per_s" in r)
     rows[str(T)] = {"heldout_loss": loss["heldout_loss"], "clip_score": score["mean_clip_score"],
-                    "prompt_swap_accuracy": score["prompt_swap_accuracy"]}
+                    "prompt_swap_accuracy": score["prompt_swap_accuracy"], "img_per_s": speeds[len(speeds) // 2]}
 print(json.dumps({"steps": steps, "batch": 32, "lr": 1e-3, "preset": "small", "results": rows}, indent=2))
 EOF
 fi
