@@ -1,7 +1,7 @@
 // Denoiser on the CPU: one sampling step (forward, no autograd) and one training step (forward,
 // backward, AdamW) of the default preset. bench/compare_with_reference.sh runs these beside the
 // PyTorch reference (bench/reference_denoiser.py) in the same session.
-// Arguments: {batch, latent side}. LUMINARS_DEVICE=cuda runs on the GPU (bf16 autocast in training).
+// Arguments: {batch, latent side[, bf16]}. LUMINARS_DEVICE=cuda runs on the GPU (bf16 autocast in training).
 #include <benchmark/benchmark.h>
 #include <luminars/luminars.h>
 
@@ -44,22 +44,44 @@ struct Setup {
   }
 };
 
+// One sampling step: the prompt's part (LuminaRS::encode_prompt) is computed once per generation
+// by the sampler, so it stays outside the timed loop. Third argument 1: bf16 autocast (CPUs with
+// native bf16, or CUDA).
 void BM_SamplingStep(benchmark::State& state) {
+  const bool bf16 = state.range(2) != 0;
+  if (bf16 && !bench_device().is_cuda() && !luminars::cpu_has_fast_bf16()) {
+    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
+    for (auto _ : state) {
+    }
+    return;
+  }
   Setup s(state.range(0), state.range(1));
   s.model->eval();
   c10::InferenceMode guard;
-  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, s.ctx, s.pooled);  // warm-up
+  luminars::AutocastGuard autocast(bf16, s.device, /*allow_cpu=*/true);
+  const auto prompt = s.model->encode_prompt(s.ctx, s.pooled);
+  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, prompt);  // warm-up
   for (auto _ : state) {
-    auto v = s.model->forward(s.x, s.t, s.ctx, s.pooled);
+    auto v = s.model->forward(s.x, s.t, prompt);
     synchronize(s.device);
     benchmark::DoNotOptimize(v.data_ptr());
   }
   state.counters["threads"] = torch::get_num_threads();
 }
 
+// One training step (forward, backward, AdamW). Third argument 1: bf16 autocast, on the CPU too
+// where it has native bf16 (luminars train --bf16 cpu).
 void BM_TrainingStep(benchmark::State& state) {
-  if (state.range(0) > 32 && !bench_device().is_cuda()) {
+  const bool bf16 = state.range(2) != 0;
+  const bool cuda = bench_device().is_cuda();
+  if (state.range(0) > 32 && !cuda) {
     state.SkipWithError("batch 128 is the GPU measurement: set LUMINARS_DEVICE=cuda");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  if (bf16 && !cuda && !luminars::cpu_has_fast_bf16()) {
+    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
     for (auto _ : state) {
     }
     return;
@@ -74,7 +96,7 @@ void BM_TrainingStep(benchmark::State& state) {
     opt.zero_grad();
     torch::Tensor loss;
     {
-      luminars::AutocastGuard autocast(/*bf16=*/true, s.device);
+      luminars::AutocastGuard autocast(bf16, s.device, /*allow_cpu=*/true);
       loss = luminars::flow_matching_loss(s.model, s.x, noise, s.t, s.ctx, s.pooled);
     }
     loss.backward();
@@ -89,7 +111,11 @@ void BM_TrainingStep(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(BM_SamplingStep)->Args({1, 32})->Args({2, 32})->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK(BM_TrainingStep)->Args({32, 32})->Args({4, 32})->Unit(benchmark::kMillisecond)->Iterations(2);
-BENCHMARK(BM_TrainingStep)->Args({128, 32})->Unit(benchmark::kMillisecond)->Iterations(10);  // GPU size
+BENCHMARK(BM_SamplingStep)->ArgsProduct({{1, 2}, {32}, {0, 1}})->Unit(benchmark::kMillisecond)->MinTime(2.0);
+// How the step's cost grows with the latent side and the batch (bench/cost_growth.sh); run it by
+// name: --benchmark_filter=BM_SamplingStepSweep.
+void BM_SamplingStepSweep(benchmark::State& state) { BM_SamplingStep(state); }
+BENCHMARK(BM_SamplingStepSweep)->ArgsProduct({{1, 2, 4, 8}, {8, 16, 32, 48, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->MinTime(1.0);
+BENCHMARK(BM_TrainingStep)->ArgsProduct({{32, 4}, {32}, {0, 1}})->Unit(benchmark::kMillisecond)->Iterations(2);
+BENCHMARK(BM_TrainingStep)->Args({128, 32, 1})->Unit(benchmark::kMillisecond)->Iterations(10);  // GPU size, bf16
 BENCHMARK_MAIN();

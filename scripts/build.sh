@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Configures and builds LuminaRS into build/ (Release, Ninja). Extra arguments go to CMake.
+# By default only what the main job needs (the `luminars` program and its library);
+# LUMINARS_TARGETS=all (scripts/test.sh) builds the tests and benchmarks too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
-ninja -C build
+targets=${LUMINARS_TARGETS:-luminars_cli}
+[ "$targets" = all ] && targets=
+# shellcheck disable=SC2086
+ninja -C build $targets

@@ -123,6 +123,22 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   auto g4 = load_image(dir.file("out/grid.png"));
   EXPECT_EQ(g4.width, 2 * 64 + 2);
   EXPECT_EQ(g4.height, 2 * 64 + 2);
+  // VAE decoding in tiles: the same size of picture, near the whole decode (this tiny VAE's
+  // GroupNorms see each tile alone, so not equal).
+  for (const char* tile : {"0", "32"}) {
+    r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --size 64 --seed 2 --quiet --vae-tile " +
+                      tile + " --out " + dir.file(std::string("out/tile-") + tile + ".png"));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+  }
+  auto whole = load_image(dir.file("out/tile-0.png")), tiled = load_image(dir.file("out/tile-32.png"));
+  ASSERT_EQ(tiled.width, 64);
+  ASSERT_EQ(tiled.rgb.size(), whole.rgb.size());
+  double mad = 0;
+  for (std::size_t i = 0; i < whole.rgb.size(); ++i) mad += std::abs(int(whole.rgb[i]) - int(tiled.rgb[i]));
+  EXPECT_LT(mad / static_cast<double>(whole.rgb.size()), 40.0);
+  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt x --vae-tile 4 --quiet --out " + dir.file("x.png"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("VAE tile of 4 pixels"), std::string::npos) << r.output;
 
   // Bad input: clear one-line errors.
   r = test::run_cli("generate --model " + dir.file("nope") + " --prompt x --out " + dir.file("x.png"));

@@ -125,5 +125,71 @@ TEST(Model, GradientThroughLastRecursionOnly) {
   EXPECT_GT(g_last[1].abs().max().item<float>(), 0.f);
 }
 
+// A tiny model whose every pass does real work (non-zero ada and out).
+LuminaRS busy_tiny_model() {
+  torch::manual_seed(2);
+  LuminaRS model(Config::preset("tiny"));
+  torch::NoGradGuard g;
+  for (auto& p : model->parameters()) p.add_(torch::randn_like(p) * 0.05);
+  return model;
+}
+
+TEST(Model, PromptEncodedOnceGivesTheSameVelocity) {
+  auto model = busy_tiny_model();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({2, 4, 8, 8}), ctx = torch::randn({2, 5, 40}), pooled = torch::randn({2, 40});
+  auto mask = torch::tensor({1, 1, 1, 0, 0, 1, 1, 1, 1, 1}, torch::kBool).view({2, 5});
+  ForwardOptions masked;
+  masked.mask = mask;
+  const auto prompt = model->encode_prompt(ctx, pooled, mask);
+  EXPECT_EQ(prompt.text.size(), 5u);  // one key/value pair per block: down 1+1, mid 1, up 1+1
+  for (float t : {0.1f, 0.7f}) {  // the same state serves every step
+    auto tb = torch::full({2}, t);
+    auto direct = model->forward(x, tb, ctx, pooled, masked);
+    EXPECT_TRUE(torch::equal(model->forward(x, tb, prompt), direct));
+    EXPECT_GT((direct - model->forward(x, tb, ctx, pooled)).abs().max().item<float>(), 1e-4);  // the mask matters
+  }
+  EXPECT_NE(test::error_of([&] { model->forward(torch::randn({1, 4, 8, 8}), torch::rand({1}), prompt); })
+                .find("the prompt one of 2"),
+            std::string::npos);
+  EXPECT_NE(test::error_of([&] { model->encode_prompt(ctx, torch::randn({2, 41})); }).find("pooled must be [2,40]"),
+            std::string::npos);
+}
+
+TEST(Model, UpsampleByPhasesEqualsNearestThenConvolution) {
+  torch::manual_seed(4);
+  Upsample up(6, 5);
+  for (auto sizes : {std::vector<int64_t>{2, 6, 4, 4}, std::vector<int64_t>{1, 6, 3, 5}}) {
+    auto x = torch::randn(sizes).contiguous(torch::MemoryFormat::ChannelsLast);
+    auto n = up->norm(x);
+    auto want = up->conv(torch::upsample_nearest2d(n, {2 * sizes[2], 2 * sizes[3]}));
+    auto got = up->forward(x);
+    ASSERT_EQ(got.sizes(), want.sizes());
+    EXPECT_LE(test::rel_error(got, want), 1e-6);
+    got.sum().backward();  // differentiable through the folded kernels
+    EXPECT_GT(up->conv->weight.grad().abs().sum().item<float>(), 0.f);
+    up->zero_grad();
+  }
+  // Without autograd the folded kernels are cached, and follow the weights when they change.
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 6, 4, 4}).contiguous(torch::MemoryFormat::ChannelsLast);
+  auto reference = [&] { return up->conv(torch::upsample_nearest2d(up->norm(x), {8, 8})); };
+  EXPECT_LE(test::rel_error(up->forward(x), reference()), 1e-6);
+  up->conv->weight.mul_(-2.0);
+  EXPECT_LE(test::rel_error(up->forward(x), reference()), 1e-6);
+}
+
+TEST(Model, MaskedTokensDoNotReachTheVelocity) {
+  auto model = busy_tiny_model();
+  torch::NoGradGuard no_grad;
+  auto x = torch::randn({1, 4, 8, 8}), t = torch::tensor({0.4f}), ctx = torch::randn({1, 5, 40}), pooled = torch::randn({1, 40});
+  auto mask = torch::tensor({1, 1, 1, 0, 0}, torch::kBool).view({1, 5});
+  auto other = ctx.clone();
+  other.slice(1, 3, 5).normal_();  // change only the masked tokens
+  auto a = model->forward(x, t, model->encode_prompt(ctx, pooled, mask));
+  auto b = model->forward(x, t, model->encode_prompt(other, pooled, mask));
+  EXPECT_LE(test::rel_error(b, a), 1e-6);
+}
+
 }  // namespace
 }  // namespace luminars

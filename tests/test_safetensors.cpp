@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/module_state.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "test_support.h"
@@ -173,6 +174,44 @@ TEST(Safetensors, WriteIsAtomic) {
   std::size_t files = 0;
   for ([[maybe_unused]] auto& e : std::filesystem::directory_iterator(dir.path)) ++files;
   EXPECT_EQ(files, 1u);  // no temporary left behind
+}
+
+TEST(Safetensors, ReleasedTensorsReadBackFromTheFile) {
+  test::TempDir dir;
+  auto big = torch::randn({4096, 64});  // 1 MiB: spans whole pages
+  save_tensors(dir.file("a.safetensors"), {{"big", big}, {"small", torch::ones({3})}});
+  safetensors::Reader r(dir.file("a.safetensors"));
+  const auto& v = r.at("big");
+  auto before = to_tensor(v);
+  r.release(v);
+  EXPECT_TRUE(torch::equal(to_tensor(v), before));  // dropped pages fault back in from the file
+  EXPECT_TRUE(torch::equal(before, big));
+}
+
+TEST(Safetensors, ModuleLoadsTensorByTensorFromTheFile) {
+  test::TempDir dir;
+  torch::nn::Linear src(4, 3), dst(4, 3);
+  const auto path = dir.file("lin.safetensors");
+  save_tensors(path, module_state(*src), {}, torch::kBFloat16);  // stored bf16, loaded into float32
+  load_module_state(*dst, safetensors::Reader(path));
+  EXPECT_TRUE(torch::equal(dst->weight, src->weight.to(torch::kBFloat16).to(torch::kFloat32)));
+
+  save_tensors(path, {{"weight", torch::zeros({3, 4})}}, {});
+  EXPECT_NE(test::error_of([&] { load_module_state(*dst, safetensors::Reader(path)); }).find("missing tensor 'bias'"),
+            std::string::npos);
+  save_tensors(path, {{"weight", torch::zeros({3, 5})}, {"bias", torch::zeros({3})}}, {});
+  EXPECT_NE(test::error_of([&] { load_module_state(*dst, safetensors::Reader(path)); }).find("'weight' has shape [3, 5]"),
+            std::string::npos);
+  save_tensors(path, {{"weight", torch::zeros({3, 4}, torch::kInt64)}, {"bias", torch::zeros({3})}}, {});
+  EXPECT_NE(test::error_of([&] { load_module_state(*dst, safetensors::Reader(path)); }).find("'weight' has dtype I64"),
+            std::string::npos);
+  save_tensors(path, {{"weight", torch::zeros({3, 4})}, {"bias", torch::zeros({3})}, {"extra", torch::zeros({1})}}, {});
+  EXPECT_NE(test::error_of([&] { load_module_state(*dst, safetensors::Reader(path)); }).find("unexpected tensor 'extra'"),
+            std::string::npos);
+  FileLoadOptions skip_extra;
+  skip_extra.rename = [](const std::string& n) { return n == "extra" ? std::string() : n; };
+  load_module_state(*dst, safetensors::Reader(path), skip_extra);
+  EXPECT_EQ(dst->weight.abs().sum().item<float>(), 0.f);
 }
 
 }  // namespace

@@ -165,6 +165,14 @@ Reader::~Reader() {
   if (map_) ::munmap(map_, size_);
 }
 
+void Reader::release(const TensorView& view) const {
+  if (!map_ || view.nbytes == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(view.data), end = begin + view.nbytes;
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;  // whole pages inside
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);  // advice: failure is harmless
+}
+
 const TensorView* Reader::find(const std::string& name) const {
   auto it = index_.find(name);
   return it == index_.end() ? nullptr : &header_.tensors[it->second];

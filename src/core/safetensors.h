@@ -48,6 +48,9 @@ class Reader {
   const TensorView* find(const std::string& name) const;
   const TensorView& at(const std::string& name) const;  // throws naming the file and tensor
   bool contains(const std::string& name) const { return find(name) != nullptr; }
+  // Drops the mapped pages that hold only this tensor's bytes (they read back from the file if
+  // touched again), so loading tensor by tensor keeps one tensor of the file resident, not all.
+  void release(const TensorView& view) const;
 
  private:
   std::string path_;

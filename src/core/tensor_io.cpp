@@ -46,6 +46,13 @@ torch::Tensor to_tensor(const safetensors::TensorView& view) {
   return t;
 }
 
+torch::Tensor mapped_tensor(const safetensors::TensorView& view) {
+  const auto dtype = to_torch_dtype(view.dtype);
+  const auto align = static_cast<uintptr_t>(safetensors::dtype_size(view.dtype));
+  if (view.nbytes == 0 || reinterpret_cast<uintptr_t>(view.data) % align != 0) return to_tensor(view);
+  return torch::from_blob(const_cast<uint8_t*>(view.data), view.shape, torch::TensorOptions().dtype(dtype));
+}
+
 std::map<std::string, torch::Tensor> load_tensors(const std::string& path, std::optional<torch::Dtype> float_dtype) {
   safetensors::Reader reader(path);
   std::map<std::string, torch::Tensor> out;

@@ -17,6 +17,10 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // Copies one tensor out of a mapped file (F16/BF16/F32/F64/I*/U8/BOOL keep their dtype).
 torch::Tensor to_tensor(const safetensors::TensorView& view);
 
+// The tensor over the mapped bytes themselves when they are aligned for its dtype (no copy; valid
+// while the Reader lives; never write to it), else a copy as to_tensor.
+torch::Tensor mapped_tensor(const safetensors::TensorView& view);
+
 // Every tensor of a file, floating-point ones converted to `float_dtype` when given.
 std::map<std::string, torch::Tensor> load_tensors(const std::string& path,
                                                   std::optional<torch::Dtype> float_dtype = std::nullopt);

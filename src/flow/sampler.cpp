@@ -31,11 +31,9 @@ torch::Tensor integrate(const VelocityFn& v, torch::Tensor x, int64_t steps, dou
 
 VelocityFn guided_velocity(LuminaRS& model, const torch::Tensor& ctx, const torch::Tensor& pooled, const Guidance& g) {
   if (g.scale == 1.0) {
-    return [&model, ctx, pooled, mask = g.mask](const torch::Tensor& x, float t) {
+    return [&model, prompt = model->encode_prompt(ctx, pooled, g.mask)](const torch::Tensor& x, float t) {
       auto tb = torch::full({x.size(0)}, t, x.options().dtype(torch::kFloat32));
-      ForwardOptions o;
-      o.mask = mask;
-      return model->forward(x, tb, ctx, pooled, o);
+      return model->forward(x, tb, prompt);
     };
   }
   if (!g.null_ctx.defined() || !g.null_pooled.defined())
@@ -51,11 +49,9 @@ VelocityFn guided_velocity(LuminaRS& model, const torch::Tensor& ctx, const torc
                             g.null_mask.defined() ? g.null_mask.to(torch::kBool) : ones});
   }
   const double s = g.scale;
-  return [&model, both_ctx, both_pooled, both_mask, s](const torch::Tensor& x, float t) {
+  return [&model, prompt = model->encode_prompt(both_ctx, both_pooled, both_mask), s](const torch::Tensor& x, float t) {
     auto tb = torch::full({2 * x.size(0)}, t, x.options().dtype(torch::kFloat32));
-    ForwardOptions o;
-    o.mask = both_mask;
-    auto out = model->forward(torch::cat({x, x}), tb, both_ctx, both_pooled, o).chunk(2);
+    auto out = model->forward(torch::cat({x, x}), tb, prompt).chunk(2);
     return out[1] + s * (out[0] - out[1]);  // v_u + s·(v_c − v_u)
   };
 }

@@ -31,6 +31,7 @@ struct Guidance {
 };
 
 // v = v_u + s·(v_c − v_u), conditional and unconditional evaluated as one batch [cond; uncond].
+// The prompt's part of the denoiser (LuminaRS::encode_prompt) is computed here, once.
 VelocityFn guided_velocity(LuminaRS& model, const torch::Tensor& ctx, const torch::Tensor& pooled,
                            const Guidance& guidance = {});
 

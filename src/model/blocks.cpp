@@ -1,8 +1,11 @@
 #include "model/blocks.h"
 
 #include <cmath>
+#include <limits>
+#include <vector>
 
 #include "core/pointwise.h"
+#include "core/upsample_conv.h"
 
 namespace luminars {
 
@@ -16,7 +19,12 @@ ChannelNormImpl::ChannelNormImpl(int64_t channels, bool affine) {
 }
 
 torch::Tensor ChannelNormImpl::forward(const torch::Tensor& x) {
-  return ln(x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // normalise over C in NHWC, back to NCHW
+  return layer_norm(ln, x.permute({0, 2, 3, 1})).permute({0, 3, 1, 2});  // normalise over C in NHWC, back to NCHW
+}
+
+torch::Tensor layer_norm(torch::nn::LayerNorm ln, const torch::Tensor& x) {
+  const auto& w = ln->weight;
+  return ln(w.defined() && x.scalar_type() != w.scalar_type() ? x.to(w.scalar_type()) : x);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -30,16 +38,26 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t channels, int64_t text_dim, int64
   out = register_module("out", nn::Linear(channels, channels));
 }
 
-torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const torch::Tensor& ctx, const torch::Tensor& mask) {
+TextKV CrossAttentionImpl::project_text(const torch::Tensor& ctx) {
+  auto kvs = kv(ctx).chunk(2, -1);  // key, value: [B,L,hd] each
+  return {kvs[0] * (1.0 / std::sqrt(static_cast<double>(head_dim))), kvs[1]};
+}
+
+torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const TextKV& text, const torch::Tensor& bias) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto tokens = norm(x.permute({0, 2, 3, 1}));                             // [B,H,W,C]
+  auto tokens = layer_norm(norm, x.permute({0, 2, 3, 1}));                 // [B,H,W,C]
   // Every query head meets the same key, so the heads fold into the token axis: one batched matmul.
   auto qh = pointwise(tokens, q->weight, {}).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
-  auto kvs = kv(ctx).chunk(2, -1);                                          // key, value: [B,L,hd] each
-  auto a = torch::bmm(qh, kvs[0].transpose(1, 2)) / std::sqrt(static_cast<double>(head_dim));  // [B,HW*heads,L]
-  if (mask.defined()) a = a.masked_fill(mask.logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
-  auto o = torch::bmm(a.softmax(-1), kvs[1]).view({B, H, W, C});           // [B,H,W,C]
+  auto kt = text.key.transpose(1, 2);                                       // [B,hd,L]
+  auto a = bias.defined() ? torch::baddbmm(bias, qh, kt) : torch::bmm(qh, kt);  // [B,HW*heads,L]
+  auto o = torch::bmm(a.softmax(-1), text.value).view({B, H, W, C});       // [B,H,W,C]
   return pointwise(o, out->weight, out->bias).permute({0, 3, 1, 2});       // [B,C,H,W]
+}
+
+torch::Tensor attention_bias(const torch::Tensor& mask, const torch::Tensor& like) {
+  if (!mask.defined()) return {};
+  auto bias = torch::zeros({mask.size(0), 1, mask.size(1)}, like.options());
+  return bias.masked_fill(mask.to(torch::kBool).logical_not().unsqueeze(1), -std::numeric_limits<float>::infinity());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -57,17 +75,24 @@ BlockImpl::BlockImpl(int64_t c, int64_t embed_dim, int64_t text_dim, int64_t hea
   ada->bias.zero_();
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
-                                 const torch::Tensor& mask) {
+torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& emb_act, const TextKV& text,
+                                 const torch::Tensor& bias) {
   // The pointwise part runs on the NHWC view (free when x is channels-last, as LuminaRS keeps it).
   const int64_t B = x.size(0), C = x.size(1);
   auto ssg = ada(emb_act).chunk(3, 1);                         // scale, shift, gate: [B,C]
-  auto h = norm->ln(dwconv(x).permute({0, 2, 3, 1}));          // [B,H,W,C]
+  torch::Tensor d;
+  {
+    // The depthwise convolution stays float32 under autocast: memory-bound, it gains nothing from
+    // bf16, and its float32 output keeps the LayerNorm after it on its fast path.
+    c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet({c10::DispatchKey::AutocastCPU, c10::DispatchKey::AutocastCUDA}));
+    d = dwconv(x.scalar_type() == torch::kFloat32 ? x : x.to(torch::kFloat32));
+  }
+  auto h = norm->ln(d.permute({0, 2, 3, 1}));                   // [B,H,W,C]
   h = torch::addcmul(ssg[1].view({B, 1, 1, C}), h, 1 + ssg[0].view({B, 1, 1, C}));  // h·(1+scale) + shift
   auto m = pointwise(h, mlp_in->weight, mlp_in->bias);                    // [B,H,W,4C]
   m = pointwise(torch::gelu(m), mlp_out->weight, mlp_out->bias);          // exact (erf) GELU; [B,H,W,C]
   auto y = x + (ssg[2].view({B, 1, 1, C}) * m).permute({0, 3, 1, 2});                // gated residual
-  return y + attn(y, ctx, mask);
+  return y + attn->forward(y, text, bias);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -85,10 +110,13 @@ UpsampleImpl::UpsampleImpl(int64_t c_in, int64_t c_out) {
   conv = register_module("conv", nn::Conv2d(nn::Conv2dOptions(c_in, c_out, /*kernel_size=*/3).padding(1)));
 }
 
-torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
-  auto n = norm(x);
-  return conv(torch::upsample_nearest2d(n, {n.size(2) * 2, n.size(3) * 2}));  // nearest ×2
-}
+// conv3×3(nearest×2(n)) without building the 4× larger picture: output pixel (2i+a, 2j+b) sees input
+// rows i−1+a, i+a and columns j−1+b, j+b only, so each of the four output phases (a, b) is a 2×2
+// convolution of n with the 3×3 kernel's taps summed into 2×2 (16 taps per 2×2 output block
+// instead of 36). The same function as the reference's, in 2.25× fewer multiply-adds.
+// conv3×3(nearest×2(n)) as four 2×2 convolutions of n (core/upsample_conv.h): the reference's
+// function in 2.25× fewer multiply-adds.
+torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) { return upsample_conv(norm(x), conv->weight, conv->bias); }
 
 // ---------------------------------------------------------------------------------------------
 // SelfAttention (nn.MultiheadAttention, batch_first, q = k = v)

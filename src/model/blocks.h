@@ -4,7 +4,24 @@
 #pragma once
 #include <torch/torch.h>
 
+#include "core/upsample_conv.h"
+
 namespace luminars {
+
+// One cross-attention's view of the prompt: keys (already scaled by 1/√head_dim) and values of
+// the text tokens, [B,L,head_dim] each. They depend on the prompt alone, so sampling computes
+// them once per generation, not once per step and recursion.
+struct TextKV {
+  torch::Tensor key, value;
+};
+
+// A [B,L] bool mask (true = attend) as the additive attention bias [B,1,L] (0 or −∞) in `like`'s
+// floating type; undefined stays undefined (every token attended).
+torch::Tensor attention_bias(const torch::Tensor& mask, const torch::Tensor& like);
+
+// ln(x), with x first converted to the affine parameters' dtype where they differ (bf16 autocast
+// hands some norms bf16 activations; LayerNorm needs its input and parameters in one dtype).
+torch::Tensor layer_norm(torch::nn::LayerNorm ln, const torch::Tensor& x);
 
 // ChannelNorm: LayerNorm over the channel axis of an NCHW tensor (eps 1e-6). Tensors: ln.*
 struct ChannelNormImpl : torch::nn::Module {
@@ -18,8 +35,10 @@ TORCH_MODULE(ChannelNorm);
 // share one key head and one value head. Tensors: norm.*, q.weight, kv.weight, out.*
 struct CrossAttentionImpl : torch::nn::Module {
   CrossAttentionImpl(int64_t channels, int64_t text_dim, int64_t head_dim);
-  // x [B,C,H,W], ctx [B,L,D] (already context-embedded), mask [B,L] bool (true = attend) or undefined.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ctx, const torch::Tensor& mask);
+  // ctx [B,L,D] (already context-embedded) -> this layer's keys and values.
+  TextKV project_text(const torch::Tensor& ctx);
+  // x [B,C,H,W]; bias = attention_bias(mask) [B,1,L] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const TextKV& text, const torch::Tensor& bias);
   int64_t heads, head_dim;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear q{nullptr}, kv{nullptr}, out{nullptr};  // kv rows [0,hd) key, [hd,2hd) value
@@ -30,9 +49,9 @@ TORCH_MODULE(CrossAttention);
 // cross-attention to the text. Tensors: dwconv.*, ada.* (zero-initialised), mlp_in.*, mlp_out.*, attn.*
 struct BlockImpl : torch::nn::Module {
   BlockImpl(int64_t channels, int64_t embed_dim, int64_t text_dim, int64_t head_dim);
-  // x [B,C,H,W]; emb_act = silu(emb) [B,E]; ctx [B,L,D]; mask [B,L] or undefined.
-  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act, const torch::Tensor& ctx,
-                        const torch::Tensor& mask);
+  // x [B,C,H,W]; emb_act = silu(emb) [B,E]; text = attn->project_text(ctx); bias [B,1,L] or undefined.
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb_act, const TextKV& text,
+                        const torch::Tensor& bias);
   torch::nn::Conv2d dwconv{nullptr};
   ChannelNorm norm{nullptr};  // no affine parameters
   torch::nn::Linear ada{nullptr};
@@ -56,6 +75,7 @@ struct UpsampleImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
   ChannelNorm norm{nullptr};
   torch::nn::Conv2d conv{nullptr};
+  UpsampleConv3x3 upsample_conv;  // computes conv(nearest×2(·)) from conv's weights
 };
 TORCH_MODULE(Upsample);
 

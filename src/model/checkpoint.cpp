@@ -26,7 +26,7 @@ Config read_denoiser_config(const std::string& path) {
 }
 
 void load_denoiser_weights(LuminaRS& model, const std::string& path) {
-  load_module_state(*model, load_tensors(path), path);
+  load_module_state(*model, safetensors::Reader(path));
 }
 
 LuminaRS load_denoiser(const std::string& path, torch::Device device) {

@@ -44,48 +44,76 @@ std::string shape_of(const torch::Tensor& t) {
   return o.str();
 }
 
-void check_inputs(const Config& cfg, const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx,
-                  const torch::Tensor& pooled, const ForwardOptions& o) {
+// x [B,C,H,W] with B = batch, t [B], recursions within the configuration.
+void check_latents(const Config& cfg, const torch::Tensor& x, const torch::Tensor& t, int64_t batch,
+                   const ForwardOptions& o) {
   if (x.dim() != 4 || x.size(1) != cfg.latent_channels)
     throw Error("denoiser input x must be [B," + std::to_string(cfg.latent_channels) + ",H,W], got " + shape_of(x));
   cfg.validate_latent_size(x.size(2), x.size(3));
-  const int64_t B = x.size(0);
+  if (x.size(0) != batch)
+    throw Error("denoiser input x " + shape_of(x) + " has a batch of " + std::to_string(x.size(0)) +
+                " but the prompt one of " + std::to_string(batch));
+  const int64_t B = batch;
   if (t.dim() != 1 || t.size(0) != B) throw Error("denoiser input t must be [" + std::to_string(B) + "], got " + shape_of(t));
+  if (o.recursions < 0 || o.recursions > cfg.max_recursions)
+    throw Error("recursions = " + std::to_string(o.recursions) + " must be between 1 and max_recursions = " +
+                std::to_string(cfg.max_recursions));
+}
+
+// ctx [B,L,D], pooled [B,D], mask [B,L] or undefined.
+void check_prompt(const Config& cfg, const torch::Tensor& ctx, const torch::Tensor& pooled, const torch::Tensor& mask,
+                  int64_t B) {
   if (ctx.dim() != 3 || ctx.size(0) != B || ctx.size(2) != cfg.text_dim)
     throw Error("denoiser input ctx must be [" + std::to_string(B) + ",L," + std::to_string(cfg.text_dim) + "], got " +
                 shape_of(ctx));
   if (pooled.dim() != 2 || pooled.size(0) != B || pooled.size(1) != cfg.text_dim)
     throw Error("denoiser input pooled must be [" + std::to_string(B) + "," + std::to_string(cfg.text_dim) + "], got " +
                 shape_of(pooled));
-  if (o.mask.defined() && (o.mask.dim() != 2 || o.mask.size(0) != B || o.mask.size(1) != ctx.size(1)))
+  if (mask.defined() && (mask.dim() != 2 || mask.size(0) != B || mask.size(1) != ctx.size(1)))
     throw Error("denoiser mask must be [" + std::to_string(B) + "," + std::to_string(ctx.size(1)) + "], got " +
-                shape_of(o.mask));
-  if (o.recursions < 0 || o.recursions > cfg.max_recursions)
-    throw Error("recursions = " + std::to_string(o.recursions) + " must be between 1 and max_recursions = " +
-                std::to_string(cfg.max_recursions));
+                shape_of(mask));
 }
 
 }  // namespace
 
+PromptState LuminaRSImpl::encode_prompt(const torch::Tensor& ctx, const torch::Tensor& pooled,
+                                        const torch::Tensor& mask) {
+  check_prompt(cfg, ctx, pooled, mask, ctx.dim() == 3 ? ctx.size(0) : -1);
+  PromptState p;
+  p.batch = ctx.size(0);
+  p.tokens = ctx.size(1);
+  p.pooled_emb = pooled_embed(pooled);                       // [B,E]
+  auto c = context_embed->forward(ctx);                      // [B,L,D]
+  p.bias = attention_bias(mask, c);                          // [B,1,L] or undefined
+  p.text = unet->project_text(c);
+  return p;
+}
+
 torch::Tensor LuminaRSImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx,
                                     const torch::Tensor& pooled, const ForwardOptions& o) {
-  check_inputs(cfg, x, t, ctx, pooled, o);
+  check_latents(cfg, x, t, x.dim() == 4 ? x.size(0) : -1, o);
+  check_prompt(cfg, ctx, pooled, o.mask, x.size(0));
+  return forward(x, t, encode_prompt(ctx, pooled, o.mask), o);
+}
+
+torch::Tensor LuminaRSImpl::forward(const torch::Tensor& x, const torch::Tensor& t, const PromptState& prompt,
+                                    const ForwardOptions& o) {
+  check_latents(cfg, x, t, prompt.batch, o);
   const int64_t passes = o.recursions > 0 ? o.recursions : cfg.recursions;
-  auto emb = time_embed->forward(timestep_features(t, cfg.freq_dim).to(x.scalar_type())) + pooled_embed(pooled);  // [B,E]
-  auto c = context_embed->forward(ctx);                                                   // [B,L,D]
-  torch::Tensor mask = o.mask.defined() ? o.mask.to(torch::kBool) : torch::Tensor();
+  auto emb = time_embed->forward(timestep_features(t, cfg.freq_dim).to(x.scalar_type())) + prompt.pooled_emb;  // [B,E]
   // Channels-last from here on: channel LayerNorms, pointwise MLPs and attention read NHWC views.
-  auto z = stem(x.contiguous(torch::MemoryFormat::ChannelsLast));
+  // The residual stream z stays in x's dtype (float32) under bf16 autocast; only products round.
+  auto z = stem(x.contiguous(torch::MemoryFormat::ChannelsLast)).to(x.scalar_type());
   for (int64_t k = 0; k < passes; ++k) {
     auto emb_act = torch::silu(emb + recursion_embed->weight[k]);  // each block's ada input
     if (o.grad_last_recursion_only && k + 1 < passes && torch::GradMode::is_enabled()) {
       torch::NoGradGuard no_grad;
-      z = z + unet(z, emb_act, c, mask);
+      z = z + unet(z, emb_act, prompt.text, prompt.bias);
     } else {
-      z = z + unet(z, emb_act, c, mask);
+      z = z + unet(z, emb_act, prompt.text, prompt.bias);
     }
   }
-  return head(head_norm(z)).contiguous();
+  return head(head_norm(z)).to(x.scalar_type()).contiguous();
 }
 
 std::map<std::string, int64_t> parameter_budget(LuminaRS& m) {

@@ -8,6 +8,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "model/config.h"
 #include "model/unet.h"
@@ -23,12 +24,26 @@ struct ForwardOptions {
   bool grad_last_recursion_only = false;  // training: earlier passes run without autograd
 };
 
+// Everything the denoiser derives from the prompt alone: computed once per generation by
+// encode_prompt(), then reused by every step and recursion.
+struct PromptState {
+  torch::Tensor pooled_emb;   // pooled_embed(pooled) [B,E]
+  torch::Tensor bias;         // attention_bias(mask) [B,1,L], or undefined
+  std::vector<TextKV> text;   // every cross-attention's keys and values of context_embed(ctx)
+  int64_t batch = 0, tokens = 0;
+};
+
 struct LuminaRSImpl : torch::nn::Module {
   explicit LuminaRSImpl(const Config& cfg = Config{});
 
   // x [B,C,H,W], t [B], ctx [B,L,D], pooled [B,D] -> velocity [B,C,H,W]
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx,
                         const torch::Tensor& pooled, const ForwardOptions& options = {});
+  // The same function in two parts: ctx [B,L,D], pooled [B,D], mask [B,L] or undefined -> state;
+  // then x [B,C,H,W], t [B] -> velocity (options.mask is ignored: the state holds it).
+  PromptState encode_prompt(const torch::Tensor& ctx, const torch::Tensor& pooled, const torch::Tensor& mask = {});
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& t, const PromptState& prompt,
+                        const ForwardOptions& options = {});
 
   const Config& config() const { return cfg; }
 

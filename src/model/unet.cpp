@@ -15,9 +15,10 @@ std::vector<Block> make_blocks(nn::ModuleList& list, int64_t c, int64_t n, const
   return blocks;
 }
 
+// Runs `blocks` in order; `next` walks through the per-block text keys and values.
 torch::Tensor run_blocks(std::vector<Block>& blocks, torch::Tensor x, const torch::Tensor& emb_act,
-                         const torch::Tensor& ctx, const torch::Tensor& mask) {
-  for (auto& b : blocks) x = b->forward(x, emb_act, ctx, mask);
+                         const std::vector<TextKV>& text, std::size_t& next, const torch::Tensor& bias) {
+  for (auto& b : blocks) x = b->forward(x, emb_act, text.at(next++), bias);
   return x;
 }
 
@@ -68,22 +69,34 @@ UNetImpl::UNetImpl(const Config& cfg) {
   out->bias.zero_();
 }
 
-torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb_act, const torch::Tensor& ctx,
-                                const torch::Tensor& mask) {
+std::vector<TextKV> UNetImpl::project_text(const torch::Tensor& ctx) {
+  std::vector<TextKV> text;
+  auto add = [&](std::vector<Block>& blocks) {
+    for (auto& b : blocks) text.push_back(b->attn->project_text(ctx));
+  };
+  for (auto& l : down) add(l->block_list);
+  add(mid->block_list);
+  for (auto& l : up) add(l->block_list);
+  return text;
+}
+
+torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb_act, const std::vector<TextKV>& text,
+                                const torch::Tensor& bias) {
+  std::size_t next = 0;
   std::vector<torch::Tensor> skips;
   torch::Tensor x = z;
   for (std::size_t i = 0; i < down.size(); ++i) {
-    x = run_blocks(down[i]->block_list, x, emb_act, ctx, mask);
+    x = run_blocks(down[i]->block_list, x, emb_act, text, next, bias);
     skips.push_back(x);
     if (i < downsample.size()) x = downsample[i]->forward(x);
   }
-  x = run_blocks(mid->block_list, x, emb_act, ctx, mask);
-  auto t = mid->attn_norm(x.permute({0, 2, 3, 1}));                         // [B,H,W,C]
+  x = run_blocks(mid->block_list, x, emb_act, text, next, bias);
+  auto t = layer_norm(mid->attn_norm, x.permute({0, 2, 3, 1}));                         // [B,H,W,C]
   x = x + mid->attn->forward(t).permute({0, 3, 1, 2});
   for (std::size_t j = 0; j < up.size(); ++j) {
     x = up[j]->skip(torch::cat({x, skips.back()}, 1));                         // fuse [x, skip]
     skips.pop_back();
-    x = run_blocks(up[j]->block_list, x, emb_act, ctx, mask);
+    x = run_blocks(up[j]->block_list, x, emb_act, text, next, bias);
     if (j < upsample.size()) x = upsample[j]->forward(x);
   }
   return out(x);

@@ -30,9 +30,12 @@ TORCH_MODULE(Mid);
 
 struct UNetImpl : torch::nn::Module {
   explicit UNetImpl(const Config& cfg);
-  // z [B,widths[0],H,W]; emb_act = silu(emb + recursion_embed[k]) [B,E]; ctx [B,L,D]; mask [B,L] or undefined.
-  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& emb_act, const torch::Tensor& ctx,
-                        const torch::Tensor& mask);
+  // ctx [B,L,D] (context-embedded) -> every block's keys and values, in the order forward() runs them.
+  std::vector<TextKV> project_text(const torch::Tensor& ctx);
+  // z [B,widths[0],H,W]; emb_act = silu(emb + recursion_embed[k]) [B,E]; text = project_text(ctx);
+  // bias = attention_bias(mask) [B,1,L] or undefined.
+  torch::Tensor forward(const torch::Tensor& z, const torch::Tensor& emb_act, const std::vector<TextKV>& text,
+                        const torch::Tensor& bias);
   std::vector<Level> down, up;
   std::vector<Downsample> downsample;
   std::vector<Upsample> upsample;

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "core/autocast.h"
 #include "core/error.h"
 #include "core/image.h"
 #include "core/image_tensor.h"
@@ -11,8 +12,8 @@
 #include "model/checkpoint.h"
 #include "pipeline/model_folder.h"
 #include "text/text_encoder.h"
-#include "core/autocast.h"
 #include "vae/vae.h"
+#include "vae/vae_tiling.h"
 
 namespace luminars {
 
@@ -84,7 +85,7 @@ GenerateResult generate(const GenerateOptions& o) {
       bar = std::make_unique<Progress>(steps, "sampling", po);
       so.on_step = [&](int64_t, int64_t) { bar->update(); };
     }
-    AutocastGuard autocast(o.bf16, o.device);
+    AutocastGuard autocast(o.bf16, o.device, /*allow_cpu=*/true);
     latents = sample_flow(model, noise, ctx, pooled, so).to(torch::kFloat32);
     if (bar) bar->finish();
   }
@@ -94,7 +95,17 @@ GenerateResult generate(const GenerateOptions& o) {
   vo.part = VaePart::Decoder;
   vo.device = o.device;
   auto vae = load_vae(vae_dir, vo);
-  auto images = vae->decode(vae->from_denoiser(latents)).clamp(-1, 1).to(torch::kCPU);
+  if (o.vae_tile != 0 && o.vae_tile < 8 * factor)
+    throw Error("VAE tile of " + std::to_string(o.vae_tile) + " pixels: give 0 (no tiling) or at least " +
+                std::to_string(8 * factor) + " (8 latent pixels)");
+  VaeTiling tiling;
+  tiling.tile = o.vae_tile / factor;
+  tiling.overlap = tiling.tile / 4;
+  torch::Tensor images;
+  {
+    torch::NoGradGuard no_grad;
+    images = decode_tiled(*vae, vae->from_denoiser(latents), tiling).clamp(-1, 1).to(torch::kCPU);
+  }
   if (auto parent = fs::path(o.out).parent_path(); !parent.empty()) fs::create_directories(parent);
   save_png(o.out, o.batch == 1 ? tensor_to_image(images[0]) : make_grid(images));
   return {images, o.out};

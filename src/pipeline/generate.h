@@ -21,8 +21,12 @@ struct GenerateOptions {
   std::optional<int64_t> size;           // image side in pixels; default the folder's resolution
   std::string out;                       // PNG path (a grid for batch > 1)
   torch::Device device = torch::kCPU;
-  bool bf16 = true;                      // bf16 autocast for the denoiser on CUDA (ignored on the CPU)
+  bool bf16 = true;                      // bf16 autocast for the denoiser on CUDA and on CPUs with
+                                         // native bf16 (cpu_has_fast_bf16()); float32 elsewhere
   bool progress = true;
+  // VAE decoding in overlapping tiles of at most this many image pixels when the picture is larger
+  // (peak memory of a ~320² decode at any size); 0 decodes the whole picture at once.
+  int64_t vae_tile = 320;
 };
 
 struct GenerateResult {

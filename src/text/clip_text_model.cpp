@@ -344,7 +344,8 @@ ClipTextModel load_clip_text_model(const std::string& dir, torch::Device device)
         view->dtype != safetensors::DType::BF16 && view->dtype != safetensors::DType::F64)
       throw Error(path + ": tensor '" + name + "' has dtype " + safetensors::dtype_name(view->dtype) +
                   ", expected a floating-point type");
-    dst.copy_(to_tensor(*view));
+    dst.copy_(mapped_tensor(*view));  // read in place, then drop the file's pages
+    reader.release(*view);
   }
   for (const auto& view : reader.tensors())
     if (!names.count(view.name) && !kIgnoredTensors.count(view.name))

@@ -183,7 +183,7 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
       for (int64_t micro = 0; micro < o.grad_accum; ++micro) {
         StepLoss l;
         {
-          AutocastGuard autocast(o.bf16, o.device);
+          AutocastGuard autocast(o.bf16, o.device, o.cpu_bf16);
           l = task.loss(state.global_step * o.grad_accum + micro);
         }
         (l.loss / static_cast<double>(o.grad_accum)).backward();

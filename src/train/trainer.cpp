@@ -143,6 +143,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.seed = o.seed;
   l.device = o.device;
   l.bf16 = o.bf16;
+  l.cpu_bf16 = o.cpu_bf16;
   l.resume = o.resume;
   l.overwrite = o.overwrite;
   l.stop_after = o.stop_after;

@@ -44,7 +44,8 @@ struct TrainOptions {
   double val_fraction = 0.05;
   uint64_t seed = 0;
   torch::Device device = torch::kCPU;
-  bool bf16 = true;                    // autocast to bf16 on CUDA (ignored on the CPU)
+  bool bf16 = true;                    // autocast to bf16 on CUDA (ignored on the CPU unless cpu_bf16)
+  bool cpu_bf16 = false;               // bf16 autocast on the CPU too, where it has native bf16
   bool resume = false;
   bool overwrite = false;              // start afresh in a folder that holds an earlier run
   int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run

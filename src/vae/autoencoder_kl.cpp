@@ -231,7 +231,17 @@ AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptio
   if (!fs::is_regular_file(config_path)) throw Error(config_path + ": not found (a diffusers VAE folder needs it)");
   AutoencoderKL vae(VaeConfig::from_file(config_path), options.part);
   const auto weights = vae_weights_path(dir);
-  load_module_state(*vae, read_vae_tensors(weights, options.part), weights);
+  FileLoadOptions lo;  // tensor by tensor from the mapped file: peak memory near the VAE's own size
+  lo.rename = [part = options.part](const std::string& file_name) {
+    auto name = current_name(file_name);
+    return in_part(name, part) ? name : std::string();
+  };
+  lo.adapt = [](const std::string& name, torch::Tensor t) {
+    if (is_attention_projection(name) && t.dim() == 4 && t.size(2) == 1 && t.size(3) == 1)
+      t = t.flatten(1);  // 1×1 conv kernel [C,C,1,1] -> linear weight [C,C]
+    return t;
+  };
+  load_module_state(*vae, safetensors::Reader(weights), lo);
   vae->to(options.device, options.dtype);
   return vae;
 }

@@ -92,7 +92,7 @@ torch::Tensor Downsample2DImpl::forward(const torch::Tensor& x) {
 Upsample2DImpl::Upsample2DImpl(int64_t c) { conv = register_module("conv", conv3x3(c, c)); }
 
 torch::Tensor Upsample2DImpl::forward(const torch::Tensor& x) {
-  return conv(torch::upsample_nearest2d(x, {x.size(2) * 2, x.size(3) * 2}));
+  return upsample_conv(x, conv->weight, conv->bias);  // = conv(nearest×2(x)), see core/upsample_conv.h
 }
 
 // ---------------------------------------------------------------------------------------------

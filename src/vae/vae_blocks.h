@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "core/upsample_conv.h"
+
 namespace luminars::vae {
 
 // SiLU of a temporary: in place when autograd is off (inference), saving one activation's memory.
@@ -52,6 +54,7 @@ struct Upsample2DImpl : torch::nn::Module {
   explicit Upsample2DImpl(int64_t channels);
   torch::Tensor forward(const torch::Tensor& x);  // [B,C,H,W] -> [B,C,2H,2W]
   torch::nn::Conv2d conv{nullptr};
+  UpsampleConv3x3 upsample_conv;  // conv(nearest×2(·)) without the enlarged picture
 };
 TORCH_MODULE(Upsample2D);
 

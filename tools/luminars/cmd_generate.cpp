@@ -34,7 +34,11 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--vae", o->vae, "override: vae/ folder")->check(CLI::ExistingDirectory);
   cmd->add_option("--device", x->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_option("--out", o->out, "PNG to write")->required();
-  cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 on CUDA (default: bf16 autocast)");
+  cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
+  cmd->add_option("--vae-tile", o->vae_tile,
+                  "decode pictures larger than this many pixels in overlapping tiles (bounded memory); 0: never")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 65536));
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
   cmd->callback([o, x, &g] {
     apply_global(g);

@@ -82,6 +82,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--seed", o->seed, "seed of data order, noise and t")->capture_default_str();
   cmd->add_option("--device", x->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_flag("--no-bf16", x->no_bf16, "no bf16 autocast on CUDA");
+  cmd->add_flag("--cpu-bf16", o->cpu_bf16, "bf16 autocast on the CPU too, where it has native bf16 (AVX-512 BF16, AMX)");
   auto* resume = cmd->add_flag("--resume", o->resume, "continue from the run's latest checkpoint");
   cmd->add_flag("--overwrite", o->overwrite, "start afresh in a run folder that holds an earlier run")->excludes(resume);
   cmd->add_option("--stop-after", o->stop_after, "stop (with a checkpoint) after this many steps");

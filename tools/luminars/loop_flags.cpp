@@ -23,6 +23,7 @@ void add_loop_flags(CLI::App* cmd, const std::shared_ptr<LoopFlags>& f) {
   cmd->add_option("--seed", l.seed, "seed of weights, data order and noise")->capture_default_str();
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_flag("--no-bf16", f->no_bf16, "no bf16 autocast on CUDA");
+  cmd->add_flag("--cpu-bf16", l.cpu_bf16, "bf16 autocast on the CPU too, where it has native bf16 (AVX-512 BF16, AMX)");
   auto* resume = cmd->add_flag("--resume", l.resume, "continue from the run's latest checkpoint");
   cmd->add_flag("--overwrite", l.overwrite, "start afresh in a run folder that holds an earlier run")->excludes(resume);
   cmd->add_option("--stop-after", l.stop_after, "stop (with a checkpoint) after this many steps");

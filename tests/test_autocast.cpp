@@ -1,0 +1,49 @@
+// bf16 autocast on the CPU: on only where allowed and the processor has native bf16 (or
+// LUMINARS_CPU_BF16=1 says so), restored afterwards; convolutions then compute in bf16.
+#include <torch/torch.h>
+
+#include <cstdlib>
+
+#include "core/autocast.h"
+#include "test_support.h"
+
+namespace luminars {
+namespace {
+
+struct EnvOverride {
+  explicit EnvOverride(const char* value) { setenv("LUMINARS_CPU_BF16", value, 1); }
+  ~EnvOverride() { unsetenv("LUMINARS_CPU_BF16"); }
+};
+
+torch::Tensor conv(const torch::Tensor& x) { return torch::conv2d(x, torch::randn({4, 3, 1, 1})); }
+
+TEST(Autocast, CpuBf16OnlyWhereAllowedAndSupported) {
+  auto x = torch::randn({1, 3, 4, 4});
+  {
+    EnvOverride on("1");
+    EXPECT_TRUE(cpu_has_fast_bf16());
+    {
+      AutocastGuard g(/*bf16=*/true, torch::kCPU, /*allow_cpu=*/true);
+      EXPECT_TRUE(AutocastGuard::enabled_on_cpu());
+      EXPECT_EQ(conv(x).scalar_type(), torch::kBFloat16);
+    }
+    EXPECT_FALSE(AutocastGuard::enabled_on_cpu());  // restored
+    {
+      AutocastGuard g(/*bf16=*/true, torch::kCPU);  // training: the CPU is not allowed
+      EXPECT_FALSE(AutocastGuard::enabled_on_cpu());
+      EXPECT_EQ(conv(x).scalar_type(), torch::kFloat32);
+    }
+    {
+      AutocastGuard g(/*bf16=*/false, torch::kCPU, true);
+      EXPECT_FALSE(AutocastGuard::enabled_on_cpu());
+    }
+  }
+  EnvOverride off("0");
+  EXPECT_FALSE(cpu_has_fast_bf16());
+  AutocastGuard g(/*bf16=*/true, torch::kCPU, /*allow_cpu=*/true);
+  EXPECT_FALSE(AutocastGuard::enabled_on_cpu());
+  EXPECT_EQ(conv(x).scalar_type(), torch::kFloat32);
+}
+
+}  // namespace
+}  // namespace luminars
