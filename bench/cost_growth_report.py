@@ -14,9 +14,11 @@ def fmt(v):
     return '—' if v is None else (f'{v:.0f}' if v >= 100 else f'{v:.1f}')
 
 md = ['# How cost grows', '',
-      'Measured by `bench/cost_growth.sh` on this machine (medians of its repetitions; the same thread count for',
-      'both sides). Step: one sampling forward of the default denoiser (88.66M parameters, T = 2), the prompt',
-      'encoded once beforehand as the sampler does; the reference is `../shared/spec/luminars_reference.py`.', '',
+      'Measured by `bench/cost_growth.sh` on a 2-core AMD EPYC (Zen 4) VM, 2 threads for both sides, medians of',
+      'its repetitions. Step: one sampling forward of the default denoiser (88.66M parameters, T = 2), the prompt',
+      'encoded once beforehand as the sampler does; the reference is `../shared/spec/luminars_reference.py`',
+      '(PyTorch 1.13, float32, with the C++ side\'s BLAS thread mix: `OPENBLAS_NUM_THREADS=1`). C++ bf16 is',
+      'CPU autocast, which `generate` uses on CPUs with native bf16.', '',
       '| latent side | batch | C++ float32 ms | ' + ('C++ bf16 ms | ' if has_bf16 else '') + 'reference ms | ratio float32 |'
       + (' ratio bf16 |' if has_bf16 else ''),
       '| ---: | ---: | ---: | ' + ('---: | ' if has_bf16 else '') + '---: | ---: |' + (' ---: |' if has_bf16 else '')]

@@ -5,6 +5,7 @@
 #include <cstdlib>
 
 #include "core/autocast.h"
+#include "vae/autoencoder_kl.h"
 #include "test_support.h"
 
 namespace luminars {
@@ -43,6 +44,25 @@ TEST(Autocast, CpuBf16OnlyWhereAllowedAndSupported) {
   AutocastGuard g(/*bf16=*/true, torch::kCPU, /*allow_cpu=*/true);
   EXPECT_FALSE(AutocastGuard::enabled_on_cpu());
   EXPECT_EQ(conv(x).scalar_type(), torch::kFloat32);
+}
+
+TEST(Autocast, VaeRunsUnderCpuBf16) {
+  EnvOverride on("1");  // bf16 kernels exist on every CPU; only their speed needs native support
+  VaeConfig cfg;
+  cfg.block_out_channels = {16, 32};
+  cfg.norm_num_groups = 8;
+  torch::manual_seed(5);
+  AutoencoderKL vae(cfg);
+  torch::NoGradGuard no_grad;
+  auto images = torch::rand({1, 3, 16, 16}) * 2 - 1;
+  auto mean = vae->encode(images).mean;
+  auto decoded = vae->decode(mean);
+  AutocastGuard g(/*bf16=*/true, torch::kCPU, /*allow_cpu=*/true);
+  auto mean_bf16 = vae->encode(images).mean;  // GroupNorms take the convolutions' bf16 output
+  auto decoded_bf16 = vae->decode(mean);
+  EXPECT_LE(test::rel_error(mean_bf16.to(torch::kFloat32), mean), 3e-2);
+  EXPECT_LE(test::rel_error(decoded_bf16.to(torch::kFloat32), decoded), 3e-2);
+  EXPECT_GT(test::rel_error(decoded_bf16.to(torch::kFloat32), decoded), 0.0);
 }
 
 }  // namespace

@@ -83,7 +83,7 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x) {
   auto h = conv_in(x);
   for (auto& block : down_list) h = block(h);
   h = mid_block(h);
-  return conv_out(silu_temporary(conv_norm_out(h)));
+  return conv_out(silu_temporary(group_norm(conv_norm_out, h)));
 }
 
 DecoderImpl::DecoderImpl(const VaeConfig& cfg) {
@@ -106,7 +106,7 @@ DecoderImpl::DecoderImpl(const VaeConfig& cfg) {
 torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
   auto h = mid_block(conv_in(z));
   for (auto& block : up_list) h = block(h);
-  return conv_out(silu_temporary(conv_norm_out(h)));
+  return conv_out(silu_temporary(group_norm(conv_norm_out, h)));
 }
 
 }  // namespace vae

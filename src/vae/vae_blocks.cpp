@@ -21,6 +21,11 @@ nn::Conv2d conv3x3(int64_t c_in, int64_t c_out) {
 
 }  // namespace
 
+torch::Tensor group_norm(torch::nn::GroupNorm gn, const torch::Tensor& x) {
+  const auto& w = gn->weight;
+  return gn(w.defined() && x.scalar_type() != w.scalar_type() ? x.to(w.scalar_type()) : x);
+}
+
 torch::Tensor silu_temporary(torch::Tensor t) {
   return torch::GradMode::is_enabled() ? torch::silu(t) : torch::silu_(t);
 }
@@ -38,8 +43,8 @@ ResnetBlock2DImpl::ResnetBlock2DImpl(int64_t c_in, int64_t c_out, int64_t groups
 }
 
 torch::Tensor ResnetBlock2DImpl::forward(const torch::Tensor& x) {
-  auto h = conv1(silu_temporary(norm1(x)));
-  h = conv2(silu_temporary(norm2(h)));
+  auto h = conv1(silu_temporary(group_norm(norm1, x)));
+  h = conv2(silu_temporary(group_norm(norm2, h)));
   return (conv_shortcut ? conv_shortcut(x) : x) + h;
 }
 
@@ -73,7 +78,7 @@ torch::Tensor chunked_attention(const torch::Tensor& q, const torch::Tensor& k, 
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
-  auto h = group_norm(x).view({B, C, H * W}).transpose(1, 2);  // [B,HW,C]
+  auto h = vae::group_norm(group_norm, x).view({B, C, H * W}).transpose(1, 2);  // [B,HW,C]
   auto a = chunked_attention(to_q(h), to_k(h), to_v(h), 1.0 / std::sqrt(static_cast<double>(C)));  // [B,HW,C]
   return out_proj(a).transpose(1, 2).reshape({B, C, H, W}) + x;
 }

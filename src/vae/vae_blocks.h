@@ -12,6 +12,9 @@ namespace luminars::vae {
 
 // SiLU of a temporary: in place when autograd is off (inference), saving one activation's memory.
 torch::Tensor silu_temporary(torch::Tensor t);
+// gn(x), with x first converted to the affine parameters' dtype where they differ (under bf16
+// autocast convolutions hand GroupNorm bf16 activations; it needs one dtype for both).
+torch::Tensor group_norm(torch::nn::GroupNorm gn, const torch::Tensor& x);
 
 // ResnetBlock2D: norm1, SiLU, conv1, norm2, SiLU, conv2, plus the input (through the 1×1
 // conv_shortcut when the width changes). Tensors: norm1, conv1, norm2, conv2[, conv_shortcut]
