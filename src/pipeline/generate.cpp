@@ -104,7 +104,8 @@ GenerateResult generate(const GenerateOptions& o) {
   torch::Tensor images;
   {
     torch::NoGradGuard no_grad;
-    images = decode_tiled(*vae, vae->from_denoiser(latents), tiling).clamp(-1, 1).to(torch::kCPU);
+    AutocastGuard autocast(o.bf16, o.device, /*allow_cpu=*/true);  // as the denoiser: bf16 products, float32 picture
+    images = decode_tiled(*vae, vae->from_denoiser(latents), tiling).to(torch::kFloat32).clamp(-1, 1).to(torch::kCPU);
   }
   if (auto parent = fs::path(o.out).parent_path(); !parent.empty()) fs::create_directories(parent);
   save_png(o.out, o.batch == 1 ? tensor_to_image(images[0]) : make_grid(images));
