@@ -85,7 +85,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
     // The depthwise convolution stays float32 under autocast: memory-bound, it gains nothing from
     // bf16, and its float32 output keeps the LayerNorm after it on its fast path.
     c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::DispatchKeySet({c10::DispatchKey::AutocastCPU, c10::DispatchKey::AutocastCUDA}));
-    d = dwconv(x.scalar_type() == torch::kFloat32 ? x : x.to(torch::kFloat32));
+    d = dwconv(x.to(torch::kFloat32));
   }
   auto h = norm->ln(d.permute({0, 2, 3, 1}));                   // [B,H,W,C]
   h = torch::addcmul(ssg[1].view({B, 1, 1, C}), h, 1 + ssg[0].view({B, 1, 1, C}));  // h·(1+scale) + shift

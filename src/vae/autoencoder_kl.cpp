@@ -205,25 +205,6 @@ bool in_part(const std::string& name, VaePart part) {
 
 }  // namespace
 
-std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, VaePart part, torch::Dtype dtype) {
-  safetensors::Reader reader(path);
-  std::map<std::string, torch::Tensor> out;
-  std::map<std::string, std::string> file_name_of;  // current name -> name in the file
-  for (const auto& view : reader.tensors()) {
-    const std::string name = current_name(view.name);
-    if (!in_part(name, part)) continue;
-    if (auto it = file_name_of.find(name); it != file_name_of.end())
-      throw Error(path + ": tensors '" + it->second + "' and '" + view.name + "' are both '" + name + "'");
-    file_name_of[name] = view.name;
-    auto t = to_tensor(view);
-    if (is_attention_projection(name) && t.dim() == 4 && t.size(2) == 1 && t.size(3) == 1)
-      t = t.flatten(1);  // 1×1 conv kernel [C,C,1,1] -> linear weight [C,C]
-    if (t.is_floating_point() && t.scalar_type() != dtype) t = t.to(dtype);
-    out.emplace(name, std::move(t));
-  }
-  return out;
-}
-
 AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptions& options) {
   namespace fs = std::filesystem;
   if (!fs::is_directory(dir)) throw Error("VAE folder not found: " + dir);

@@ -113,9 +113,4 @@ class AutoencoderKL : public torch::nn::ModuleHolder<AutoencoderKLImpl> {
 // The weights file from_dir reads in `dir`; throws naming the folder when there is none.
 std::string vae_weights_path(const std::string& dir);
 
-// Tensors of a diffusers VAE file under their current names: legacy attention names mapped, 1×1
-// conv kernels squeezed, floating-point tensors converted to `dtype`; only the tensors of `part`.
-std::map<std::string, torch::Tensor> read_vae_tensors(const std::string& path, VaePart part = VaePart::Both,
-                                                      torch::Dtype dtype = torch::kFloat32);
-
 }  // namespace luminars
