@@ -146,7 +146,7 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   EXPECT_NE(r.output.find("model folder not found: " + dir.file("nope")), std::string::npos) << r.output;
   r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt x --size 34 --quiet --out " + dir.file("x.png"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("size 34 must be a multiple of 4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("width 34 must be a multiple of 4"), std::string::npos) << r.output;
   r = test::run_cli("train --cache " + dir.file("nocache") + " --out " + dir.file("run2") + " --device cpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no training cache at"), std::string::npos) << r.output;

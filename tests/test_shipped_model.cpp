@@ -27,10 +27,10 @@ double mean_abs_difference(const Image& got, const Image& want) {
 GenerateOptions red_heart(const std::string& out, bool bf16) {
   GenerateOptions o;
   o.model_dir = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
-  o.prompt = "a red heart, noto style";
-  o.steps = 12;
-  o.cfg_scale = 4.0;
-  o.seed = 1;
+  o.request.prompt = "a red heart, noto style";
+  o.request.steps = 12;
+  o.request.cfg_scale = 4.0;
+  o.request.seed = 1;
   o.out = out;
   o.progress = false;
   o.bf16 = bf16;

@@ -4,42 +4,296 @@
 #include <stb_image_resize.h>
 #include <stb_image_write.h>
 
+#include <zlib.h>
+
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <filesystem>
+#include <memory>
 
 #include "core/error.h"
 #include "core/files.h"
 
 namespace luminars {
+namespace {
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------------
+
+constexpr uint64_t kMaxSide = 16384;             // px, either side
+constexpr uint64_t kMaxPixels = uint64_t{1} << 26;  // 64 Mpx in all
+
+using StbPixels = std::unique_ptr<unsigned char, decltype(&stbi_image_free)>;
+
+// RGBA as stb returns it (4 bytes a pixel) → RGB over white: c·a + 255·(1 − a), rounded.
+Image composite_on_white(const unsigned char* rgba, int width, int height) {
+  Image img;
+  img.width = width;
+  img.height = height;
+  img.rgb.resize(static_cast<std::size_t>(width) * height * 3);
+  for (std::size_t i = 0, n_px = static_cast<std::size_t>(width) * height; i < n_px; ++i) {
+    const unsigned a = rgba[4 * i + 3];
+    for (int c = 0; c < 3; ++c)
+      img.rgb[3 * i + c] = static_cast<uint8_t>((rgba[4 * i + c] * a + 255u * (255u - a) + 127u) / 255u);
+  }
+  return img;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG chunks: length (big-endian u32), type (4 bytes), data, CRC-32 of type and data
+// ---------------------------------------------------------------------------------------------
+
+constexpr std::string_view kPngSignature{"\x89PNG\r\n\x1a\n", 8};
+constexpr std::size_t kIhdrEnd = 8 + 4 + 4 + 13 + 4;  // signature, then the whole IHDR chunk
+constexpr uint32_t kMaxChunkLength = 0x7fffffff;
+
+uint32_t read_be32(std::string_view bytes, std::size_t pos) {
+  uint32_t v = 0;
+  for (int k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(bytes[pos + k]);
+  return v;
+}
+
+void append_be32(std::string& out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+uint32_t crc_of(std::string_view type_and_data) {
+  return static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(type_and_data.data()),
+                                     static_cast<uInt>(type_and_data.size())));
+}
+
+void append_chunk(std::string& out, std::string_view type, std::string_view data) {
+  append_be32(out, static_cast<uint32_t>(data.size()));
+  const std::size_t start = out.size();
+  out.append(type);
+  out.append(data);
+  append_be32(out, crc_of(std::string_view(out).substr(start)));
+}
+
+// Width and height from the header alone: a PNG's IHDR directly (stb refuses to report sizes it
+// deems too large), any other format through stbi_info_from_memory.
+bool header_size(std::string_view bytes, uint64_t& width, uint64_t& height) {
+  if (bytes.size() >= 24 && bytes.substr(0, 8) == kPngSignature && bytes.substr(12, 4) == "IHDR") {
+    width = read_be32(bytes, 16);
+    height = read_be32(bytes, 20);
+    return true;
+  }
+  int w = 0, h = 0, n = 0;
+  if (!stbi_info_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()), &w, &h, &n))
+    return false;
+  width = static_cast<uint64_t>(w);
+  height = static_cast<uint64_t>(h);
+  return true;
+}
+
+std::string stb_reason() {
+  const char* reason = stbi_failure_reason();
+  return reason ? reason : "unknown error";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Text: keywords are Latin-1 in the file and UTF-8 in the API; texts are UTF-8 (Latin-1 when a
+// tEXt chunk's bytes are not valid UTF-8)
+// ---------------------------------------------------------------------------------------------
+
+// The code point of the UTF-8 sequence at `i` (advancing `i`), or -1 when malformed.
+long next_code_point(std::string_view s, std::size_t& i) {
+  const unsigned char b0 = static_cast<unsigned char>(s[i++]);
+  if (b0 < 0x80) return b0;
+  const int extra = b0 >= 0xf0 ? 3 : b0 >= 0xe0 ? 2 : b0 >= 0xc0 ? 1 : -1;
+  if (extra < 0 || b0 > 0xf4 || i + extra > s.size()) return -1;
+  long cp = b0 & (0x3f >> extra);
+  for (int k = 0; k < extra; ++k) {
+    const unsigned char b = static_cast<unsigned char>(s[i++]);
+    if ((b & 0xc0) != 0x80) return -1;
+    cp = (cp << 6) | (b & 0x3f);
+  }
+  static constexpr long kMin[] = {0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
+  return cp;
+}
+
+bool is_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();)
+    if (next_code_point(s, i) < 0) return false;
+  return true;
+}
+
+bool is_ascii(std::string_view s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
+}
+
+std::string latin1_to_utf8(std::string_view s) {
+  std::string out;
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c < 0x80) {
+      out.push_back(ch);
+    } else {
+      out.push_back(static_cast<char>(0xc0 | (c >> 6)));
+      out.push_back(static_cast<char>(0x80 | (c & 0x3f)));
+    }
+  }
+  return out;
+}
+
+// `s` with control and non-ASCII bytes as \xNN, so that an error message stays one line.
+std::string printable(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(ch);
+    } else {
+      out += "\\x";
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 15]);
+    }
+  }
+  return out;
+}
+
+// The Latin-1 bytes of a keyword given as UTF-8; throws unless it is 1–79 printable characters
+// without leading, trailing or consecutive spaces (PNG specification, 11.3.4.2).
+std::string png_keyword(const std::string& keyword) {
+  std::string latin1;
+  bool ok = !keyword.empty();
+  for (std::size_t i = 0; ok && i < keyword.size();) {
+    const long cp = next_code_point(keyword, i);
+    ok = (cp >= 0x20 && cp <= 0x7e) || (cp >= 0xa1 && cp <= 0xff);
+    ok = ok && !(cp == ' ' && !latin1.empty() && latin1.back() == ' ');
+    latin1.push_back(static_cast<char>(cp));
+  }
+  ok = ok && latin1.size() <= 79 && latin1.front() != ' ' && latin1.back() != ' ';
+  if (!ok)
+    throw Error("invalid PNG text keyword \"" + printable(keyword) +
+                "\": it must be 1-79 printable Latin-1 characters without leading, trailing or doubled spaces");
+  return latin1;
+}
+
+// A tEXt chunk for ASCII text, an uncompressed iTXt chunk (UTF-8) otherwise.
+void append_text_chunk(std::string& out, const std::string& keyword, const std::string& text) {
+  const std::string key = png_keyword(keyword);
+  if (text.find('\0') != std::string::npos) throw Error("PNG text \"" + keyword + "\" contains a NUL byte");
+  std::string data = key;
+  data.push_back('\0');
+  const bool ascii = is_ascii(text);
+  if (!ascii) {
+    if (!is_utf8(text)) throw Error("PNG text \"" + keyword + "\" is not valid UTF-8");
+    data.append(4, '\0');  // compression flag, compression method, language tag "", translated keyword ""
+  }
+  data += text;
+  if (data.size() > kMaxChunkLength) throw Error("PNG text \"" + keyword + "\" is too long for one chunk");
+  append_chunk(out, ascii ? "tEXt" : "iTXt", data);
+}
+
+std::map<std::string, std::string> text_chunks(std::string_view png, const std::string& what) {
+  auto fail = [&](const std::string& why) { return Error("cannot read PNG text of " + what + ": " + why); };
+  if (png.size() < 8 || png.substr(0, 8) != kPngSignature) throw fail("not a PNG (bad signature)");
+  std::map<std::string, std::string> out;
+  for (std::size_t pos = 8; pos < png.size();) {
+    const std::string at = " at byte " + std::to_string(pos);
+    if (png.size() - pos < 12) throw fail("truncated chunk" + at);
+    const uint32_t length = read_be32(png, pos);
+    const std::string_view type = png.substr(pos + 4, 4);
+    if (length > kMaxChunkLength || length > png.size() - pos - 12)
+      throw fail("chunk " + printable(type) + at + " claims " + std::to_string(length) + " bytes, only " +
+                 std::to_string(png.size() - pos - 12) + " remain");
+    const std::string_view data = png.substr(pos + 8, length);
+    if (type == "tEXt" || type == "iTXt") {
+      if (crc_of(png.substr(pos + 4, 4 + length)) != read_be32(png, pos + 8 + length))
+        throw fail("chunk " + std::string(type) + at + " has a bad CRC");
+      const std::size_t key_end = data.find('\0');
+      if (key_end == 0 || key_end == std::string_view::npos || key_end > 79)
+        throw fail("chunk " + std::string(type) + at + " has no valid keyword");
+      const std::string key = latin1_to_utf8(data.substr(0, key_end));
+      if (type == "tEXt") {
+        const std::string_view text = data.substr(key_end + 1);
+        out[key] = is_utf8(text) ? std::string(text) : latin1_to_utf8(text);
+      } else {
+        // keyword \0 flag method language \0 translated-keyword \0 text
+        const std::size_t lang_end = data.size() >= key_end + 3 ? data.find('\0', key_end + 3) : std::string_view::npos;
+        const std::size_t tr_end = lang_end == std::string_view::npos ? lang_end : data.find('\0', lang_end + 1);
+        if (tr_end == std::string_view::npos) throw fail("chunk iTXt" + at + " is malformed");
+        if (data[key_end + 1] == 0) out[key] = std::string(data.substr(tr_end + 1));  // compressed ones are skipped
+      }
+    }
+    if (type == "IEND") break;
+    pos += 12 + static_cast<std::size_t>(length);
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Public functions
+// ---------------------------------------------------------------------------------------------
 
 Image load_image(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("image not found: " + path);
   int w = 0, h = 0, n = 0;
-  unsigned char* px = stbi_load(path.c_str(), &w, &h, &n, 4);
-  if (!px) throw Error("cannot decode image " + path + ": " + stbi_failure_reason());
-  Image img;
-  img.width = w;
-  img.height = h;
-  img.rgb.resize(static_cast<std::size_t>(w) * h * 3);
-  for (std::size_t i = 0, n_px = static_cast<std::size_t>(w) * h; i < n_px; ++i) {
-    const unsigned a = px[4 * i + 3];
-    for (int c = 0; c < 3; ++c)  // over white: c*a + 255*(1-a)
-      img.rgb[3 * i + c] = static_cast<uint8_t>((px[4 * i + c] * a + 255u * (255u - a) + 127u) / 255u);
-  }
-  stbi_image_free(px);
-  return img;
+  StbPixels px(stbi_load(path.c_str(), &w, &h, &n, 4), &stbi_image_free);
+  if (!px) throw Error("cannot decode image " + path + ": " + stb_reason());
+  return composite_on_white(px.get(), w, h);
 }
 
-void save_png(const std::string& path, const Image& image) {
+Image decode_image(std::string_view bytes, const std::string& what) {
+  if (bytes.empty()) throw Error("cannot decode image " + what + ": no bytes");
+  if (bytes.size() > static_cast<std::size_t>(INT_MAX))
+    throw Error("cannot decode image " + what + ": " + std::to_string(bytes.size()) + " bytes is over 2 GiB");
+  uint64_t width = 0, height = 0;
+  if (!header_size(bytes, width, height)) throw Error("cannot decode image " + what + ": " + stb_reason());
+  if (width > kMaxSide || height > kMaxSide || width * height > kMaxPixels)
+    throw Error("image " + what + " is too large: " + std::to_string(width) + "x" + std::to_string(height) +
+                " (the limit is 16384 px a side and 64 Mpx in all)");
+  int w = 0, h = 0, n = 0;
+  StbPixels px(stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
+                                     &w, &h, &n, 4),
+               &stbi_image_free);
+  if (!px) throw Error("cannot decode image " + what + ": " + stb_reason());
+  return composite_on_white(px.get(), w, h);
+}
+
+std::string encode_png(const Image& image, const std::vector<std::pair<std::string, std::string>>& text) {
+  if (image.empty()) throw Error("cannot encode an empty image as PNG");
+  const std::size_t expected = static_cast<std::size_t>(image.width) * image.height * 3;
+  if (image.width < 0 || image.height < 0 || image.rgb.size() != expected)
+    throw Error("cannot encode PNG: a " + std::to_string(image.width) + "x" + std::to_string(image.height) +
+                " image needs " + std::to_string(expected) + " bytes, it holds " + std::to_string(image.rgb.size()));
+  std::string chunks;
+  for (const auto& [keyword, value] : text) append_text_chunk(chunks, keyword, value);
+  std::string png;
+  auto sink = [](void* ctx, void* data, int size) { static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), size); };
+  if (!stbi_write_png_to_func(sink, &png, image.width, image.height, 3, image.rgb.data(), image.width * 3))
+    throw Error("cannot encode PNG: stb failed");
+  if (png.size() < kIhdrEnd || png.compare(0, 8, kPngSignature) != 0 || read_be32(png, 8) != 13 ||
+      png.compare(12, 4, "IHDR") != 0)
+    throw Error("cannot encode PNG: stb wrote no IHDR chunk first");
+  png.insert(kIhdrEnd, chunks);
+  return png;
+}
+
+void save_png(const std::string& path, const Image& image, const std::vector<std::pair<std::string, std::string>>& text) {
   if (image.empty()) throw Error("cannot write an empty image to " + path);
-  write_file_atomic(path, [&](std::ostream& out) {
-    auto sink = [](void* ctx, void* data, int size) {
-      static_cast<std::ostream*>(ctx)->write(static_cast<const char*>(data), size);
-    };
-    if (!stbi_write_png_to_func(sink, &out, image.width, image.height, 3, image.rgb.data(), image.width * 3))
-      throw Error("cannot encode PNG " + path);
-  });
+  std::string bytes;
+  try {
+    bytes = encode_png(image, text);
+  } catch (const Error& e) {
+    throw Error(std::string(e.what()) + " (writing " + path + ")");
+  }
+  write_file_atomic(path, [&](std::ostream& out) { out.write(bytes.data(), static_cast<std::streamsize>(bytes.size())); });
+}
+
+std::map<std::string, std::string> png_text_chunks(std::string_view png_bytes) {
+  return text_chunks(png_bytes, "PNG data");
+}
+
+std::map<std::string, std::string> read_png_text(const std::string& path) {
+  return text_chunks(read_file(path), path);
 }
 
 Image resize(const Image& image, int width, int height) {
@@ -78,13 +332,19 @@ Image flip_horizontal(const Image& image) {
 
 Image resize_and_crop(const Image& image, int size, float fx, float fy) {
   if (image.empty()) throw Error("resize_and_crop: empty image");
-  const double s = static_cast<double>(size) / std::min(image.width, image.height);
-  const int w = std::max(size, static_cast<int>(std::lround(image.width * s)));
-  const int h = std::max(size, static_cast<int>(std::lround(image.height * s)));
+  return resize_to_cover(image, size, size, fx, fy);
+}
+
+Image resize_to_cover(const Image& image, int width, int height, float fx, float fy) {
+  if (image.empty()) throw Error("resize_to_cover: empty image");
+  if (width <= 0 || height <= 0) throw Error("resize_to_cover: invalid size " + std::to_string(width) + "x" + std::to_string(height));
+  const double s = std::max(static_cast<double>(width) / image.width, static_cast<double>(height) / image.height);
+  const int w = std::max(width, static_cast<int>(std::lround(image.width * s)));
+  const int h = std::max(height, static_cast<int>(std::lround(image.height * s)));
   Image r = (w == image.width && h == image.height) ? image : resize(image, w, h);
-  const int x = static_cast<int>(std::lround(std::clamp(fx, 0.f, 1.f) * (w - size)));
-  const int y = static_cast<int>(std::lround(std::clamp(fy, 0.f, 1.f) * (h - size)));
-  return crop(r, x, y, size, size);
+  const int x = static_cast<int>(std::lround(std::clamp(fx, 0.f, 1.f) * (w - width)));
+  const int y = static_cast<int>(std::lround(std::clamp(fy, 0.f, 1.f) * (h - height)));
+  return (x == 0 && y == 0 && w == width && h == height) ? r : crop(r, x, y, width, height);
 }
 
 }  // namespace luminars

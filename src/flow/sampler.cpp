@@ -13,8 +13,14 @@ SamplerMethod sampler_from_name(const std::string& name) {
 
 torch::Tensor integrate(const VelocityFn& v, torch::Tensor x, int64_t steps, double shift, SamplerMethod method,
                         const StepCallback& on_step) {
-  auto ts_tensor = sample_times(steps, shift);
+  return integrate_over(v, std::move(x), sample_times(steps, shift), method, on_step);
+}
+
+torch::Tensor integrate_over(const VelocityFn& v, torch::Tensor x, const torch::Tensor& times, SamplerMethod method,
+                             const StepCallback& on_step, const StepHook& after_step) {
+  auto ts_tensor = times.to(torch::kCPU, torch::kFloat32).contiguous();
   const float* ts = ts_tensor.data_ptr<float>();
+  const int64_t steps = ts_tensor.numel() - 1;
   for (int64_t i = 0; i < steps; ++i) {
     const float t0 = ts[i], t1 = ts[i + 1], dt = t1 - t0;
     auto d = v(x, t0);
@@ -24,6 +30,7 @@ torch::Tensor integrate(const VelocityFn& v, torch::Tensor x, int64_t steps, dou
     } else {
       x = x + dt * d;  // prev = x + (t_next − t) · v
     }
+    if (after_step) x = after_step(x, t1);
     if (on_step) on_step(i + 1, steps);
   }
   return x;

@@ -19,9 +19,17 @@ using VelocityFn = std::function<torch::Tensor(const torch::Tensor& x, float t)>
 // Called after each step with (steps done, steps in all).
 using StepCallback = std::function<void(int64_t, int64_t)>;
 
+// Called after each step with the new x and its time; returns the x to go on with (inpainting
+// re-imposes the known region here).
+using StepHook = std::function<torch::Tensor(const torch::Tensor& x, float t)>;
+
 // Euler: x += (t1−t0)·v(x,t0). Heun: trapezoidal correction with v(x_pred,t1), last step Euler.
 torch::Tensor integrate(const VelocityFn& v, torch::Tensor x, int64_t steps, double shift = 1.0,
                         SamplerMethod method = SamplerMethod::Euler, const StepCallback& on_step = nullptr);
+// The same over given increasing times [n+1] (image-to-image integrates a tail of sample_times()).
+torch::Tensor integrate_over(const VelocityFn& v, torch::Tensor x, const torch::Tensor& times,
+                             SamplerMethod method = SamplerMethod::Euler, const StepCallback& on_step = nullptr,
+                             const StepHook& after_step = nullptr);
 
 struct Guidance {
   double scale = 1.0;       // 1 = no guidance: only the conditional branch is evaluated

@@ -89,7 +89,9 @@ std::string default_model_dir() {
   }
   std::error_code ec;
   const auto exe = fs::canonical("/proc/self/exe", ec);
-  if (!ec) tried.push_back(exe.parent_path().parent_path() / "models" / "emoji");
+  if (!ec)  // build/luminars, build/bin/luminars, or an installed bin/luminars beside share/
+    for (auto dir = exe.parent_path().parent_path(); tried.size() < 3 && dir.has_relative_path(); dir = dir.parent_path())
+      tried.push_back(dir / "models" / "emoji");
   tried.push_back(fs::current_path() / "models" / "emoji");
   std::string where;
   for (const auto& t : tried) {

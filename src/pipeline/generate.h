@@ -1,39 +1,35 @@
-// Text to image: encode the prompt, integrate the flow with guidance, decode, write a PNG.
-// Components are loaded one after another and released, so peak memory is the largest of them.
+// `luminars generate`: one request through a low-memory Pipeline (each part loaded when needed and
+// released after, so peak memory is the largest part), written as a PNG with its parameters.
 #pragma once
-#include <torch/torch.h>
-
+#include <cstdint>
 #include <optional>
 #include <string>
-#include <vector>
+
+#include "pipeline/generation.h"
 
 namespace luminars {
 
 struct GenerateOptions {
   std::string model_dir;                 // a model folder (luminars.json)
   std::string denoiser, text_encoder, tokenizer, vae;  // overrides of the folder's paths
-  std::string prompt, negative;          // negative "" = the unconditional prompt
-  std::optional<int64_t> steps;          // defaults from luminars.json
-  std::optional<double> cfg_scale, shift;
-  std::optional<std::string> sampler;    // "euler" | "heun"
-  uint64_t seed = 0;
-  int64_t batch = 1;
-  std::optional<int64_t> size;           // image side in pixels; default the folder's resolution
+  GenerationRequest request;             // prompt, sampler settings, seed, batch, size, init image, mask
   std::string out;                       // PNG path (a grid for batch > 1)
-  torch::Device device = torch::kCPU;
-  bool bf16 = true;                      // bf16 autocast for the denoiser on CUDA and on CPUs with
-                                         // native bf16 (cpu_has_fast_bf16()); float32 elsewhere
+  std::string device = "cpu";
+  bool bf16 = true;                      // bf16 autocast on CUDA and on CPUs with native bf16
   bool progress = true;
-  // VAE decoding in overlapping tiles of at most this many image pixels when the picture is larger
-  // (peak memory of a ~320² decode at any size); 0 decodes the whole picture at once.
-  int64_t vae_tile = 320;
+  int64_t vae_tile = 320;                // decode larger pictures in overlapping tiles; 0 = never
 };
 
 struct GenerateResult {
-  torch::Tensor images;  // [B,3,H,W] in [-1,1]
   std::string path;
+  int64_t count = 0, width = 0, height = 0;
+  std::string parameters;                // the PNG's `parameters` text (of the first image)
 };
 
 GenerateResult generate(const GenerateOptions& options);
+
+// Fills `request` from the `parameters` text chunk of a PNG that LuminaRS (or AUTOMATIC1111) wrote:
+// prompt, negative prompt, steps, sampler, guidance, seed, size, strength, shift.
+void apply_png_parameters(const std::string& png_path, GenerationRequest& request);
 
 }  // namespace luminars

@@ -24,5 +24,6 @@ void register_train_vae(CLI::App& app, GlobalOptions& g);
 void register_train_clip(CLI::App& app, GlobalOptions& g);
 void register_export(CLI::App& app, GlobalOptions& g);
 void register_evaluate(CLI::App& app, GlobalOptions& g);
+void register_serve(CLI::App& app, GlobalOptions& g);
 
 }  // namespace luminars::cli

@@ -34,6 +34,9 @@ int main(int argc, char** argv) {
   register_train_vae(app, g);
   register_train_clip(app, g);
   register_export(app, g);
+#ifdef LUMINARS_HAVE_SERVE
+  register_serve(app, g);
+#endif
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

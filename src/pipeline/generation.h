@@ -1,0 +1,50 @@
+// What one generation asks for and what it gives back: text-to-image, image-to-image (an init image
+// and a strength) and inpainting (an init image and a mask). Plain data without LibTorch, so the
+// server's request parsing and the public header stay light.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/image.h"
+#include "pipeline/parameters.h"
+
+namespace luminars {
+
+struct GenerationRequest {
+  std::string prompt, negative;          // negative "" = the unconditional prompt
+  std::optional<int64_t> steps;          // unset: the model folder's defaults (luminars.json)
+  std::optional<double> cfg_scale, shift;
+  std::optional<std::string> sampler;    // "euler" | "heun"
+  uint64_t seed = 0;                     // image i of the batch uses seed + i
+  int64_t batch = 1;
+  std::optional<int64_t> width, height;  // pixels; unset: the init image's size, else the model's resolution
+
+  // Image-to-image: the flow starts from the init image's latent interpolated with noise at
+  // t = 1 − strength (strength 1: pure noise, as text-to-image; → 0: the init image back).
+  std::optional<Image> init_image;       // fitted to width × height (scaled to cover, centre-cropped)
+  double strength = 0.75;
+  // Inpainting (with init_image): white repaints, black keeps; the size of init_image. The known
+  // region is re-imposed after every step and the picture is composited with a soft edge.
+  std::optional<Image> mask;
+  int64_t mask_blur = 4;                 // soft edge, in pixels
+
+  std::function<void(int64_t step, int64_t steps)> on_step;  // after each sampling step
+  std::function<bool()> cancelled;       // polled after each step; true stops with Cancelled
+};
+
+struct Generation {
+  std::vector<Image> images;                    // one per batch item
+  std::vector<GenerationParameters> parameters; // one per image (its own seed), as written in PNGs
+};
+
+// Thrown when GenerationRequest::cancelled() answered true.
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("generation cancelled") {}
+};
+
+}  // namespace luminars

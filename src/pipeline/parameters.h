@@ -1,0 +1,36 @@
+// The `parameters` text AUTOMATIC1111 writes into PNGs (prompt, "Negative prompt: …" and one
+// "Key: value, …" line), written for LuminaRS pictures and read back from either program.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace luminars {
+
+struct GenerationParameters {
+  std::string prompt, negative;       // negative "" = no "Negative prompt:" line
+  int64_t steps = 12;
+  std::string sampler = "euler";      // "euler" | "heun" (written "Euler" | "Heun")
+  double cfg_scale = 4;               // "CFG scale"
+  uint64_t seed = 0;
+  int64_t width = 0, height = 0;      // "Size: WxH"; 0 = not written / not given
+  std::string model;                  // "" = not written
+  std::optional<double> strength;     // "Denoising strength", image-to-image only
+  double shift = 1.0;                 // "Shift": the time shift of the sampling schedule
+};
+
+// The text, e.g.
+//   a red heart, noto style
+//   Negative prompt: blurry
+//   Steps: 12, Sampler: Euler, CFG scale: 4, Seed: 1, Size: 64x64, Model: emoji, Denoising strength: 0.75, Shift: 1
+// Numbers in their shortest exact form (4, 7.5, 0.75); values holding ',' ':' '"' or a line break
+// are JSON-quoted, as AUTOMATIC1111 does. Throws luminars::Error on a sampler other than euler/heun.
+std::string format_parameters(const GenerationParameters& parameters);
+
+// Reads format_parameters' text and AUTOMATIC1111's: the prompt may span lines, the last line holds
+// the "Key: value" pairs (values possibly "quoted", unknown keys ignored, missing keys keep the
+// defaults); samplers "Euler" and "Euler a" read as euler, "Heun" as heun (any case). Throws
+// luminars::Error on an empty text, a missing key-value line, another sampler or a bad number.
+GenerationParameters parse_parameters(const std::string& text);
+
+}  // namespace luminars

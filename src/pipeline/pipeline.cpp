@@ -1,0 +1,325 @@
+#include "pipeline/pipeline.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <optional>
+
+#include "core/autocast.h"
+#include "core/device.h"
+#include "core/image_tensor.h"
+#include "core/progress.h"
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "pipeline/inpainting.h"
+#include "text/text_encoder.h"
+#include "vae/vae.h"
+#include "vae/vae_tiling.h"
+
+namespace luminars {
+
+namespace fs = std::filesystem;
+
+struct PromptEncoding {
+  torch::Tensor ctx, pooled, null_ctx, null_pooled;  // [1,L,D], [1,D] each: prompt and negative prompt
+};
+
+struct Latents {
+  torch::Tensor x;  // [B,C,h,w] float32 in the denoiser's space
+};
+
+namespace {
+
+// Everything a request resolves to once the folder's defaults are applied and every field checked.
+struct Settings {
+  int64_t steps = 12, batch = 1, width = 0, height = 0;
+  double cfg_scale = 4, shift = 1;
+  std::string sampler = "euler";
+  std::optional<Image> init, mask;  // fitted to width × height
+};
+
+std::string str(double v) {
+  std::string s = std::to_string(v);
+  s.erase(s.find_last_not_of('0') + 1);
+  if (s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// The parts, loaded at construction (keep_loaded) or when needed.
+// ---------------------------------------------------------------------------------------------
+struct Pipeline::Parts {
+  PipelineOptions options;
+  ModelFolder folder;
+  torch::Device device = torch::kCPU;
+  std::string denoiser_path, text_encoder_dir, tokenizer_dir, vae_dir;
+  Config config;
+  VaeGeometry vae_geometry;
+
+  std::optional<TextEncoder> text;
+  std::optional<LuminaRS> denoiser;
+  std::unique_ptr<Vae> decoder, encoder;
+
+  TextEncoder& text_encoder() {
+    if (!text) {
+      text.emplace(TextEncoder::load(text_encoder_dir, tokenizer_dir, device));
+      if (text->hidden_size() != config.text_dim)
+        throw Error("the text encoder's hidden size " + std::to_string(text->hidden_size()) +
+                    " differs from the denoiser's text_dim " + std::to_string(config.text_dim) + " (" + text_encoder_dir + ")");
+    }
+    return *text;
+  }
+  LuminaRS& model() {
+    if (!denoiser) {
+      denoiser.emplace(load_denoiser(denoiser_path, device));
+      (*denoiser)->eval();
+    }
+    return *denoiser;
+  }
+  Vae& vae(VaePart part) {
+    auto& slot = part == VaePart::Decoder ? decoder : encoder;
+    if (!slot) {
+      VaeLoadOptions vo;
+      vo.part = part;
+      vo.device = device;
+      slot = load_vae(vae_dir, vo);
+    }
+    return *slot;
+  }
+  // Low-memory mode: a part is released as soon as its step is done.
+  template <typename T>
+  void release(T& part) {
+    if (!options.keep_loaded) part.reset();
+  }
+
+  int64_t factor() const { return vae_geometry.downscale_factor; }
+  int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
+
+  Settings resolve(const GenerationRequest& r) const;
+};
+
+Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
+  Settings s;
+  s.steps = r.steps.value_or(folder.sampler.steps);
+  s.cfg_scale = r.cfg_scale.value_or(folder.sampler.cfg_scale);
+  s.shift = r.shift.value_or(folder.sampler.shift);
+  s.sampler = r.sampler.value_or(folder.sampler.method);
+  s.batch = r.batch;
+  sampler_from_name(s.sampler);  // throws for unknown names
+  if (s.batch < 1 || s.batch > 64) throw Error("batch must be between 1 and 64, got " + std::to_string(s.batch));
+  if (s.steps < 1 || s.steps > 1000) throw Error("steps must be between 1 and 1000, got " + std::to_string(s.steps));
+  if (!(s.cfg_scale >= 0 && s.cfg_scale <= 100)) throw Error("guidance scale must be between 0 and 100, got " + str(s.cfg_scale));
+  if (!(s.shift > 0 && s.shift <= 100)) throw Error("shift must be in (0, 100], got " + str(s.shift));
+  if (r.mask && !r.init_image) throw Error("a mask needs an init image (inpainting)");
+  if (r.init_image && r.init_image->empty()) throw Error("the init image is empty");
+  if (r.init_image && !(r.strength > 0 && r.strength <= 1))
+    throw Error("strength must be in (0, 1], got " + str(r.strength));
+  if (r.mask_blur < 0 || r.mask_blur > 256) throw Error("mask blur must be between 0 and 256 pixels, got " + std::to_string(r.mask_blur));
+  if (r.mask && (r.mask->width != r.init_image->width || r.mask->height != r.init_image->height))
+    throw Error("the mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) + " but the init image is " +
+                std::to_string(r.init_image->width) + "x" + std::to_string(r.init_image->height));
+
+  const int64_t m = multiple();
+  auto side = [&](const std::optional<int64_t>& asked, int init_side) {
+    if (asked) return *asked;
+    if (r.init_image) return std::max<int64_t>(m, init_side / m * m);  // the init image's size, rounded down
+    return folder.resolution;
+  };
+  s.width = side(r.width, r.init_image ? r.init_image->width : 0);
+  s.height = side(r.height, r.init_image ? r.init_image->height : 0);
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", s.width}, {"height", s.height}}) {
+    if (v < m || v > 4096) throw Error(std::string(name) + " must be between " + std::to_string(m) + " and 4096 pixels, got " + std::to_string(v));
+    if (v % m != 0)
+      throw Error(std::string(name) + " " + std::to_string(v) + " must be a multiple of " + std::to_string(m) + " (VAE factor " +
+                  std::to_string(factor()) + " × denoiser levels " + std::to_string(config.size_multiple()) + ")");
+  }
+  if (r.init_image) s.init = resize_to_cover(*r.init_image, static_cast<int>(s.width), static_cast<int>(s.height));
+  if (r.mask) s.mask = resize_to_cover(*r.mask, static_cast<int>(s.width), static_cast<int>(s.height));
+  return s;
+}
+
+Pipeline::Pipeline(PipelineOptions options) : parts_(std::make_unique<Parts>()) {
+  auto& p = *parts_;
+  p.options = std::move(options);
+  p.folder = ModelFolder::load(p.options.model_dir);
+  auto pick = [&](const std::string& override_path, const std::string& component) {
+    return override_path.empty() ? p.folder.path_of(component) : override_path;
+  };
+  p.denoiser_path = pick(p.options.denoiser, p.folder.denoiser);
+  p.text_encoder_dir = pick(p.options.text_encoder, p.folder.text_encoder);
+  p.tokenizer_dir = pick(p.options.tokenizer, p.folder.tokenizer);
+  p.vae_dir = pick(p.options.vae, p.folder.vae);
+  p.device = device_from_name(p.options.device);
+  p.config = read_denoiser_config(p.denoiser_path);
+  p.vae_geometry = read_vae_geometry(p.vae_dir);
+  if (p.vae_geometry.latent_channels != p.config.latent_channels)
+    throw Error("the VAE has " + std::to_string(p.vae_geometry.latent_channels) + " latent channels, the denoiser " +
+                std::to_string(p.config.latent_channels) + " (" + p.vae_dir + ")");
+  if (p.options.vae_tile != 0 && p.options.vae_tile < 8 * p.factor())
+    throw Error("VAE tile of " + std::to_string(p.options.vae_tile) + " pixels: give 0 (no tiling) or at least " +
+                std::to_string(8 * p.factor()) + " (8 latent pixels)");
+  if (p.options.keep_loaded) {
+    p.text_encoder();
+    p.model();
+    p.vae(VaePart::Decoder);
+  }
+}
+
+Pipeline::~Pipeline() = default;
+
+const ModelFolder& Pipeline::folder() const { return parts_->folder; }
+std::string Pipeline::model_name() const { return fs::path(parts_->folder.dir).filename().string(); }
+int64_t Pipeline::resolution() const { return parts_->folder.resolution; }
+int64_t Pipeline::size_multiple() const { return parts_->multiple(); }
+
+// ---------------------------------------------------------------------------------------------
+// 1. Prompt → the denoiser's conditioning (and the negative prompt's, for guidance).
+// ---------------------------------------------------------------------------------------------
+std::shared_ptr<PromptEncoding> Pipeline::encode_prompt(const GenerationRequest& r) {
+  auto& p = *parts_;
+  torch::NoGradGuard no_grad;
+  auto emb = p.text_encoder().encode({r.prompt, r.negative}, p.folder.penultimate);
+  p.release(p.text);
+  auto out = std::make_shared<PromptEncoding>();
+  out->ctx = emb.ctx.narrow(0, 0, 1);
+  out->pooled = emb.pooled.narrow(0, 0, 1);
+  out->null_ctx = emb.ctx.narrow(0, 1, 1);
+  out->null_pooled = emb.pooled.narrow(0, 1, 1);
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Noise (or the init image's latent with noise) → latents, by the flow sampler.
+// ---------------------------------------------------------------------------------------------
+std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const PromptEncoding& prompt) {
+  auto& p = *parts_;
+  const Settings s = p.resolve(r);
+  const int64_t f = p.factor(), h = s.height / f, w = s.width / f, c = p.config.latent_channels;
+  torch::NoGradGuard no_grad;
+  auto check_cancel = [&] {
+    if (r.cancelled && r.cancelled()) throw Cancelled();
+  };
+  check_cancel();
+
+  // Image i of the batch: noise from seed + i (the same noise on every device).
+  std::vector<torch::Tensor> noises;
+  for (int64_t i = 0; i < s.batch; ++i)
+    noises.push_back(torch::randn({1, c, h, w}, make_generator(r.seed + static_cast<uint64_t>(i))));
+  auto noise = torch::cat(noises).to(p.device);
+
+  // Image-to-image: start at the first time ≥ 1 − strength, from the init latent's interpolation.
+  auto times = sample_times(s.steps, s.shift);
+  int64_t first = 0;
+  torch::Tensor z0, keep;  // init latent [B,C,h,w]; inpainting: 1 where the latent is kept
+  StepHook after_step;
+  if (s.init) {
+    {
+      AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);
+      auto& vae = p.vae(VaePart::Encoder);
+      auto pixels = image_to_tensor(*s.init).unsqueeze(0).to(p.device);
+      z0 = vae.to_denoiser(vae.encode(pixels).mean.to(torch::kFloat32)).expand({s.batch, -1, -1, -1}).contiguous();
+    }
+    p.release(p.encoder);
+    const float start = static_cast<float>(1.0 - r.strength);
+    const float* ts = times.data_ptr<float>();
+    while (first < s.steps && ts[first] < start - 1e-6f) ++first;
+    if (s.mask) {
+      keep = 1 - latent_mask(soft_mask(*s.mask, r.mask_blur), f).to(p.device);  // [1,1,h,w]
+      after_step = [&](const torch::Tensor& x, float t) { return x * (1 - keep) + interpolate(z0, noise, torch::full({1}, t)) * keep; };
+    }
+  }
+  auto x = s.init ? interpolate(z0, noise, torch::full({1}, times[first].item<float>())) : noise;
+  if (after_step) x = after_step(x, times[first].item<float>());
+
+  // Guided flow over the remaining times.
+  auto& model = p.model();
+  Guidance g;
+  g.scale = s.cfg_scale;
+  auto rows = [&](const torch::Tensor& t) {
+    std::vector<int64_t> shape = t.sizes().vec();
+    shape[0] = s.batch;
+    return t.expand(shape).contiguous();
+  };
+  g.null_ctx = rows(prompt.null_ctx);
+  g.null_pooled = rows(prompt.null_pooled);
+  const auto tail = times.narrow(0, first, s.steps + 1 - first);
+  const int64_t n = tail.numel() - 1;
+  std::unique_ptr<Progress> bar;
+  if (p.options.progress && n > 0) {
+    ProgressOptions po;
+    po.unit = "step";
+    bar = std::make_unique<Progress>(n, "sampling", po);
+  }
+  auto on_step = [&](int64_t i, int64_t total) {
+    if (bar) bar->update();
+    if (r.on_step) r.on_step(i, total);
+    check_cancel();
+  };
+  torch::Tensor out;
+  {
+    AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);
+    auto v = guided_velocity(model, rows(prompt.ctx), rows(prompt.pooled), g);
+    out = integrate_over(v, x, tail, sampler_from_name(s.sampler), on_step, after_step).to(torch::kFloat32);
+  }
+  if (bar) bar->finish();
+  p.release(p.denoiser);
+  auto result = std::make_shared<Latents>();
+  result->x = out;
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Latents → pictures (tiled when large); inpainting composites the kept region back.
+// ---------------------------------------------------------------------------------------------
+Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) {
+  auto& p = *parts_;
+  const Settings s = p.resolve(r);
+  torch::Tensor images;
+  {
+    torch::NoGradGuard no_grad;
+    auto& vae = p.vae(VaePart::Decoder);
+    VaeTiling tiling;
+    tiling.tile = p.options.vae_tile / p.factor();
+    tiling.overlap = tiling.tile / 4;
+    AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);  // bf16 products, float32 picture
+    images = decode_tiled(vae, vae.from_denoiser(latents.x), tiling).to(torch::kFloat32).clamp(-1, 1).to(torch::kCPU);
+  }
+  p.release(p.decoder);
+  if (s.mask) {
+    auto m = soft_mask(*s.mask, r.mask_blur);  // [1,1,H,W], 1 = repainted
+    images = images * m + image_to_tensor(*s.init).unsqueeze(0) * (1 - m);
+  }
+
+  Generation g;
+  for (int64_t i = 0; i < images.size(0); ++i) {
+    g.images.push_back(tensor_to_image(images[i]));
+    GenerationParameters gp;
+    gp.prompt = r.prompt;
+    gp.negative = r.negative;
+    gp.steps = s.steps;
+    gp.sampler = s.sampler;
+    gp.cfg_scale = s.cfg_scale;
+    gp.seed = r.seed + static_cast<uint64_t>(i);
+    gp.width = s.width;
+    gp.height = s.height;
+    gp.model = model_name();
+    if (s.init) gp.strength = r.strength;
+    gp.shift = s.shift;
+    g.parameters.push_back(gp);
+  }
+  return g;
+}
+
+Generation Pipeline::generate(const GenerationRequest& r) {
+  parts_->resolve(r);  // every field checked before anything is loaded
+  auto prompt = encode_prompt(r);
+  auto latents = denoise(r, *prompt);
+  return decode(r, *latents);
+}
+
+}  // namespace luminars

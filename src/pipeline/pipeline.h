@@ -1,0 +1,59 @@
+// The generation pipeline over a model folder: encode the prompt (CLIP text encoder), denoise
+// (LuminaRS and a flow sampler), decode (VAE), in three steps a caller can run one by one. A server
+// keeps every part loaded and pays loading once; the CLI's low-memory mode loads each part when it
+// is needed and releases it after, so peak memory is the largest part, not their sum.
+//   luminars::Pipeline pipe({.model_dir = "models/emoji"});
+//   auto out = pipe.generate({.prompt = "a red heart, noto style", .seed = 1});
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "pipeline/generation.h"
+#include "pipeline/model_folder.h"
+
+namespace luminars {
+
+struct PipelineOptions {
+  std::string model_dir;                               // a model folder (luminars.json)
+  std::string denoiser, text_encoder, tokenizer, vae;  // overrides of the folder's paths
+  std::string device = "cpu";                          // "cpu", "cuda", "cuda:1", "auto"
+  bool bf16 = true;         // bf16 autocast on CUDA and on CPUs with native bf16; float32 elsewhere
+  bool keep_loaded = true;  // false: each part loaded when needed and released after (low memory)
+  int64_t vae_tile = 320;   // decode pictures larger than this in overlapping tiles; 0 = never
+  bool progress = false;    // a progress bar on stderr while sampling
+};
+
+// The prompt's conditioning, opaque outside the pipeline (tensors on the pipeline's device).
+struct PromptEncoding;
+// Latents after denoising, opaque outside the pipeline.
+struct Latents;
+
+class Pipeline {
+ public:
+  // Reads the folder's configs and checks the parts agree; with keep_loaded, loads every part.
+  explicit Pipeline(PipelineOptions options);
+  ~Pipeline();
+  Pipeline(const Pipeline&) = delete;
+  Pipeline& operator=(const Pipeline&) = delete;
+
+  // The three steps of generate(), for callers that want them apart (request checked in each).
+  std::shared_ptr<PromptEncoding> encode_prompt(const GenerationRequest& request);
+  std::shared_ptr<Latents> denoise(const GenerationRequest& request, const PromptEncoding& prompt);
+  Generation decode(const GenerationRequest& request, const Latents& latents);
+
+  // encode_prompt → denoise → decode. Throws luminars::Error naming the field at fault, or
+  // Cancelled when request.cancelled() said so.
+  Generation generate(const GenerationRequest& request);
+
+  const ModelFolder& folder() const;
+  std::string model_name() const;  // the folder's name
+  int64_t resolution() const;      // the image side the model was trained at
+  int64_t size_multiple() const;   // width and height must be multiples of this (VAE × denoiser levels)
+
+ private:
+  struct Parts;
+  std::unique_ptr<Parts> parts_;
+};
+
+}  // namespace luminars

@@ -1,0 +1,151 @@
+// Browser test of the page `luminars serve` serves at `/`: a person types a prompt, fixes the seed,
+// presses Generate and gets a decoded picture of the model's resolution in the gallery; an
+// out-of-range step count shows the server's message; the server stops cleanly on SIGTERM.
+//
+//   node tests/browser/serve_page.mjs <path-to-luminars> <artifact-dir>
+//
+// Needs npm's playwright-core (`npm ci --prefix tests/browser`) and a Chromium (Debian's
+// /usr/bin/chromium, or $CHROMIUM). Exit codes: 0 passed, 1 failed (one line saying why),
+// 77 skipped (playwright-core or Chromium missing).
+import { spawn } from "node:child_process";
+import fs from "node:fs";
+import path from "node:path";
+import readline from "node:readline";
+
+const PROMPT = "red heart, noto style";
+const STARTUP_TIMEOUT_MS = 120_000;   // loading the shipped model
+const GENERATE_TIMEOUT_MS = 120_000;
+const EXIT_TIMEOUT_MS = 10_000;
+
+const [binary, artifactDir] = process.argv.slice(2);
+if (!binary || !artifactDir) {
+  console.error("usage: node serve_page.mjs <path-to-luminars> <artifact-dir>");
+  process.exit(2);
+}
+
+let server = null, serverExit = null, browser = null;
+const serverLog = [];
+// Never leave the server behind, even when ctest stops this script.
+process.on("exit", () => { if (server && !serverExit) server.kill("SIGKILL"); });
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => process.exit(1));
+
+let chromium;
+try {
+  ({ chromium } = await import("playwright-core"));
+} catch (e) {
+  console.log(`SKIP: playwright-core cannot be imported (run: npm ci --prefix tests/browser): ${e.message.split("\n")[0]}`);
+  process.exit(77);
+}
+const executablePath = process.env.CHROMIUM || "/usr/bin/chromium";
+if (!fs.existsSync(executablePath)) {
+  console.log(`SKIP: no Chromium at ${executablePath} (apt-get install chromium, or set CHROMIUM)`);
+  process.exit(77);
+}
+if (!fs.existsSync(binary)) await fail(`no luminars binary at ${binary}`);
+
+function fail(message) {
+  console.log(`FAIL: ${message}`);
+  if (serverLog.length) console.log("server output (last lines):\n  " + serverLog.slice(-20).join("\n  "));
+  if (server && !serverExit) server.kill("SIGKILL");
+  const closing = browser ? browser.close().catch(() => {}) : Promise.resolve();
+  closing.finally(() => process.exit(1));
+  return new Promise(() => {});   // never resolves: the process is exiting
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  return Promise.race([
+    promise.finally(() => clearTimeout(timer)),
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms / 1000} s`)), ms); }),
+  ]);
+}
+
+// Starts the server and resolves with its base URL once it prints "listening on http://…".
+function startServer() {
+  server = spawn(binary, ["serve", "--port", "0", "--host", "127.0.0.1"], { stdio: ["ignore", "pipe", "pipe"] });
+  serverExit = null;
+  const exited = new Promise((resolve) => server.on("exit", (code, signal) => { serverExit = { code, signal }; resolve(serverExit); }));
+  server.exited = exited;
+  readline.createInterface({ input: server.stderr }).on("line", (l) => serverLog.push(l));
+  const lines = readline.createInterface({ input: server.stdout });
+  return withTimeout(new Promise((resolve, reject) => {
+    server.on("error", (e) => reject(new Error(`cannot start ${binary}: ${e.message}`)));
+    lines.on("line", (l) => {
+      serverLog.push(l);
+      const m = l.match(/listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      if (m) resolve(m[1]);
+    });
+    exited.then(({ code, signal }) => reject(new Error(`the server exited before listening (code ${code}, signal ${signal})`)));
+  }), STARTUP_TIMEOUT_MS, "server start");
+}
+
+const started = Date.now();
+try {
+  const base = await startServer();
+  const config = await (await fetch(`${base}/api/config`)).json();
+  const resolution = config.resolution;
+  if (!Number.isInteger(resolution)) throw new Error(`/api/config has no integer resolution: ${JSON.stringify(config)}`);
+
+  // The machine's network is closed: no background connections, no QUIC, no GPU.
+  browser = await chromium.launch({ executablePath, headless: true, timeout: 60_000, args: ["--no-sandbox",
+    "--disable-gpu", "--disable-quic", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run"] });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+  const pageErrors = [];
+  page.on("pageerror", (e) => pageErrors.push(e.message));
+
+  const response = await page.goto(base + "/");
+  if (!response || response.status() !== 200) throw new Error(`GET / answered ${response && response.status()}`);
+  const title = await page.title();
+  if (!title.includes("LuminaRS")) throw new Error(`the page's title is "${title}", not LuminaRS`);
+  await page.waitForSelector("body[data-ready]", { timeout: 10_000 });
+
+  // Text to image with a fixed seed.
+  await page.fill("#prompt", PROMPT);
+  await page.uncheck("#random-seed");
+  await page.fill("#seed", "1");
+  await page.click("#generate");
+  await page.waitForSelector("#gallery img", { timeout: GENERATE_TIMEOUT_MS }).catch(async (e) => {
+    const error = await page.locator("#error").isVisible() ? await page.textContent("#error-text") : "";
+    throw new Error(`no picture in #gallery within ${GENERATE_TIMEOUT_MS / 1000} s` +
+      (error ? ` (the page says: ${error})` : ` (${e.message.split("\n")[0]})`));
+  });
+  await page.waitForFunction(() => {
+    const img = document.querySelector("#gallery img");
+    return img.complete;
+  }, null, { timeout: 10_000 });
+  const img = await page.evaluate(() => {
+    const img = document.querySelector("#gallery img");
+    const card = img.closest("figure") || img.parentElement;
+    const link = card.querySelector("a[download]");
+    return { complete: img.complete, w: img.naturalWidth, h: img.naturalHeight, text: card.innerText,
+             download: link && link.getAttribute("download") };
+  });
+  if (!(img.complete && img.w === resolution && img.h === resolution))
+    throw new Error(`the picture did not decode at ${resolution}×${resolution} (complete ${img.complete}, ${img.w}×${img.h})`);
+  if (!/seed 1(?!\d)/.test(img.text)) throw new Error(`the picture's card does not show "seed 1": "${img.text}"`);
+  if (img.download !== "luminars-1.png") throw new Error(`the download link is named "${img.download}", not luminars-1.png`);
+
+  // An error from the server, in words: steps out of range (the input's min/max bypassed).
+  if (await page.locator("#error").isVisible()) throw new Error(`an error shows before the error check: ${await page.textContent("#error")}`);
+  await page.fill("#steps", "1000");
+  await page.click("#generate");
+  await page.waitForSelector("#error", { state: "visible", timeout: 10_000 });
+  const message = await page.textContent("#error");
+  if (!/steps/i.test(message)) throw new Error(`#error does not mention steps: "${message}"`);
+
+  fs.mkdirSync(artifactDir, { recursive: true });
+  await page.screenshot({ path: path.join(artifactDir, "serve-page.png"), fullPage: true });
+  if (pageErrors.length) throw new Error(`the page threw: ${pageErrors.join("; ")}`);
+  await browser.close();
+  browser = null;
+
+  // SIGTERM: a clean exit with code 0 within 10 s.
+  server.kill("SIGTERM");
+  const exit = await withTimeout(server.exited, EXIT_TIMEOUT_MS, "exit after SIGTERM").catch((e) => fail(e.message));
+  if (exit.code !== 0) await fail(`the server exited with code ${exit.code} (signal ${exit.signal}) after SIGTERM, not 0`);
+} catch (e) {
+  await fail(e.message.split("\n")[0]);
+}
+console.log(`serve page: ok in ${((Date.now() - started) / 1000).toFixed(1)} s (screenshot: ${path.join(artifactDir, "serve-page.png")})`);
+process.exit(0);
