@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-browser-deps.sh
 LUMINARS_TARGETS=all scripts/build.sh
-ctest --test-dir build --output-on-failure -j2 "$@"
+ctest --test-dir build --output-on-failure --no-tests=error -j2 "$@"

@@ -84,7 +84,7 @@ TEST(Checkpoint, ConfigProblems) {
   EXPECT_NE(error_of([&] { load_denoiser(dir.file("none.safetensors")); }).find("no 'luminars_config'"), std::string::npos);
   save_tensors(dir.file("bad.safetensors"), {{"w", torch::ones({1})}}, {{kConfigMetadataKey, "{not json"}});
   auto e = error_of([&] { load_denoiser(dir.file("bad.safetensors")); });
-  EXPECT_NE(e.find("invalid config JSON"), std::string::npos) << e;
+  EXPECT_NE(e.find("config: invalid JSON"), std::string::npos) << e;
   EXPECT_NE(e.find("bad.safetensors"), std::string::npos) << e;
   save_tensors(dir.file("inv.safetensors"), {{"w", torch::ones({1})}}, {{kConfigMetadataKey, R"({"recursions": 99})"}});
   EXPECT_NE(error_of([&] { load_denoiser(dir.file("inv.safetensors")); }).find("recursions = 99"), std::string::npos);

@@ -8,6 +8,7 @@
 #include "core/files.h"
 #include "test_support.h"
 #include "text/clip_tokenizer.h"
+#include "text/text_encoder.h"
 #include "text/unicode.h"
 
 namespace luminars {
@@ -62,7 +63,7 @@ TEST_F(ClipTokenizerFixture, BatchIsPaddedRows) {
   auto tok = ClipTokenizer::from_dir(tokenizer_dir());
   std::vector<std::string> texts;
   for (const auto& c : cases["cases"]) texts.push_back(c["text"].get<std::string>());
-  auto ids = tok.encode_batch(texts);
+  auto ids = encode_batch(tok, texts);
   ASSERT_EQ(ids.sizes(), (std::vector<int64_t>{15, 77}));
   EXPECT_EQ(ids.scalar_type(), torch::kInt64);
   for (int64_t b = 0; b < 15; ++b) {
@@ -210,6 +211,108 @@ TEST(Unicode, Utf8) {
   EXPECT_EQ(decode_utf8("a\xff" "b\xc3"), U"a\ufffdb\ufffd");
   EXPECT_EQ(decode_utf8("\xc0\xaf\xed\xa0\x80"), U"\ufffd\ufffd");  // overlong, surrogate
   EXPECT_EQ(encode_utf8(U"aé日🦊"), "a\xc3\xa9\xe6\x97\xa5\xf0\x9f\xa6\x8a");
+}
+
+// NFC, categories and lower case come from utf8proc (Debian's libutf8proc-dev); the ids below are
+// those of OpenAI's CLIP tokenizer (NFC, lower(), the `regex` split, BPE) on this vocabulary.
+TEST_F(ClipTokenizerFixture, NfcCategoriesAndLowerCaseInTokens) {
+  auto tok = ClipTokenizer::from_dir(tokenizer_dir());
+  // Precomposed, decomposed and ANGSTROM SIGN (a singleton, U+212B -> U+00C5) spellings: one text.
+  const std::vector<int64_t> angstrom{49406, 23176, 10352, 807, 7255, 332, 49407};
+  EXPECT_EQ(tok.encode("\u00c5ngstr\u00f6m", /*pad=*/false), angstrom);
+  EXPECT_EQ(tok.encode("A\u030angstro\u0308m", /*pad=*/false), angstrom);
+  EXPECT_EQ(tok.encode("\u212bngstr\u00f6m", /*pad=*/false), angstrom);
+  EXPECT_EQ(tok.pre_tokenize("\u212b A\u030a \u00c5"), (std::vector<std::string>{"\u00e5", "\u00e5", "\u00e5"}));
+  // Singletons that lower-casing does not reach: GREEK QUESTION MARK is ';', a CJK compatibility
+  // ideograph its unified ideograph.
+  EXPECT_EQ(tok.pre_tokenize("a\u037eb"), (std::vector<std::string>{"a", ";", "b"}));
+  EXPECT_EQ(tok.encode("a\u037eb", /*pad=*/false), (std::vector<int64_t>{49406, 320, 282, 321, 49407}));
+  EXPECT_EQ(tok.encode("\uf929", /*pad=*/false), (std::vector<int64_t>{49406, 19277, 501, 49407}));
+  // Lower case beyond ASCII.
+  EXPECT_EQ(tok.pre_tokenize("\u00c9COLE"), (std::vector<std::string>{"\u00e9cole"}));
+  EXPECT_EQ(tok.encode("\u00c9COLE", /*pad=*/false), (std::vector<int64_t>{49406, 3459, 8166, 49407}));
+  // Letters (accented, CJK, Cyrillic) run together; digits, Arabic-Indic and vulgar fractions too,
+  // come one by one; punctuation runs.
+  EXPECT_EQ(tok.pre_tokenize("na\u00efve\u65e5\u672c\u0416x42?!\u2026 \u0663\u0664\u00bd"),
+            (std::vector<std::string>{"na\u00efve\u65e5\u672c\u0436x", "4", "2", "?!\u2026", "\u0663", "\u0664", "\u00bd"}));
+  EXPECT_EQ(tok.encode("na\u00efve\u65e5\u672c\u0416x42?!\u2026 \u0663\u0664\u00bd", /*pad=*/false),
+            (std::vector<int64_t>{49406, 1097, 35689, 673, 39121, 44353, 140, 114, 343, 275, 273, 9785, 959, 149, 352, 149,
+                                  353, 33613, 49407}));
+  // Invalid UTF-8 does not throw: each bad sequence becomes one U+FFFD, a symbol run of its own.
+  EXPECT_EQ(tok.pre_tokenize("ab\xff" "cd\xe6\x97"), (std::vector<std::string>{"ab", "\ufffd", "cd", "\ufffd"}));
+  EXPECT_EQ(tok.encode("ab\xff", /*pad=*/false), (std::vector<int64_t>{49406, 3937, 39802, 49407}));
+  EXPECT_NO_THROW(tok.encode("\xed\xa0\x80\xc0\xaf\xf8\x88\x80\x80\x80\xf4\x90\x80\x80"));
+}
+
+TEST(Unicode, NfcDecomposesSingletonsAndExclusions) {
+  using namespace unicode;
+  EXPECT_EQ(compose(U"A\u030a"), U"\u00c5");
+  EXPECT_EQ(compose(U"\u212b"), U"\u00c5");         // ANGSTROM SIGN
+  EXPECT_EQ(compose(U"\u2126\u212a"), U"\u03a9K");  // OHM SIGN, KELVIN SIGN
+  EXPECT_EQ(compose(U"\u037e\u0387"), U";\u00b7");  // GREEK QUESTION MARK, GREEK ANO TELEIA
+  EXPECT_EQ(compose(U"\uf929"), U"\u6717");         // a CJK compatibility ideograph
+  EXPECT_EQ(compose(U"\u0958"), U"\u0915\u093c");   // a composition exclusion stays decomposed
+  EXPECT_EQ(compose(U"\u0344"), U"\u0308\u0301");   // a non-starter decomposition
+  // A precomposed letter before a mark of lower class: decomposed, reordered, recomposed.
+  EXPECT_EQ(compose(U"\u1e0b\u0323"), U"\u1e0d\u0307");
+  // U+11A7 is no trailing consonant: it stays after the syllable (utf8proc 2.8 alone drops it).
+  EXPECT_EQ(compose(U"\uac00\u11a7"), U"\uac00\u11a7");
+  EXPECT_EQ(compose(U"\u1100\u1161\u11a7\u11a8"), U"\uac00\u11a7\u11a8");
+  // NUL is a character like any other; values that are no Unicode scalar pass through and block
+  // composition across them.
+  EXPECT_EQ(compose(std::u32string(U"e\0\u0301", 3)), std::u32string(U"e\0\u0301", 3));
+  EXPECT_EQ(compose(std::u32string{U'e', char32_t(0xD800), 0x301, char32_t(0x110000), U'e', 0x301}),
+            (std::u32string{U'e', char32_t(0xD800), 0x301, char32_t(0x110000), 0xE9}));
+  EXPECT_EQ(combining_class(0x301), 230);
+  EXPECT_EQ(combining_class(0x323), 220);
+  EXPECT_EQ(combining_class(U'a'), 0);
+  EXPECT_EQ(combining_class(0x110000), 0);
+}
+
+TEST(Unicode, CategoriesFromUtf8proc) {
+  using namespace unicode;
+  // Lu, Ll, Lt, Lm, Lo: accented Latin, CJK (Ext. A, B and Unicode 15's Ext. H), Hangul, Greek.
+  for (char32_t c : {U'Å', U'ǅ', U'ʰ', U'〆', U'㐀', U'𠀀', U'가', U'Ω', char32_t(0x31350)})
+    EXPECT_TRUE(is_letter(c)) << std::hex << unsigned(c);
+  // Nd of other scripts, Nl, No.
+  for (char32_t c : {U'٣', U'१', U'５', U'Ⅷ', U'²', U'⑳', char32_t(0x1D2C0)}) EXPECT_TRUE(is_number(c)) << std::hex << unsigned(c);
+  // Marks, punctuation, symbols, unassigned, private use, outside Unicode: none of the three.
+  for (char32_t c : {char32_t(0x301), U'…', U'¿', U'€', U'∑', char32_t(0x378), char32_t(0xE000), char32_t(0x110000),
+                     char32_t(0xFFFFFFFF)}) {
+    EXPECT_FALSE(is_letter(c)) << std::hex << unsigned(c);
+    EXPECT_FALSE(is_number(c)) << std::hex << unsigned(c);
+    EXPECT_FALSE(is_space(c)) << std::hex << unsigned(c);
+  }
+  // White_Space: Zs, Zl, Zp and U+0009..U+000D, U+0085; 25 code points in all.
+  int spaces = 0;
+  for (char32_t c = 0; c < 0x110000; ++c) spaces += is_space(c);
+  EXPECT_EQ(spaces, 25);
+  for (char32_t c : {0x85, 0x1680, 0x2028, 0x2029, 0x202F, 0x205F}) EXPECT_TRUE(is_space(c)) << std::hex << unsigned(c);
+  for (char32_t c : {0x1C, 0x180E, 0x200B, 0xFEFF}) EXPECT_FALSE(is_space(c)) << std::hex << unsigned(c);
+}
+
+TEST(Unicode, LowerCaseBeyondAscii) {
+  using namespace unicode;
+  EXPECT_EQ(to_lower(U"ÉCOLE"), U"école");
+  EXPECT_EQ(to_lower(U"ÅNGSTRÖM ØRESUND ĲSSEL"), U"ångström øresund ĳssel");
+  EXPECT_EQ(to_lower(U"\u212b\u2126\u212a"), U"åωk");  // the signs lower-case to the letters
+  EXPECT_EQ(to_lower(U"ẞ Ⅻ Ⓐ 𞤀"), U"ß ⅻ ⓐ 𞤢");
+  EXPECT_EQ(to_lower(U"ß ǆ ﬁ ı"), U"ß ǆ ﬁ ı");  // lower case already: unchanged
+  EXPECT_EQ(to_lower(std::u32string{char32_t(0x110000), U'A'}), (std::u32string{char32_t(0x110000), U'a'}));
+}
+
+TEST(Unicode, InvalidUtf8BecomesReplacement) {
+  using namespace unicode;
+  // One U+FFFD per bad lead byte with the continuation bytes it claims, as before utf8proc.
+  EXPECT_EQ(decode_utf8("\xe6\x97"), U"\ufffd");  // truncated
+  EXPECT_EQ(decode_utf8("\xe6\x97" "a"), U"\ufffda");
+  EXPECT_EQ(decode_utf8("\x80\xbf"), U"\ufffd\ufffd");  // stray continuation bytes
+  EXPECT_EQ(decode_utf8("\xf4\x90\x80\x80"), U"\ufffd");  // above U+10FFFF
+  EXPECT_EQ(decode_utf8("\xe0\x80\xaf"), U"\ufffd");  // overlong
+  EXPECT_EQ(decode_utf8("\xf8\x88\x80\x80\x80"), U"\ufffd\ufffd\ufffd\ufffd\ufffd");  // no 5-byte forms
+  EXPECT_EQ(decode_utf8(std::string("a\0b", 3)), std::u32string(U"a\0b", 3));
+  // What UTF-8 cannot hold is written as U+FFFD.
+  EXPECT_EQ(encode_utf8(std::u32string{char32_t(0xD800), char32_t(0x110000)}), "\xef\xbf\xbd\xef\xbf\xbd");
 }
 
 }  // namespace

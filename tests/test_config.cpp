@@ -62,7 +62,7 @@ TEST(Config, ValidationNamesTheField) {
 }
 
 TEST(Config, InvalidJson) {
-  EXPECT_NE(error_of("{\"widths\": [1,").find("invalid config JSON"), std::string::npos);
+  EXPECT_NE(error_of("{\"widths\": [1,").find("config: invalid JSON"), std::string::npos);
   EXPECT_NE(error_of("[1]").find("not a JSON object"), std::string::npos);
 }
 

@@ -21,6 +21,11 @@ std::string default_fixtures_path() {
   return (std::filesystem::path(LUMINARS_SOURCE_DIR) / ".." / "shared" / "fixtures").lexically_normal().string();
 }
 
+bool in_ci() {
+  const char* ci = std::getenv("LUMINARS_CI");
+  return ci && std::string(ci) == "1";
+}
+
 std::string fixtures_dir() {
   if (const char* env = std::getenv("LUMINARS_FIXTURES"); env && *env) {
     if (std::filesystem::is_directory(env)) return env;

@@ -14,13 +14,20 @@ namespace luminars::test {
 // $LUMINARS_FIXTURES, else ../shared/fixtures beside the repository; empty when neither exists.
 std::string fixtures_dir();
 
-// Skips the current test with a message naming the path when the fixtures are missing.
+// Skips the current test with a message naming the path when the fixtures are missing; fails it
+// instead where LUMINARS_CI=1 (CI must not pass with tests skipped).
 #define LUMINARS_REQUIRE_FIXTURES()                                                               \
   do {                                                                                             \
-    if (::luminars::test::fixtures_dir().empty())                                                 \
+    if (::luminars::test::fixtures_dir().empty()) {                                               \
+      if (::luminars::test::in_ci())                                                              \
+        FAIL() << "fixtures not found (LUMINARS_CI=1): set LUMINARS_FIXTURES or provide "         \
+               << ::luminars::test::default_fixtures_path();                                      \
       GTEST_SKIP() << "fixtures not found: set LUMINARS_FIXTURES or provide "                     \
                    << ::luminars::test::default_fixtures_path();                                  \
+    }                                                                                              \
   } while (0)
+// Whether LUMINARS_CI=1: skips for missing inputs become failures.
+bool in_ci();
 std::string default_fixtures_path();
 
 // The message of the luminars::Error that `fn` throws; "(no error)" when it throws none.

@@ -236,7 +236,7 @@ TEST(VaeConfigJson, ErrorsNameTheField) {
   expect_config_error(R"({"shift_factor": "0.1"})", "shift_factor must be a number");
   expect_config_error(R"({"_class_name": "AutoencoderTiny"})", "_class_name");
   expect_config_error("[1, 2]", "not a JSON object");
-  expect_config_error("{", "invalid VAE config JSON");
+  expect_config_error("{", "VAE config: invalid JSON");
 }
 
 TEST(VaeConfigJson, NullShiftIsZeroAndUnusedFieldsAreIgnored) {

@@ -24,20 +24,32 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
       if (!out) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
       fill(out);
       out.flush();
-      if (!out) throw Error("write failed: " + tmp);
+      if (!out) throw Error("cannot write " + tmp + ": " + std::strerror(errno));
     }
-    int fd = ::open(tmp.c_str(), O_RDONLY);
-    if (fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
+    const int fd = ::open(tmp.c_str(), O_RDONLY);
+    if (fd < 0) throw Error("cannot reopen " + tmp + " to sync it: " + std::strerror(errno));
+    const int synced = ::fsync(fd);
+    const int sync_errno = errno;
+    ::close(fd);
+    if (synced != 0) throw Error("cannot write " + tmp + " to disk: " + std::strerror(sync_errno));
     if (std::rename(tmp.c_str(), path.c_str()) != 0)
       throw Error("cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+    const auto parent = std::filesystem::path(path).parent_path();
+    sync_directory(parent.empty() ? "." : parent.string());
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
     throw;
   }
+}
+
+void sync_directory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd < 0) throw Error("cannot open folder " + dir + " to sync it: " + std::strerror(errno));
+  const int synced = ::fsync(fd);
+  const int sync_errno = errno;
+  ::close(fd);
+  if (synced != 0 && sync_errno != EINVAL) throw Error("cannot sync folder " + dir + ": " + std::strerror(sync_errno));
 }
 
 std::string read_file(const std::string& path) {

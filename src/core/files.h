@@ -8,9 +8,13 @@
 
 namespace luminars {
 
-// Calls `fill` with a stream on `path`.tmp.<pid>, flushes, fsyncs and renames over `path`.
-// On any failure the temporary file is removed and the old `path` is left as it was.
+// Calls `fill` with a stream on `path`.tmp.<pid>, flushes, fsyncs (checked) and renames over
+// `path`, then fsyncs the folder. On any failure (a full disk, say) the temporary file is removed,
+// the old `path` is left as it was, and the error names the file.
 void write_file_atomic(const std::string& path, const std::function<void(std::ostream&)>& fill);
+
+// fsync of a folder, so renames and new files in it survive a crash; throws naming the folder.
+void sync_directory(const std::string& dir);
 
 // Reads a whole file; throws luminars::Error naming the path when it cannot.
 std::string read_file(const std::string& path);

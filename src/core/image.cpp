@@ -235,10 +235,7 @@ std::map<std::string, std::string> text_chunks(std::string_view png, const std::
 
 Image load_image(const std::string& path) {
   if (!std::filesystem::exists(path)) throw Error("image not found: " + path);
-  int w = 0, h = 0, n = 0;
-  StbPixels px(stbi_load(path.c_str(), &w, &h, &n, 4), &stbi_image_free);
-  if (!px) throw Error("cannot decode image " + path + ": " + stb_reason());
-  return composite_on_white(px.get(), w, h);
+  return decode_image(read_file(path), path);  // the size limits apply to files too
 }
 
 Image decode_image(std::string_view bytes, const std::string& what) {
@@ -338,13 +335,15 @@ Image resize_and_crop(const Image& image, int size, float fx, float fy) {
 Image resize_to_cover(const Image& image, int width, int height, float fx, float fy) {
   if (image.empty()) throw Error("resize_to_cover: empty image");
   if (width <= 0 || height <= 0) throw Error("resize_to_cover: invalid size " + std::to_string(width) + "x" + std::to_string(height));
+  // The part of the picture the result shows is cut out first and only it is resampled: a very
+  // long picture costs its crop, never its enlargement.
   const double s = std::max(static_cast<double>(width) / image.width, static_cast<double>(height) / image.height);
-  const int w = std::max(width, static_cast<int>(std::lround(image.width * s)));
-  const int h = std::max(height, static_cast<int>(std::lround(image.height * s)));
-  Image r = (w == image.width && h == image.height) ? image : resize(image, w, h);
-  const int x = static_cast<int>(std::lround(std::clamp(fx, 0.f, 1.f) * (w - width)));
-  const int y = static_cast<int>(std::lround(std::clamp(fy, 0.f, 1.f) * (h - height)));
-  return (x == 0 && y == 0 && w == width && h == height) ? r : crop(r, x, y, width, height);
+  const int cw = std::clamp(static_cast<int>(std::lround(width / s)), 1, image.width);
+  const int ch = std::clamp(static_cast<int>(std::lround(height / s)), 1, image.height);
+  const int x = static_cast<int>(std::lround(std::clamp(fx, 0.f, 1.f) * (image.width - cw)));
+  const int y = static_cast<int>(std::lround(std::clamp(fy, 0.f, 1.f) * (image.height - ch)));
+  Image cut = (cw == image.width && ch == image.height) ? image : crop(image, x, y, cw, ch);
+  return (cw == width && ch == height) ? cut : resize(cut, width, height);
 }
 
 }  // namespace luminars

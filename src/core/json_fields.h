@@ -4,21 +4,45 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "core/error.h"
 
 namespace luminars::json_fields {
 
-// `text` parsed; throws naming `source` when it is not valid JSON or not an object.
-inline nlohmann::json parse_object(const std::string& text, const std::string& source) {
-  nlohmann::json j;
+// Nesting deeper than this is refused while parsing: deeper values would make every recursive
+// operation on them (copies, dump(), comparisons) a stack overflow.
+inline constexpr int kMaxDepth = 64;
+
+// `text` parsed, nested at most kMaxDepth levels; throws naming `source` when it is not valid JSON.
+inline nlohmann::json parse(std::string_view text, const std::string& source) {
   try {
-    j = nlohmann::json::parse(text);
+    return nlohmann::json::parse(text, [&source](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+      if (depth > kMaxDepth) throw Error(source + ": JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      return true;
+    });
   } catch (const nlohmann::json::parse_error& e) {
     throw Error(source + ": invalid JSON (" + e.what() + ")");
   }
+}
+
+// `text` parsed; throws naming `source` when it is not valid JSON or not an object.
+inline nlohmann::json parse_object(const std::string& text, const std::string& source) {
+  nlohmann::json j = parse(text, source);
   if (!j.is_object()) throw Error(source + ": expected a JSON object");
   return j;
+}
+
+// A value for an error message, never long and never recursive: "a list", "an object", a string
+// cut to 60 bytes in quotes, or a scalar as written.
+inline std::string brief(const nlohmann::json& v) {
+  if (v.is_array()) return "a list";
+  if (v.is_object()) return "an object";
+  if (v.is_string()) {
+    const auto& s = v.get_ref<const std::string&>();
+    return "\"" + (s.size() > 60 ? s.substr(0, 60) + "…" : s) + "\"";
+  }
+  return v.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 inline void read(const nlohmann::json& obj, const char* key, int64_t& field, const std::string& source) {

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 
 namespace luminars {
 
@@ -14,6 +15,11 @@ void check(bool ok, const std::string& message) {
 }
 
 std::string str(int64_t v) { return std::to_string(v); }
+
+// Upper bounds far above any real model, so absurd values are named here, not by the allocator.
+void at_most(int64_t v, int64_t limit, const std::string& name) {
+  check(v <= limit, name + " = " + str(v) + " is above the limit of " + str(limit));
+}
 
 }  // namespace
 
@@ -37,6 +43,17 @@ void Config::validate() const {
   check(recursions >= 1 && recursions <= max_recursions,
         "recursions = " + str(recursions) + " must be between 1 and max_recursions = " + str(max_recursions));
   check(freq_dim >= 2 && freq_dim % 2 == 0, "freq_dim must be a positive even number, got " + str(freq_dim));
+  at_most(latent_channels, 1024, "latent_channels");
+  for (std::size_t i = 0; i < widths.size(); ++i) {
+    at_most(widths[i], 16384, "widths[" + str(i) + "]");
+    at_most(depths[i], 64, "depths[" + str(i) + "]");
+  }
+  at_most(mid_depth, 64, "mid_depth");
+  at_most(head_dim, 4096, "head_dim");
+  at_most(embed_dim, 16384, "embed_dim");
+  at_most(text_dim, 16384, "text_dim");
+  at_most(max_recursions, 64, "max_recursions");
+  at_most(freq_dim, 16384, "freq_dim");
 }
 
 void Config::validate_latent_size(int64_t height, int64_t width) const {
@@ -62,12 +79,7 @@ std::string Config::to_json(int indent) const {
 }
 
 Config Config::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("invalid config JSON: ") + e.what());
-  }
+  nlohmann::json j = json_fields::parse(text, "config");
   if (!j.is_object()) throw Error("invalid config: not a JSON object");
   Config c;
   auto int_field = [&](const char* name, int64_t& dst) {

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 
 namespace luminars {
 
@@ -22,7 +23,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
   ModelFolder m;
   m.dir = fs::absolute(dir).lexically_normal().string();
   try {
-    auto j = nlohmann::json::parse(read_file(file));
+    auto j = json_fields::parse(read_file(file), file);
     m.denoiser = j.value("denoiser", m.denoiser);
     m.text_encoder = j.value("text_encoder", m.text_encoder);
     m.tokenizer = j.value("tokenizer", m.tokenizer);

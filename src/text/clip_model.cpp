@@ -12,6 +12,7 @@
 #include "core/module_state.h"
 #include "core/tensor_io.h"
 #include "text/clip_tokenizer.h"
+#include "text/text_encoder.h"
 
 namespace luminars {
 
@@ -84,7 +85,7 @@ void ClipConfig::validate() const {
 ClipConfig ClipConfig::from_json(const std::string& text, const std::string& source) {
   json j = json_fields::parse_object(text, source);
   if (j.contains("model_type") && j["model_type"] != "clip")
-    throw Error(source + ": model_type " + j["model_type"].dump() + " is not \"clip\" (a CLIPModel config)");
+    throw Error(source + ": model_type " + json_fields::brief(j["model_type"]) + " is not \"clip\" (a CLIPModel config)");
   for (const char* key : {"text_config", "vision_config"})
     if (!j.contains(key) || !j[key].is_object()) throw Error(source + ": field '" + std::string(key) + "' (an object) is missing");
   ClipConfig c;
@@ -160,7 +161,7 @@ torch::Tensor ClipModelImpl::tokenize(const ClipTokenizer& tokenizer, const std:
   if (t.eos_token_id != 2 && tokenizer.eos_id != t.eos_token_id)
     throw Error("CLIP model: the tokenizer's EOS id " + std::to_string(tokenizer.eos_id) +
                 " is not text_config.eos_token_id " + std::to_string(t.eos_token_id));
-  if (tokenizer.context_length <= t.max_position_embeddings) return tokenizer.encode_batch(prompts);
+  if (tokenizer.context_length <= t.max_position_embeddings) return encode_batch(tokenizer, prompts);
   // A shorter position table: truncate with EOS kept last, then pad, as the tokenizer itself does.
   const int64_t L = t.max_position_embeddings;
   auto ids = torch::full({static_cast<int64_t>(prompts.size()), L}, tokenizer.pad_id, torch::kInt64);  // [B,L]

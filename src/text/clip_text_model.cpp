@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <set>
 #include <sstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -55,6 +56,14 @@ void ClipTextConfig::validate() const {
   check(max_position_embeddings > 0, "max_position_embeddings must be positive");
   check(!with_projection || projection_dim > 0, "projection_dim must be positive");
   check(layer_norm_eps > 0, "layer_norm_eps must be positive");
+  // Upper bounds far above any published CLIP, so absurd values are named here, not by the allocator.
+  for (auto [name, v, limit] : {std::tuple<const char*, int64_t, int64_t>{"vocab_size", vocab_size, 1 << 22},
+                                {"hidden_size", hidden_size, 16384},
+                                {"intermediate_size", intermediate_size, 65536},
+                                {"num_hidden_layers", num_hidden_layers, 256},
+                                {"max_position_embeddings", max_position_embeddings, 16384},
+                                {"projection_dim", projection_dim, 16384}})
+    check(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
   check(kActivations.count(hidden_act) > 0,
         "hidden_act '" + hidden_act + "' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)");
 }

@@ -284,16 +284,6 @@ std::vector<int64_t> ClipTokenizer::encode(const std::string& text, bool pad, bo
   return ids;
 }
 
-torch::Tensor ClipTokenizer::encode_batch(const std::vector<std::string>& texts) const {
-  auto out = torch::empty({static_cast<int64_t>(texts.size()), context_length}, torch::kInt64);
-  auto acc = out.accessor<int64_t, 2>();
-  for (std::size_t b = 0; b < texts.size(); ++b) {
-    const auto ids = encode(texts[b]);
-    for (int64_t k = 0; k < context_length; ++k) acc[b][k] = ids[k];
-  }
-  return out;
-}
-
 std::string ClipTokenizer::decode(const std::vector<int64_t>& ids) const {
   std::string text;
   for (int64_t id : ids) {

@@ -1,8 +1,6 @@
 // CLIP's byte-level BPE tokenizer, read from a Hugging Face tokenizer folder (vocab.json, merges.txt,
 // optionally tokenizer_config.json / special_tokens_map.json for the special tokens and length).
 #pragma once
-#include <torch/torch.h>
-
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -32,9 +30,8 @@ class ClipTokenizer {
 
   // The ids of `text` between BOS and EOS. With `truncate`, at most context_length ids with EOS
   // kept last; with `pad`, filled up to context_length with pad_id (padding implies truncation).
+  // (Rows of ids as a tensor: encode_batch in text/text_encoder.h; this header stays free of LibTorch.)
   std::vector<int64_t> encode(const std::string& text, bool pad = true, bool truncate = true) const;
-  // [B, context_length] int64, padded and truncated.
-  torch::Tensor encode_batch(const std::vector<std::string>& texts) const;
 
   // The text of ids: byte symbols back to bytes, `</w>` to a space, special tokens (BOS, EOS, pad,
   // unk) and unknown ids dropped, invalid UTF-8 replaced by U+FFFD, trimmed (as transformers' decode

@@ -42,6 +42,14 @@ void ClipVisionConfig::validate() const {
         "patch_size " + std::to_string(patch_size) + " must divide image_size " + std::to_string(image_size));
   check(projection_dim > 0, "projection_dim must be positive");
   check(layer_norm_eps > 0, "layer_norm_eps must be positive");
+  // Upper bounds far above any published CLIP, so absurd values are named here, not by the allocator.
+  for (auto [name, v, limit] : {std::tuple<const char*, int64_t, int64_t>{"hidden_size", hidden_size, 16384},
+                                {"intermediate_size", intermediate_size, 65536},
+                                {"num_hidden_layers", num_hidden_layers, 256},
+                                {"num_channels", num_channels, 64},
+                                {"image_size", image_size, 4096},
+                                {"projection_dim", projection_dim, 16384}})
+    check(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
   check(kActivations.count(hidden_act) > 0,
         "hidden_act '" + hidden_act + "' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)");
 }

@@ -4,6 +4,16 @@
 
 namespace luminars {
 
+torch::Tensor encode_batch(const ClipTokenizer& tokenizer, const std::vector<std::string>& texts) {
+  auto out = torch::empty({static_cast<int64_t>(texts.size()), tokenizer.context_length}, torch::kInt64);  // [B,L]
+  auto acc = out.accessor<int64_t, 2>();
+  for (std::size_t b = 0; b < texts.size(); ++b) {
+    const auto ids = tokenizer.encode(texts[b]);
+    for (int64_t k = 0; k < tokenizer.context_length; ++k) acc[b][k] = ids[k];
+  }
+  return out;
+}
+
 TextEncoder::TextEncoder(ClipTokenizer tokenizer, ClipTextModel model)
     : tokenizer_(std::move(tokenizer)), model_(std::move(model)) {
   if (tokenizer_.context_length > model_->config().max_position_embeddings)
@@ -24,7 +34,7 @@ TextEncoder TextEncoder::load(const std::string& text_encoder_dir, const std::st
 
 ClipTextOutput TextEncoder::encode_all(const std::vector<std::string>& prompts) const {
   torch::NoGradGuard no_grad;
-  auto ids = tokenizer_.encode_batch(prompts).to(model_->device());  // [B,77]
+  auto ids = encode_batch(tokenizer_, prompts).to(model_->device());  // [B,77]
   return model_->forward(ids);
 }
 

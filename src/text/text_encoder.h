@@ -11,6 +11,9 @@
 
 namespace luminars {
 
+// [B, context_length] int64: tokenizer.encode of each text, padded and truncated.
+torch::Tensor encode_batch(const ClipTokenizer& tokenizer, const std::vector<std::string>& texts);
+
 struct TextEncoding {
   torch::Tensor ctx;     // [B,77,D]: last hidden state, or the penultimate layer's output when asked
   torch::Tensor pooled;  // [B,D]: pooler_output (final hidden state at EOS), not the projection

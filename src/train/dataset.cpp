@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/json_fields.h"
 #include "core/files.h"
 
 namespace luminars {
@@ -114,12 +115,7 @@ Dataset scan_imagefolder(const fs::path& root, const std::vector<fs::path>& meta
       ++line_no;
       if (trim(line).empty()) continue;
       const std::string where = meta.string() + " line " + std::to_string(line_no);
-      json row;
-      try {
-        row = json::parse(line);
-      } catch (const json::exception& e) {
-        throw Error(where + ": invalid JSON: " + e.what());
-      }
+      const json row = json_fields::parse(line, where);
       if (!row.is_object()) throw Error(where + ": expected a JSON object, got " + json_type(row));
       ++rows;
       for (const auto& [k, v] : row.items()) columns.insert(k);
@@ -159,6 +155,16 @@ Dataset scan_imagefolder(const fs::path& root, const std::vector<fs::path>& meta
   return d;
 }
 
+// Whether `s` is valid UTF-8 (nlohmann's encoder checks it strictly).
+bool is_utf8(const std::string& s) {
+  try {
+    (void)json(s).dump();
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
 Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, const std::set<fs::path>& texts,
                      bool captions_required) {
   Dataset d;
@@ -175,6 +181,12 @@ Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, 
         item.captions = caption_lines(txt.string());
         break;
       }
+    }
+    // Names and captions end up in JSON (the cache's index, logs): an item that is not UTF-8 is
+    // skipped and counted here rather than failing the whole run when that JSON is written.
+    if (!is_utf8(item.path) || !std::all_of(item.captions.begin(), item.captions.end(), is_utf8)) {
+      ++d.not_utf8;
+      continue;
     }
     d.items.push_back(std::move(item));
   }
@@ -258,6 +270,7 @@ std::string Dataset::summary() const {
   if (uncaptioned) s += ", " + std::to_string(uncaptioned) + " without caption (trained unconditionally)";
   if (missing) s += ", " + std::to_string(missing) + " listed files missing";
   if (unlisted) s += ", " + std::to_string(unlisted) + " images not in " + kMetadataName + " ignored";
+  if (not_utf8) s += ", " + std::to_string(not_utf8) + " skipped (file name or caption not UTF-8)";
   return s;
 }
 

@@ -58,6 +58,7 @@ struct Dataset {
   std::size_t uncaptioned = 0;     // items with no caption
   std::size_t missing = 0;         // imagefolder: rows whose file does not exist
   std::size_t unlisted = 0;        // imagefolder: images present but in no metadata.jsonl
+  std::size_t not_utf8 = 0;        // skipped: a file name or caption that is not UTF-8 (e.g. Latin-1)
 
   static Dataset scan(const std::string& dir, const DatasetOptions& options = {});
 

@@ -93,7 +93,7 @@ void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& 
                 {"ctx", s.ctx.to(torch::kFloat16)},
                 {"pooled", s.pooled.to(torch::kFloat16)},
                 {"caption_item", s.caption_item.to(torch::kInt64)}},
-               {{"paths", nlohmann::json(s.paths).dump()}, {"key", key}});
+               {{"paths", nlohmann::json(s.paths).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, {"key", key}});
 }
 
 void write_cache_index(const std::string& dir, const CacheInfo& info) {
@@ -103,7 +103,7 @@ void write_cache_index(const std::string& dir, const CacheInfo& info) {
 void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
                          const std::vector<std::string>& prompts) {
   save_tensors(path, {{"ctx", ctx.to(torch::kFloat32)}, {"pooled", pooled.to(torch::kFloat32)}},
-               {{"prompts", nlohmann::json(prompts).dump()}});
+               {{"prompts", nlohmann::json(prompts).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}});
 }
 
 CacheInfo CacheInfo::load(const std::string& dir) {

@@ -1,6 +1,8 @@
 #include "train/run_checkpoint.h"
 
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -52,6 +54,13 @@ int64_t checkpoint_step(const std::string& name) {
   return n;
 }
 
+// Fault injection for the reliability tests: LUMINARS_KILL_IN_CHECKPOINT=N makes the process
+// SIGKILL itself halfway through writing checkpoint N, as a power cut or the OOM killer would.
+void kill_here_if_asked(int64_t step) {
+  const char* at = std::getenv("LUMINARS_KILL_IN_CHECKPOINT");
+  if (at && *at && std::strtoll(at, nullptr, 10) == step) std::raise(SIGKILL);
+}
+
 }  // namespace
 
 std::string save_training_checkpoint(const std::string& run_dir, const CheckpointedModule& m, const Ema& ema,
@@ -60,16 +69,37 @@ std::string save_training_checkpoint(const std::string& run_dir, const Checkpoin
   fs::create_directories(root);
   char name[64];
   std::snprintf(name, sizeof name, "step-%07lld", static_cast<long long>(state.global_step));
-  const fs::path final_dir = root / name, tmp = root / (std::string(".tmp-") + name);
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  save_tensors((tmp / (m.name + ".safetensors")).string(), module_state(m.module), m.metadata, torch::kFloat32);
-  save_tensors((tmp / "ema.safetensors").string(), ema.weights(), m.metadata, torch::kFloat32);
-  save_tensors((tmp / "optimizer.safetensors").string(), opt.state());
-  write_file_atomic((tmp / "state.json").string(), [&](std::ostream& o) { o << state.to_json() << "\n"; });
-  fs::remove_all(final_dir);
+  const fs::path final_dir = root / name, tmp = root / (std::string(".tmp-") + name),
+                 aside = root / (std::string(".old-") + name);
+  // 1. Every file into a temporary folder (each written atomically and fsynced), the folder fsynced.
+  //    On any failure (a full disk, say) the temporary folder goes and the earlier checkpoints,
+  //    which nothing has touched yet, stay as they were.
+  try {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    save_tensors((tmp / (m.name + ".safetensors")).string(), module_state(m.module), m.metadata, torch::kFloat32);
+    kill_here_if_asked(state.global_step);
+    save_tensors((tmp / "ema.safetensors").string(), ema.weights(), m.metadata, torch::kFloat32);
+    save_tensors((tmp / "optimizer.safetensors").string(), opt.state());
+    write_file_atomic((tmp / "state.json").string(), [&](std::ostream& o) { o << state.to_json() << "\n"; });
+    sync_directory(tmp.string());
+  } catch (const std::exception& e) {
+    std::error_code ec;
+    fs::remove_all(tmp, ec);
+    const auto previous = latest_checkpoint(run_dir);
+    throw Error("cannot save checkpoint " + final_dir.string() + ": " + e.what() + "; " +
+                (previous ? "the previous checkpoint " + *previous + " is intact" : std::string("no earlier checkpoint exists")));
+  }
+  // 2. In place of a checkpoint of the same step: the old one is renamed aside, not deleted, until
+  //    the new one is in place; then `latest` points at it.
+  if (fs::exists(final_dir)) {
+    fs::remove_all(aside);
+    fs::rename(final_dir, aside);
+  }
   fs::rename(tmp, final_dir);
+  sync_directory(root.string());
   write_file_atomic((root / "latest").string(), [&](std::ostream& o) { o << name << "\n"; });
+  fs::remove_all(aside);
   // Prune by step number, never the checkpoint just written.
   std::vector<std::pair<int64_t, fs::path>> older;
   for (const auto& e : fs::directory_iterator(root)) {
@@ -87,7 +117,12 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir) {
   std::string name = read_file((root / "latest").string());
   while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
   const auto dir = root / name;
-  if (!fs::exists(dir / "state.json")) throw Error((root / "latest").string() + " points at a missing checkpoint " + dir.string());
+  if (!fs::exists(dir / "state.json")) {
+    // Killed between renaming a checkpoint of the same step aside and putting its successor in place.
+    const auto aside = root / (".old-" + name);
+    if (fs::exists(aside / "state.json")) return aside.string();
+    throw Error((root / "latest").string() + " points at a missing checkpoint " + dir.string());
+  }
   return dir.string();
 }
 

@@ -143,7 +143,7 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
   TrainingLog log(o.out_dir, task.name());
   StopOnSignal stop_on_signal;
   result.global_step = state.global_step;
-  int64_t steps_this_run = 0, total_left = 0;
+  int64_t steps_this_run = 0, total_left = 0, nonfinite_in_a_row = 0;
   for (std::size_t si = static_cast<std::size_t>(state.stage_index); si < o.stages.size(); ++si)
     total_left += o.stages[si].steps - (si == static_cast<std::size_t>(state.stage_index) ? state.stage_step : 0);
 
@@ -194,9 +194,28 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
         }
       }
       const double loss = loss_sum / static_cast<double>(o.grad_accum);
-      if (!std::isfinite(loss))
+      if (!std::isfinite(loss)) {
+        // A NaN or infinite loss never reaches the weights: the step is skipped (when allowed) or
+        // training stops, the last checkpoint left as it was.
+        if (++nonfinite_in_a_row <= o.skip_nonfinite) {
+          opt.zero_grad();
+          ++state.global_step;
+          ++state.stage_step;
+          ++steps_this_run;
+          ++result.skipped_steps;
+          if (!o.quiet)
+            std::fprintf(stderr, "\n%s: loss is %g at step %lld: step skipped (%lld of %lld in a row allowed)\n", task.name().c_str(),
+                         loss, static_cast<long long>(state.global_step), static_cast<long long>(nonfinite_in_a_row),
+                         static_cast<long long>(o.skip_nonfinite));
+          continue;
+        }
         throw Error(task.name() + " loss is " + std::to_string(loss) + " at step " + std::to_string(state.global_step + 1) +
-                    " (try a lower learning rate or gradient clipping)");
+                    ": training stopped; " +
+                    (result.checkpoint.empty() ? std::string("no checkpoint was written yet")
+                                               : "the last checkpoint, " + result.checkpoint + ", is intact (--resume continues from it)") +
+                    ". Try a lower learning rate, or --skip-nonfinite N to skip such steps");
+      }
+      nonfinite_in_a_row = 0;
       double grad_norm = 0;
       if (o.clip_grad > 0) grad_norm = torch::nn::utils::clip_grad_norm_(trainable, o.clip_grad);
       opt.step();

@@ -41,12 +41,15 @@ struct LoopOptions {
   bool resume = false;                 // continue from the run's latest checkpoint
   bool overwrite = false;              // start afresh in a run folder that holds an earlier run
   int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run
+  int64_t skip_nonfinite = 0;          // steps in a row whose loss is NaN or infinite that are skipped
+                                       // (no update) before training stops; 0 = stop at the first
   bool quiet = false;                  // no progress output
 };
 
 struct TrainResult {
   int64_t global_step = 0;
   bool finished = false;      // every stage done (false when stopped early)
+  int64_t skipped_steps = 0;  // steps skipped for a NaN or infinite loss (LoopOptions::skip_nonfinite)
   double last_loss = 0;
   std::string checkpoint;     // newest checkpoint folder
 };

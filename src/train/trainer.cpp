@@ -147,6 +147,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.resume = o.resume;
   l.overwrite = o.overwrite;
   l.stop_after = o.stop_after;
+  l.skip_nonfinite = o.skip_nonfinite;
   l.quiet = o.quiet;
   return l;
 }

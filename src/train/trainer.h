@@ -49,6 +49,7 @@ struct TrainOptions {
   bool resume = false;
   bool overwrite = false;              // start afresh in a folder that holds an earlier run
   int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run
+  int64_t skip_nonfinite = 0;          // NaN/infinite-loss steps in a row skipped before stopping (0: stop)
   bool quiet = false;                  // no progress output
 };
 

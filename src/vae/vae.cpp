@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 
 namespace luminars {
 
@@ -54,7 +55,7 @@ const VaeClass& class_of(const std::string& dir, std::string* name_out = nullptr
   if (!fs::exists(path)) throw Error(path + ": file not found (VAE config)");
   std::string name = "AutoencoderKL";
   try {
-    const auto j = nlohmann::json::parse(read_file(path));
+    const auto j = json_fields::parse(read_file(path), path);
     if (!j.is_object()) throw Error(path + ": expected a JSON object");
     if (j.contains("_class_name")) {
       if (!j["_class_name"].is_string()) throw Error(path + ": _class_name must be a string");

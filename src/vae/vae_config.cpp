@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 
 namespace luminars {
 
@@ -18,6 +19,11 @@ void check(bool ok, const std::string& message) {
 }
 
 std::string str(int64_t v) { return std::to_string(v); }
+
+// Upper bounds far above any real VAE, so absurd values are named here, not by the allocator.
+void at_most(int64_t v, int64_t limit, const std::string& name) {
+  check(v <= limit, name + " = " + str(v) + " is above the limit of " + str(limit));
+}
 
 }  // namespace
 
@@ -35,6 +41,12 @@ void VaeConfig::validate() const {
                                         " is not divisible by norm_num_groups = " + str(norm_num_groups));
   }
   check(layers_per_block >= 1, "layers_per_block must be at least 1, got " + str(layers_per_block));
+  at_most(in_channels, 64, "in_channels");
+  at_most(out_channels, 64, "out_channels");
+  at_most(latent_channels, 1024, "latent_channels");
+  at_most(norm_num_groups, 1024, "norm_num_groups");
+  for (std::size_t i = 0; i < block_out_channels.size(); ++i) at_most(block_out_channels[i], 16384, "block_out_channels[" + str(i) + "]");
+  at_most(layers_per_block, 64, "layers_per_block");
   check(act_fn == "silu" || act_fn == "swish",
         "act_fn '" + act_fn + "' is not supported (only \"silu\")");
   check(std::isfinite(scaling_factor) && scaling_factor != 0.0,
@@ -63,12 +75,7 @@ std::string VaeConfig::to_json(int indent) const {
 }
 
 VaeConfig VaeConfig::from_json(const std::string& text) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const nlohmann::json::exception& e) {
-    throw Error(std::string("invalid VAE config JSON: ") + e.what());
-  }
+  nlohmann::json j = json_fields::parse(text, "VAE config");
   check(j.is_object(), "not a JSON object");
   VaeConfig c;
   auto int_field = [&](const char* name, int64_t& dst) {
@@ -105,7 +112,7 @@ VaeConfig VaeConfig::from_json(const std::string& text) {
 
   if (j.contains("_class_name"))
     check(j["_class_name"].is_string() && j["_class_name"].get<std::string>() == "AutoencoderKL",
-          "_class_name is " + j["_class_name"].dump() + ", expected \"AutoencoderKL\"");
+          "_class_name is " + json_fields::brief(j["_class_name"]) + ", expected \"AutoencoderKL\"");
   int_field("in_channels", c.in_channels);
   int_field("out_channels", c.out_channels);
   if (j.contains("block_out_channels")) {

@@ -86,6 +86,10 @@ void register_train(CLI::App& app, GlobalOptions& g) {
   auto* resume = cmd->add_flag("--resume", o->resume, "continue from the run's latest checkpoint");
   cmd->add_flag("--overwrite", o->overwrite, "start afresh in a run folder that holds an earlier run")->excludes(resume);
   cmd->add_option("--stop-after", o->stop_after, "stop (with a checkpoint) after this many steps");
+  cmd->add_option("--skip-nonfinite", o->skip_nonfinite,
+                  "steps in a row with a NaN or infinite loss to skip (no update) before stopping; 0: stop at the first")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
   cmd->callback([o, x, &g] {
     apply_global(g);
     o->device = device_from_name(x->device);

@@ -27,6 +27,10 @@ void add_loop_flags(CLI::App* cmd, const std::shared_ptr<LoopFlags>& f) {
   auto* resume = cmd->add_flag("--resume", l.resume, "continue from the run's latest checkpoint");
   cmd->add_flag("--overwrite", l.overwrite, "start afresh in a run folder that holds an earlier run")->excludes(resume);
   cmd->add_option("--stop-after", l.stop_after, "stop (with a checkpoint) after this many steps");
+  cmd->add_option("--skip-nonfinite", l.skip_nonfinite,
+                  "steps in a row with a NaN or infinite loss to skip (no update) before stopping; 0: stop at the first")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1000000));
 }
 
 LoopOptions loop_options_of(const LoopFlags& f) {

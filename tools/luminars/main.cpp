@@ -1,6 +1,7 @@
 // luminars: command-line entry point. Subcommands live in cmd_*.cpp; errors end here as one line.
 #include <c10/util/Exception.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "commands.h"
@@ -15,6 +16,9 @@ void apply_global(const GlobalOptions& g) { configure_threads(g.threads); }
 
 int main(int argc, char** argv) {
   using namespace luminars::cli;
+  // Past a file-size limit (ulimit -f) writes fail with EFBIG and a clear error, instead of the
+  // process being killed mid-write.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"LuminaRS: a small text-to-image model (flow matching, recursive ConvNeXt U-Net)", "luminars"};
   app.require_subcommand(1);
   app.fallthrough();  // global options (--threads) also after the subcommand

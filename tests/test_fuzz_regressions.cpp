@@ -1,0 +1,64 @@
+// Inputs that once broke a parser (fuzz/regressions/<target>/, one file each) and the seed corpora
+// (fuzz/corpus/<target>/) through the fuzz targets' own entries (fuzz/fuzz_entries.h): only
+// luminars::Error may come out. Sanitizer findings need the fuzz build (scripts/fuzz.sh); this
+// keeps the fixes and the entries' invariants checked by the ordinary test binary.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <exception>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "../fuzz/fuzz_entries.h"
+#include "core/error.h"
+#include "core/files.h"
+
+namespace luminars {
+namespace {
+
+namespace fs = std::filesystem;
+using Entry = void (*)(const uint8_t*, std::size_t);
+
+// Every file of fuzz/<kind>/<target>/, sorted (none when the folder does not exist).
+std::vector<fs::path> inputs(const std::string& kind, const std::string& target) {
+  const fs::path dir = fs::path(LUMINARS_SOURCE_DIR) / "fuzz" / kind / target;
+  std::vector<fs::path> files;
+  if (fs::is_directory(dir))
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.is_regular_file()) files.push_back(e.path());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// Runs each input through `entry`; any exception but luminars::Error fails, naming the file.
+void replay(const std::string& target, Entry entry) {
+  std::size_t n = 0;
+  for (const char* kind : {"regressions", "corpus"}) {
+    for (const auto& path : inputs(kind, target)) {
+      const std::string bytes = read_file(path.string());
+      try {
+        entry(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      } catch (const Error&) {
+        // the expected answer to bad input
+      } catch (const std::exception& e) {
+        ADD_FAILURE() << path.string() << ": " << e.what();
+      } catch (...) {
+        ADD_FAILURE() << path.string() << ": an exception that is no std::exception";
+      }
+      ++n;
+    }
+  }
+  EXPECT_GT(n, 0u) << "no inputs under fuzz/corpus/" << target;
+}
+
+TEST(FuzzRegressions, Safetensors) { replay("safetensors", fuzz::safetensors_entry); }
+TEST(FuzzRegressions, Configs) { replay("configs", fuzz::configs_entry); }
+TEST(FuzzRegressions, Tokenizer) { replay("tokenizer", fuzz::tokenizer_entry); }
+TEST(FuzzRegressions, Image) { replay("image", fuzz::image_entry); }
+#ifdef LUMINARS_HAVE_SERVE
+TEST(FuzzRegressions, Requests) { replay("requests", fuzz::requests_entry); }
+#endif
+
+}  // namespace
+}  // namespace luminars
