@@ -11,6 +11,7 @@
 #include "model/config.h"
 #include "test_support.h"
 #include "text/clip_text_model.h"
+#include "text/clip_tokenizer.h"
 #include "vae/vae_config.h"
 
 namespace luminars {
@@ -138,6 +139,24 @@ TEST(HostileInputs, HugePicturesAreRefusedFromTheirHeader) {
   EXPECT_NE(r.output.find("image " + dir.file("huge.png") + " is too large: 60000x60000"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir.file("out.png")));
   EXPECT_NE(test::error_of([&] { load_image(dir.file("huge.png")); }).find("is too large"), std::string::npos);
+}
+
+TEST(HostileInputs, ALongCaptionWithoutSpacesIsTruncatedBeforeBpe) {
+  const auto tok = ClipTokenizer::from_dir(kModel + "/tokenizer");
+  const std::string caption(100000, 'q');
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto ids = tok.encode(caption);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(static_cast<int64_t>(ids.size()), tok.context_length);
+  EXPECT_EQ(ids.back(), tok.eos_id);
+  // The kept ids are those of the caption's start, tokenized whole.
+  EXPECT_EQ(ids, tok.encode(caption.substr(0, 2000)));
+  // A guard against the quadratic merge loop over 100 kB (minutes), not a benchmark.
+  EXPECT_LT(seconds, 5.0);
+  // Many words: tokenizing stops once the context is full.
+  std::string words;
+  for (int i = 0; i < 20000; ++i) words += "heart ";
+  EXPECT_EQ(tok.encode(words), tok.encode(words.substr(0, 600)));
 }
 
 }  // namespace

@@ -120,6 +120,22 @@ TEST(Safetensors, ShapeDisagreesWithOffsets) {
   EXPECT_NE(e.find("need 24 bytes but data_offsets hold 20"), std::string::npos) << e;
 }
 
+TEST(Safetensors, OverflowingShapesAndDeepHeadersAreRefused) {
+  test::TempDir dir;
+  // A zero dimension must not let a huge one through (its product is 0, yet [0, 2^64−1] reaches
+  // code that multiplies sizes).
+  for (const char* shape : {"[0,18446744073709551615]", "[18446744073709551615,0]", "[65536,65536,65536,65536]",
+                            "[0,281474976710657]", "[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]"}) {
+    write_raw(dir.file("s.safetensors"), std::string(R"({"w":{"dtype":"F32","shape":)") + shape + R"(,"data_offsets":[0,0]}})", 0);
+    const auto e = error_of(dir.file("s.safetensors"));
+    EXPECT_TRUE(e.find("shape too large") != std::string::npos || e.find("at most 16") != std::string::npos) << shape << ": " << e;
+  }
+  write_raw(dir.file("z.safetensors"), R"({"w":{"dtype":"F32","shape":[0,4],"data_offsets":[0,0]}})", 0);
+  EXPECT_EQ(error_of(dir.file("z.safetensors")), "");  // an empty tensor is fine
+  write_raw(dir.file("d.safetensors"), "{\"__metadata__\": " + std::string(100000, '[') + std::string(100000, ']') + "}", 0);
+  EXPECT_NE(error_of(dir.file("d.safetensors")).find("nested deeper than 64 levels"), std::string::npos);
+}
+
 TEST(Safetensors, OverlappingOffsets) {
   test::TempDir dir;
   write_raw(dir.file("o.safetensors"),

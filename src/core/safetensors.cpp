@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 
 namespace luminars::safetensors {
 
@@ -70,8 +71,8 @@ Header parse(const uint8_t* bytes, std::size_t size, const std::string& source) 
 
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(bytes + 8, bytes + 8 + n);
-  } catch (const nlohmann::json::exception& e) {
+    j = json_fields::parse(std::string_view(reinterpret_cast<const char*>(bytes) + 8, n), "header");
+  } catch (const Error& e) {
     throw fail(std::string("invalid JSON in header: ") + e.what());
   }
   if (!j.is_object()) throw fail("header is not a JSON object");
@@ -101,11 +102,16 @@ Header parse(const uint8_t* bytes, std::size_t size, const std::string& source) 
     } catch (const Error& e) {
       throw bad(e.what());
     }
-    uint64_t numel = 1;
+    // Every dimension, and the product of the non-zero ones, stays below 2^48: a zero dimension
+    // elsewhere must not let [0, 2^64−1] through to code that multiplies sizes.
+    constexpr uint64_t kMaxElements = uint64_t{1} << 48;
+    uint64_t numel = 1, extent = 1;
+    if (v["shape"].size() > 16) throw bad("shape has " + std::to_string(v["shape"].size()) + " dimensions (at most 16)");
     for (const auto& d : v["shape"]) {
       if (!d.is_number_unsigned()) throw bad("shape has a non-integer or negative dimension");
-      uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && numel > std::numeric_limits<uint64_t>::max() / 16 / dim) throw bad("shape too large");
+      const uint64_t dim = d.get<uint64_t>();
+      if (dim > kMaxElements || (dim != 0 && extent > kMaxElements / dim)) throw bad("shape too large");
+      if (dim != 0) extent *= dim;
       numel *= dim;
       t.shape.push_back(static_cast<int64_t>(dim));
     }

@@ -266,6 +266,7 @@ void ClipTokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) con
     ids.push_back(it != vocab_.end() ? it->second : unk_id);
   }
   out.insert(out.end(), ids.begin(), ids.end());
+  if (piece.size() > 64) return;  // long words are rare and would make the cache large
   std::lock_guard<std::mutex> lock(cache_->mutex);
   if (cache_->words.size() >= 100000) cache_->words.clear();  // bounded: prompts rarely repeat that many words
   cache_->words.emplace(piece, std::move(ids));
@@ -273,10 +274,16 @@ void ClipTokenizer::bpe(const std::string& piece, std::vector<int64_t>& out) con
 
 std::vector<int64_t> ClipTokenizer::encode(const std::string& text, bool pad, bool truncate) const {
   std::vector<int64_t> ids{bos_id};
+  // Truncation keeps the first context_length − 1 ids: once they are there the rest of the text
+  // is not tokenized, and a longer word (BPE is quadratic in its length) is cut far beyond what
+  // those ids can span, so a 100 kB caption without spaces costs what a short one does.
+  const bool cut = pad || truncate;
+  const std::size_t max_piece = static_cast<std::size_t>(std::max<int64_t>(context_length, 1)) * 32;
   for (const auto& piece : pre_tokenize(text)) {
+    if (cut && static_cast<int64_t>(ids.size()) >= context_length) break;
     if (piece == bos_match_) ids.push_back(bos_id);
     else if (piece == eos_match_) ids.push_back(eos_id);
-    else bpe(piece, ids);
+    else bpe(cut && piece.size() > max_piece ? piece.substr(0, max_piece) : piece, ids);
   }
   if ((pad || truncate) && static_cast<int64_t>(ids.size()) >= context_length) ids.resize(context_length - 1);
   ids.push_back(eos_id);
