@@ -157,9 +157,9 @@ def write_safetensors():
     put("safetensors", "bad_config.safetensors", safetensors(
         [("w", "F32", [1], f32(1))], metadata={"luminars_config": '{"widths": [64, 128], "depths": [1]}'}))
     # Near misses: overlap, a gap before the data, a header length past the end.
-    put("safetensors", "overlap.safetensors",
-        struct.pack("<Q", 96) + json.dumps({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
-                                            "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}).encode().ljust(96) + b"\1" * 8)
+    overlap = json.dumps({"a": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+                          "b": {"dtype": "U8", "shape": [4], "data_offsets": [2, 6]}}).encode()
+    put("safetensors", "overlap.safetensors", struct.pack("<Q", len(overlap)) + overlap + b"\1" * 8)
     put("safetensors", "short.safetensors", struct.pack("<Q", 4096) + b'{"a": {"dtype": "F32"')
 
 

@@ -13,6 +13,7 @@
 #include "../fuzz/fuzz_entries.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/safetensors.h"
 
 namespace luminars {
 namespace {
@@ -53,6 +54,15 @@ void replay(const std::string& target, Entry entry) {
 }
 
 TEST(FuzzRegressions, Safetensors) { replay("safetensors", fuzz::safetensors_entry); }
+
+// An empty tensor at the offset where the next tensor starts, as safetensors::write lays it out,
+// was refused as an overlap when the two sorted in JSON key order ("after" before "nothing").
+TEST(FuzzRegressions, SafetensorsEmptyTensorAtNextTensorsOffset) {
+  const safetensors::Reader reader(std::string(LUMINARS_SOURCE_DIR) +
+                                   "/fuzz/regressions/safetensors/empty_tensor_at_next_tensors_offset.safetensors");
+  EXPECT_EQ(reader.at("nothing").nbytes, 0u);
+  EXPECT_EQ(reader.at("after").nbytes, 8u);
+}
 TEST(FuzzRegressions, Configs) { replay("configs", fuzz::configs_entry); }
 TEST(FuzzRegressions, Tokenizer) { replay("tokenizer", fuzz::tokenizer_entry); }
 TEST(FuzzRegressions, Image) { replay("image", fuzz::image_entry); }

@@ -252,6 +252,9 @@ Image decode_image(std::string_view bytes, const std::string& what) {
                                      &w, &h, &n, 4),
                &stbi_image_free);
   if (!px) throw Error("cannot decode image " + what + ": " + stb_reason());
+  // stb reads a PNM header with a zero side ("P6 3 0 255") as a picture without pixels.
+  if (w <= 0 || h <= 0)
+    throw Error("cannot decode image " + what + ": it has no pixels (" + std::to_string(w) + "x" + std::to_string(h) + ")");
   return composite_on_white(px.get(), w, h);
 }
 

@@ -21,7 +21,7 @@ inline nlohmann::json parse(std::string_view text, const std::string& source) {
       if (depth > kMaxDepth) throw Error(source + ": JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
       return true;
     });
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw Error(source + ": invalid JSON (" + e.what() + ")");
   }
 }

@@ -130,8 +130,10 @@ Header parse(const uint8_t* bytes, std::size_t size, const std::string& source) 
     t.nbytes = e - b;
     h.tensors.push_back(std::move(t));
   }
-  std::sort(h.tensors.begin(), h.tensors.end(),
-            [](const TensorView& a, const TensorView& b) { return a.data < b.data; });
+  // By [begin, end): an empty tensor at the offset where the next one starts sorts first, not into it.
+  std::sort(h.tensors.begin(), h.tensors.end(), [](const TensorView& a, const TensorView& b) {
+    return a.data != b.data ? a.data < b.data : a.nbytes < b.nbytes;
+  });
   for (std::size_t i = 1; i < h.tensors.size(); ++i) {
     const auto& p = h.tensors[i - 1];
     if (h.tensors[i].data < p.data + p.nbytes)

@@ -29,10 +29,11 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     m.tokenizer = j.value("tokenizer", m.tokenizer);
     m.vae = j.value("vae", m.vae);
     m.penultimate = j.value("penultimate", m.penultimate);
-    m.resolution = j.value("resolution", m.resolution);
+    // Integers type-checked: value() would convert any float, out of int64's range too (undefined).
+    json_fields::read(j, "resolution", m.resolution, file);
     if (j.contains("sampler")) {
       const auto& s = j["sampler"];
-      m.sampler.steps = s.value("steps", m.sampler.steps);
+      json_fields::read(s, "steps", m.sampler.steps, file);
       m.sampler.method = s.value("method", m.sampler.method);
       m.sampler.cfg_scale = s.value("cfg_scale", m.sampler.cfg_scale);
       m.sampler.shift = s.value("shift", m.sampler.shift);

@@ -24,7 +24,7 @@ json read_json(const std::string& path) {
   std::string text = read_file(path);
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw Error(path + ": invalid JSON (" + e.what() + ")");
   }
 }
