@@ -209,7 +209,10 @@ void safetensors_entry(const uint8_t* data, std::size_t size) {
   write_bytes(path, as_text(data, size));
   const safetensors::Reader reader(path.string());
   expect(reader.tensors().size() == header.tensors.size(), "Reader and parse agree");
-  for (const auto& t : header.tensors) expect(reader.at(t.name).nbytes == t.nbytes, "Reader finds tensor '" + t.name + "'");
+  for (const auto& t : header.tensors) {
+    expect(reader.at(t.name).nbytes == t.nbytes, "Reader finds tensor '" + t.name + "'");
+    reader.release(reader.at(t.name));
+  }
   expect(!reader.contains("no such tensor in any fuzz input \x01"), "Reader finds no made-up tensor");
   // 4. Written back by safetensors::write, the tensors and metadata read back unchanged.
   std::vector<safetensors::TensorBlob> blobs;
@@ -261,6 +264,12 @@ void tokenizer_entry(const uint8_t* data, std::size_t size) {
     const std::string text(rest);
     check_encoding(tok, text, /*pad=*/mode == 0, /*truncate=*/mode <= 1);
     for (const auto& piece : tok.pre_tokenize(text)) expect(!piece.empty(), "pre_tokenize gives no empty piece");
+    // The same bytes as ids, unknown ones included (decode skips them; id_to_token names them).
+    std::vector<int64_t> ids(rest.size() / 2);
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      ids[i] = static_cast<int16_t>(static_cast<uint8_t>(rest[2 * i]) | static_cast<uint8_t>(rest[2 * i + 1]) << 8);
+    tok.decode(ids);
+    for (int64_t id : ids) expect(!tok.id_to_token(id).empty(), "id_to_token names every id");
     return;
   }
   // A tokenizer folder of fuzzed files.
@@ -285,6 +294,12 @@ void image_entry(const uint8_t* data, std::size_t size) {
     expect(image.width > 0 && image.height > 0 &&
                image.rgb.size() == static_cast<std::size_t>(image.width) * image.height * 3,
            "decode_image gives width × height × 3 bytes");
+    // Fitted to a generation's size, as init images are (small pictures only: this is not a parser).
+    if (static_cast<int64_t>(image.width) * image.height <= 1 << 16) {
+      const Image wide = resize_to_cover(image, 64, 32), square = resize_and_crop(image, 32);
+      expect(wide.width == 64 && wide.height == 32 && wide.rgb.size() == 64 * 32 * 3, "resize_to_cover gives 64x32");
+      expect(square.width == 32 && square.height == 32 && square.rgb.size() == 32 * 32 * 3, "resize_and_crop gives 32x32");
+    }
   });
   // 2. Its text chunks (`generate --from-png`), written back and read again, and the parameters.
   run_expecting_errors([&] {

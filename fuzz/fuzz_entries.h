@@ -12,7 +12,8 @@
 namespace luminars::fuzz {
 
 // safetensors::parse over the bytes themselves, every tensor's bytes touched; the denoiser config
-// of its metadata; the same bytes through safetensors::Reader from a file.
+// of its metadata; the same bytes through safetensors::Reader from a file; written back with
+// safetensors::write and read again.
 void safetensors_entry(const uint8_t* data, std::size_t size);
 
 // The first byte picks the parser of the rest (low four bits modulo 3, so '0', '1', '2' read well in
@@ -21,13 +22,15 @@ void safetensors_entry(const uint8_t* data, std::size_t size);
 void configs_entry(const uint8_t* data, std::size_t size);
 
 // The first byte (low four bits modulo 4): 0, 1, 2 encode the rest as text with a small fixed
-// vocabulary (padded and truncated; truncated; neither), then decode; 3 splits the rest on
+// vocabulary (padded and truncated; truncated; neither), then decode those ids and the rest's
+// bytes read as 16-bit ids; 3 splits the rest on
 // kPartSeparator into vocab.json, merges.txt, tokenizer_config.json and special_tokens_map.json
 // (absent parts: no file), loads that folder and encodes a fixed text with it.
 void tokenizer_entry(const uint8_t* data, std::size_t size);
 
-// decode_image and png_text_chunks of the bytes (the text chunks written back through encode_png
-// and read again), parse_parameters of every `parameters` chunk and of the bytes as text.
+// decode_image of the bytes (small pictures then fitted with resize_to_cover and resize_and_crop),
+// png_text_chunks (the chunks written back through encode_png and read again), parse_parameters
+// of every `parameters` chunk and of the bytes as text.
 void image_entry(const uint8_t* data, std::size_t size);
 
 // The server's request parsing with ServeLimits defaults, size_multiple 32 and max_size 256. The

@@ -35,6 +35,9 @@ done
 
 # 1. Build (CMake keeps track of what changed; each source is compiled once for all targets).
 BUILD=${BUILD_FUZZ:-$ROOT/build-fuzz}
+mkdir -p "$BUILD"
+exec 9>"$BUILD/.lock"
+flock 9  # one run at a time per build folder: another waits here (the build and run/ are shared)
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   cmake -S fuzz -B "$BUILD" -DCMAKE_CXX_COMPILER="${CXX:-clang++}" -DCMAKE_BUILD_TYPE=None >/dev/null
 fi

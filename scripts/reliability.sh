@@ -11,7 +11,7 @@ trap 'rm -rf "$work"' EXIT
 
 fuzz_status=0
 REPORT="$work/fuzz.tsv" scripts/fuzz.sh "$seconds" || fuzz_status=$?
-ctest --test-dir build -R '^(Faults|HostileInputs|ServeQueue|ServeProgram|FuzzRegressions)\.' --no-tests=error \
+ctest --test-dir build -R '^(Faults|HostileInputs|ServeQueue|ServeProgram|FuzzRegressions)\.|^Safetensors\.Overflowing' --no-tests=error \
   --output-junit "$work/tests.xml" >/dev/null || true
 /usr/bin/python3 scripts/reliability_report.py "$work/fuzz.tsv" "$work/tests.xml" "$seconds" > docs/reliability.md.tmp
 mv docs/reliability.md.tmp docs/reliability.md

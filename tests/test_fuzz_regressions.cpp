@@ -13,6 +13,7 @@
 #include "../fuzz/fuzz_entries.h"
 #include "core/error.h"
 #include "core/files.h"
+#include "core/image.h"
 #include "core/safetensors.h"
 
 namespace luminars {
@@ -64,8 +65,29 @@ TEST(FuzzRegressions, SafetensorsEmptyTensorAtNextTensorsOffset) {
   EXPECT_EQ(reader.at("after").nbytes, 8u);
 }
 TEST(FuzzRegressions, Configs) { replay("configs", fuzz::configs_entry); }
+
+// "resolution": 9223372036854775807128 is a float; luminars.json's integers were converted from it
+// unchecked (undefined behaviour, seen only by UBSan). Now it is no integer: refused.
+TEST(FuzzRegressions, ModelFolderResolutionBeyondInt64IsRefused) {
+  const std::string bytes = read_file(std::string(LUMINARS_SOURCE_DIR) +
+                                      "/fuzz/regressions/configs/luminars_json_resolution_float_beyond_int64.json");
+  EXPECT_THROW(fuzz::configs_entry(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()), Error);
+}
 TEST(FuzzRegressions, Tokenizer) { replay("tokenizer", fuzz::tokenizer_entry); }
 TEST(FuzzRegressions, Image) { replay("image", fuzz::image_entry); }
+
+// A 1.2 kB PNG whose zlib stream is corrupt: Debian's stb inflated on past its end, doubling its
+// buffer to 2 GiB. Now zlib checks the stream first and the picture is refused before stb sees it.
+TEST(FuzzRegressions, PngWithACorruptZlibStreamIsRefusedBeforeStb) {
+  const std::string bytes = read_file(std::string(LUMINARS_SOURCE_DIR) +
+                                      "/fuzz/regressions/image/png_corrupt_zlib_stream_inflated_to_2gib_by_stb.png");
+  try {
+    decode_image(bytes, "upload.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt image data"), std::string::npos) << e.what();
+  }
+}
 #ifdef LUMINARS_HAVE_SERVE
 TEST(FuzzRegressions, Requests) { replay("requests", fuzz::requests_entry); }
 #endif
