@@ -9,18 +9,12 @@
 
 #include "core/base64.h"
 #include "core/error.h"
+#include "test_support.h"
 
 namespace luminars {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 const std::vector<std::pair<std::string, std::string>> kRfc4648 = {
     {"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};

@@ -76,6 +76,12 @@ TEST(FuzzRegressions, ModelFolderResolutionBeyondInt64IsRefused) {
 TEST(FuzzRegressions, Tokenizer) { replay("tokenizer", fuzz::tokenizer_entry); }
 TEST(FuzzRegressions, Image) { replay("image", fuzz::image_entry); }
 
+// A 16-bit PPM: stb 2.27 converted its channels as 8-bit ones and read twice the bytes it held.
+TEST(FuzzRegressions, SixteenBitPnmIsRefused) {
+  const std::string bytes = read_file(std::string(LUMINARS_SOURCE_DIR) + "/fuzz/regressions/image/ppm_16_bit_read_past_stb_buffer.ppm");
+  EXPECT_THROW(decode_image(bytes, "upload.ppm"), Error);
+}
+
 // A 1.2 kB PNG whose zlib stream is corrupt: Debian's stb inflated on past its end, doubling its
 // buffer to 2 GiB. Now zlib checks the stream first and the picture is refused before stb sees it.
 TEST(FuzzRegressions, PngWithACorruptZlibStreamIsRefusedBeforeStb) {

@@ -6,18 +6,12 @@
 
 #include "core/error.h"
 #include "pipeline/parameters.h"
+#include "test_support.h"
 
 namespace luminars {
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 GenerationParameters heart() {
   GenerationParameters p;

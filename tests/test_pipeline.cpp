@@ -20,21 +20,7 @@ namespace fs = std::filesystem;
 const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
 const std::string kHeart = (fs::path(LUMINARS_SOURCE_DIR) / "docs" / "emoji" / "reference-red-heart-noto-seed1.png").string();
 
-double mad(const Image& a, const Image& b, int x0 = 0, int x1 = -1) {
-  EXPECT_EQ(a.width, b.width);
-  EXPECT_EQ(a.height, b.height);
-  if (a.rgb.size() != b.rgb.size()) return 255.0;
-  if (x1 < 0) x1 = a.width;
-  double sum = 0;
-  std::size_t n = 0;
-  for (int y = 0; y < a.height; ++y)
-    for (int x = x0; x < x1; ++x)
-      for (int c = 0; c < 3; ++c, ++n) {
-        const std::size_t i = (static_cast<std::size_t>(y) * a.width + x) * 3 + c;
-        sum += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
-      }
-  return sum / static_cast<double>(n);
-}
+double mad(const Image& a, const Image& b, int x0 = 0, int x1 = -1) { return test::mean_abs_difference(a, b, x0, x1); }
 
 PipelineOptions options(bool keep_loaded) {
   PipelineOptions o;

@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "core/files.h"
 #include "core/image.h"
+#include "test_support.h"
 
 namespace luminars {
 namespace {
@@ -30,14 +31,7 @@ Image pattern(int w, int h) {
   return img;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 void put_be32(std::string& bytes, std::size_t pos, uint32_t v) {
   for (int k = 0; k < 4; ++k) bytes[pos + k] = static_cast<char>((v >> (24 - 8 * k)) & 0xff);

@@ -15,14 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-double mean_abs_difference(const Image& got, const Image& want) {
-  EXPECT_EQ(got.width, want.width);
-  EXPECT_EQ(got.height, want.height);
-  if (got.rgb.size() != want.rgb.size()) return 255.0;
-  double sum = 0;
-  for (std::size_t i = 0; i < got.rgb.size(); ++i) sum += std::abs(int(got.rgb[i]) - int(want.rgb[i]));
-  return sum / static_cast<double>(got.rgb.size());
-}
+using test::mean_abs_difference;
 
 GenerateOptions red_heart(const std::string& out, bool bf16) {
   GenerateOptions o;

@@ -21,6 +21,20 @@ std::string default_fixtures_path() {
   return (std::filesystem::path(LUMINARS_SOURCE_DIR) / ".." / "shared" / "fixtures").lexically_normal().string();
 }
 
+double mean_abs_difference(const Image& a, const Image& b, int x0, int x1) {
+  if (a.width != b.width || a.height != b.height || a.rgb.size() != b.rgb.size()) return 255.0;
+  if (x1 < 0) x1 = a.width;
+  double sum = 0;
+  std::size_t n = 0;
+  for (int y = 0; y < a.height; ++y)
+    for (int x = x0; x < x1; ++x)
+      for (int c = 0; c < 3; ++c, ++n) {
+        const std::size_t i = (static_cast<std::size_t>(y) * a.width + x) * 3 + c;
+        sum += std::abs(int(a.rgb[i]) - int(b.rgb[i]));
+      }
+  return n ? sum / static_cast<double>(n) : 0.0;
+}
+
 bool in_ci() {
   const char* ci = std::getenv("LUMINARS_CI");
   return ci && std::string(ci) == "1";

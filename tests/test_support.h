@@ -55,6 +55,10 @@ RunResult run_cli(const std::string& args);
 
 void write_text(const std::string& path, const std::string& text);
 
+// Mean absolute difference of two pictures' bytes over columns [x0, x1) (x1 −1: to the right
+// edge); 255 when their sizes differ.
+double mean_abs_difference(const Image& a, const Image& b, int x0 = 0, int x1 = -1);
+
 // A w×h picture with smooth colour gradients (red across, green down, a blue ripple).
 Image gradient_image(int w, int h);
 

@@ -165,6 +165,17 @@ Image mask_image(const std::string& key, const std::string& bytes, bool invert) 
   return out;
 }
 
+// The `mask` field: base64 (or a data URL) of a mask picture.
+Image mask_field(const std::string& b64, bool invert) {
+  std::string bytes;
+  try {
+    bytes = base64_decode(b64, "mask");
+  } catch (const Error& e) {
+    throw RequestError("mask", e.what());
+  }
+  return mask_image("mask", bytes, invert);
+}
+
 void check_mask(const GenerationRequest& r, const char* key) {
   if (r.mask && r.init_image && (r.mask->width != r.init_image->width || r.mask->height != r.init_image->height))
     throw RequestError(key, std::string(key) + " is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) +
@@ -231,13 +242,7 @@ ImageJob parse_jobs_request(const json& body, const ServeLimits& l) {
   }
   if (auto mask = string_field(body, "mask", std::numeric_limits<std::size_t>::max())) {
     if (!r.init_image) throw RequestError("mask", "a mask needs an init_image (inpainting)");
-    std::string bytes;
-    try {
-      bytes = base64_decode(*mask, "mask");
-    } catch (const Error& e) {
-      throw RequestError("mask", e.what());
-    }
-    r.mask = mask_image("mask", bytes, false);
+    r.mask = mask_field(*mask, false);
     check_mask(r, "mask");
   }
   r.mask_blur = int_field(body, "mask_blur", 0, 64).value_or(4);
@@ -329,14 +334,7 @@ ImageJob parse_a1111_request(const json& body, const ServeLimits& l, bool img2im
     r.init_image = image_field("init_images", (*init)[0].get<std::string>());
     r.strength = number_field(body, "denoising_strength", 0, 1, /*lo_open=*/true).value_or(l.default_strength);
     if (auto mask = string_field(body, "mask", std::numeric_limits<std::size_t>::max())) {
-      std::string bytes;
-      try {
-        bytes = base64_decode(*mask, "mask");
-      } catch (const Error& e) {
-        throw RequestError("mask", e.what());
-      }
-      const bool invert = int_field(body, "inpainting_mask_invert", 0, 1).value_or(0) == 1;
-      r.mask = mask_image("mask", bytes, invert);
+      r.mask = mask_field(*mask, int_field(body, "inpainting_mask_invert", 0, 1).value_or(0) == 1);
       check_mask(r, "mask");
     }
     r.mask_blur = int_field(body, "mask_blur", 0, 64).value_or(4);
