@@ -76,6 +76,17 @@ TEST(FuzzRegressions, ModelFolderResolutionBeyondInt64IsRefused) {
 TEST(FuzzRegressions, Tokenizer) { replay("tokenizer", fuzz::tokenizer_entry); }
 TEST(FuzzRegressions, Image) { replay("image", fuzz::image_entry); }
 
+// A 551-byte PNG whose IDAT chunk claims 1.9 GB: stb made room for the claim before reading it.
+TEST(FuzzRegressions, PngChunkLongerThanTheFileIsRefusedBeforeStb) {
+  const std::string bytes = read_file(std::string(LUMINARS_SOURCE_DIR) + "/fuzz/regressions/image/png_idat_claiming_1_9_gb.png");
+  try {
+    decode_image(bytes, "upload.png");
+    ADD_FAILURE() << "decoded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("claims 1937375278 bytes"), std::string::npos) << e.what();
+  }
+}
+
 // A 16-bit PPM: stb 2.27 converted its channels as 8-bit ones and read twice the bytes it held.
 TEST(FuzzRegressions, SixteenBitPnmIsRefused) {
   const std::string bytes = read_file(std::string(LUMINARS_SOURCE_DIR) + "/fuzz/regressions/image/ppm_16_bit_read_past_stb_buffer.ppm");

@@ -88,71 +88,6 @@ bool header_size(std::string_view bytes, uint64_t& width, uint64_t& height) {
   return true;
 }
 
-// Bytes a PNG's image data holds once inflated: every row of the picture (of each Adam7 pass when
-// interlaced) is a filter byte, then width × channels × bit depth bits. 0 for an IHDR stb refuses.
-uint64_t png_data_size(uint64_t width, uint64_t height, int bit_depth, int color_type, bool interlaced) {
-  const int channels = color_type == 0 || color_type == 3 ? 1 : color_type == 4 ? 2 : color_type == 2 ? 3 : color_type == 6 ? 4 : 0;
-  if (channels == 0 || bit_depth < 1 || bit_depth > 16) return 0;
-  auto rows = [&](uint64_t w, uint64_t h) { return w && h ? h * (1 + (w * channels * bit_depth + 7) / 8) : 0; };
-  if (!interlaced) return rows(width, height);
-  constexpr uint64_t kPasses[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
-                                      {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};  // x0, y0, dx, dy
-  uint64_t n = 0;
-  for (const auto& p : kPasses)
-    n += rows(width > p[0] ? (width - p[0] + p[2] - 1) / p[2] : 0, height > p[1] ? (height - p[1] + p[3] - 1) / p[3] : 0);
-  return n;
-}
-
-// Debian's stb (2.27) inflates a PNG's image data without bound when the zlib stream is corrupt or
-// runs on past the rows: it reads zero bits beyond the end and doubles its buffer up to gigabytes
-// (a 1 kB file asked for 2 GiB). So before stb sees a PNG, its IDAT stream must inflate (zlib,
-// through a small buffer) to its end within twice the bytes its rows hold (libpng tolerates a
-// little extra data; this bounds stb's work by the picture's size). Other damage is left to stb.
-void check_png_data(std::string_view png, const std::string& what) {
-  auto fail = [&](const std::string& why) { return Error("cannot decode image " + what + ": " + why); };
-  uint64_t expected = 0, inflated = 0;
-  std::size_t zlib_header = 2;  // skipped, so that zlib reads raw deflate as stb does (no Adler-32 check)
-  z_stream z{};
-  bool started = false, ended = false;
-  std::vector<unsigned char> out(1 << 16);
-  for (std::size_t pos = 8; pos + 12 <= png.size() && !ended;) {
-    const uint32_t length = read_be32(png, pos);
-    const std::string_view type = png.substr(pos + 4, 4);
-    if (length > png.size() - pos - 12 || type == "IEND") break;
-    const std::string_view data = png.substr(pos + 8, length);
-    if (type == "CgBI") {
-      zlib_header = 0;  // Apple's PNGs: deflate data without the zlib header
-    } else if (type == "IHDR" && length == 13) {
-      expected = png_data_size(read_be32(data, 0), read_be32(data, 4), static_cast<unsigned char>(data[8]),
-                               static_cast<unsigned char>(data[9]), data[12] != 0);
-    } else if (type == "IDAT") {
-      if (!started && inflateInit2(&z, -15) != Z_OK) throw fail("zlib could not start");
-      started = true;
-      const std::size_t skip = std::min<std::size_t>(zlib_header, data.size());
-      zlib_header -= skip;
-      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data() + skip));
-      z.avail_in = static_cast<uInt>(data.size() - skip);
-      do {
-        z.next_out = out.data();
-        z.avail_out = static_cast<uInt>(out.size());
-        const int r = inflate(&z, Z_NO_FLUSH);
-        inflated += out.size() - z.avail_out;
-        ended = r == Z_STREAM_END;
-        const bool bad = r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR;
-        if (bad || inflated > 2 * expected) {
-          const std::string why = bad ? std::string("corrupt image data (") + (z.msg ? z.msg : "zlib error") + ")"
-                                      : "its image data inflates past twice the " + std::to_string(expected) + " bytes of its rows";
-          inflateEnd(&z);
-          throw fail(why);
-        }
-      } while (!ended && (z.avail_in > 0 || z.avail_out == 0));
-    }
-    pos += 12 + static_cast<std::size_t>(length);
-  }
-  if (started) inflateEnd(&z);
-  if (started && !ended) throw fail("its image data ends before its zlib stream does");
-}
-
 std::string stb_reason() {
   const char* reason = stbi_failure_reason();
   return reason ? reason : "unknown error";
@@ -290,6 +225,82 @@ std::map<std::string, std::string> text_chunks(std::string_view png, const std::
     pos += 12 + static_cast<std::size_t>(length);
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// PNG image data, checked before stb decodes it
+// ---------------------------------------------------------------------------------------------
+
+// Bytes a PNG's image data holds once inflated: every row of the picture (of each Adam7 pass when
+// interlaced) is a filter byte, then width × channels × bit depth bits. 0 for an IHDR stb refuses.
+uint64_t png_data_size(uint64_t width, uint64_t height, int bit_depth, int color_type, bool interlaced) {
+  const int channels = color_type == 0 || color_type == 3 ? 1 : color_type == 4 ? 2 : color_type == 2 ? 3 : color_type == 6 ? 4 : 0;
+  if (channels == 0 || bit_depth < 1 || bit_depth > 16) return 0;
+  auto rows = [&](uint64_t w, uint64_t h) { return w && h ? h * (1 + (w * channels * bit_depth + 7) / 8) : 0; };
+  if (!interlaced) return rows(width, height);
+  constexpr uint64_t kPasses[7][4] = {{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4},
+                                      {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}};  // x0, y0, dx, dy
+  uint64_t n = 0;
+  for (const auto& p : kPasses)
+    n += rows(width > p[0] ? (width - p[0] + p[2] - 1) / p[2] : 0, height > p[1] ? (height - p[1] + p[3] - 1) / p[3] : 0);
+  return n;
+}
+
+// Debian's stb (2.27) inflates a PNG's image data without bound when the zlib stream is corrupt or
+// runs on past the rows: it reads zero bits beyond the end and doubles its buffer up to gigabytes
+// (a 1 kB file asked for 2 GiB), and it makes room for a chunk's claimed length before reading
+// it. So before stb sees a PNG, every chunk must fit in the file and the IDAT stream must inflate
+// (zlib, through a small buffer) to its end within twice the bytes its rows hold (libpng tolerates
+// a little extra data; this bounds stb's work by the picture's size). Other damage is left to stb.
+void check_png_data(std::string_view png, const std::string& what) {
+  auto fail = [&](const std::string& why) { return Error("cannot decode image " + what + ": " + why); };
+  uint64_t expected = 0, inflated = 0;
+  std::size_t zlib_header = 2;  // skipped, so that zlib reads raw deflate as stb does (no Adler-32 check)
+  struct Inflater {
+    z_stream z{};
+    bool started = false;
+    ~Inflater() {
+      if (started) inflateEnd(&z);
+    }
+  } inflater;
+  z_stream& z = inflater.z;
+  bool ended = false;
+  std::vector<unsigned char> out(1 << 16);
+  for (std::size_t pos = 8; pos + 12 <= png.size();) {
+    const uint32_t length = read_be32(png, pos);
+    const std::string_view type = png.substr(pos + 4, 4);
+    if (type == "IEND") break;
+    if (length > png.size() - pos - 12)  // stb would make room for it first (a 500-byte file claimed 1.9 GB)
+      throw fail("chunk " + printable(type) + " claims " + std::to_string(length) + " bytes, only " +
+                 std::to_string(png.size() - pos - 12) + " remain");
+    const std::string_view data = png.substr(pos + 8, length);
+    if (type == "CgBI") {
+      zlib_header = 0;  // Apple's PNGs: deflate data without the zlib header
+    } else if (type == "IHDR" && length == 13) {
+      expected = png_data_size(read_be32(data, 0), read_be32(data, 4), static_cast<unsigned char>(data[8]),
+                               static_cast<unsigned char>(data[9]), data[12] != 0);
+    } else if (type == "IDAT" && !ended) {  // (stb reads IDAT after the stream's end too: only its length matters)
+      if (!inflater.started && inflateInit2(&z, -15) != Z_OK) throw fail("zlib could not start");
+      inflater.started = true;
+      const std::size_t skip = std::min<std::size_t>(zlib_header, data.size());
+      zlib_header -= skip;
+      z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data() + skip));
+      z.avail_in = static_cast<uInt>(data.size() - skip);
+      do {
+        z.next_out = out.data();
+        z.avail_out = static_cast<uInt>(out.size());
+        const int r = inflate(&z, Z_NO_FLUSH);
+        inflated += out.size() - z.avail_out;
+        ended = r == Z_STREAM_END;
+        const bool bad = r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR;
+        if (bad) throw fail(std::string("corrupt image data (") + (z.msg ? z.msg : "zlib error") + ")");
+        if (inflated > 2 * expected)
+          throw fail("its image data inflates past twice the " + std::to_string(expected) + " bytes of its rows");
+      } while (!ended && (z.avail_in > 0 || z.avail_out == 0));
+    }
+    pos += 12 + static_cast<std::size_t>(length);
+  }
+  if (inflater.started && !ended) throw fail("its image data ends before its zlib stream does");
 }
 
 }  // namespace
