@@ -27,10 +27,6 @@ struct PromptEncoding {
   torch::Tensor ctx, pooled, null_ctx, null_pooled;  // [1,L,D], [1,D] each: prompt and negative prompt
 };
 
-struct Latents {
-  torch::Tensor x;  // [B,C,h,w] float32 in the denoiser's space
-};
-
 namespace {
 
 // Everything a request resolves to once the folder's defaults are applied and every field checked.
@@ -49,6 +45,11 @@ std::string str(double v) {
 }
 
 }  // namespace
+
+struct Latents {
+  torch::Tensor x;    // [B,C,h,w] float32 in the denoiser's space
+  Settings settings;  // what the request resolved to (init image and mask fitted), for decode()
+};
 
 // ---------------------------------------------------------------------------------------------
 // The parts, loaded at construction (keep_loaded) or when needed.
@@ -270,6 +271,7 @@ std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const Pro
   p.release(p.denoiser);
   auto result = std::make_shared<Latents>();
   result->x = out;
+  result->settings = s;
   return result;
 }
 
@@ -278,7 +280,7 @@ std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const Pro
 // ---------------------------------------------------------------------------------------------
 Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) {
   auto& p = *parts_;
-  const Settings s = p.resolve(r);
+  const Settings& s = latents.settings;
   torch::Tensor images;
   {
     torch::NoGradGuard no_grad;

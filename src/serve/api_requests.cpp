@@ -105,6 +105,14 @@ void read_prompts(const json& body, const char* prompt_key, const char* negative
   r.negative = string_field(body, negative_key, l.max_prompt_bytes).value_or("");
 }
 
+// The fields the jobs API and AUTOMATIC1111's share: prompt, negative_prompt, steps, cfg_scale, seed.
+void read_sampling(const json& body, const ServeLimits& l, GenerationRequest& r) {
+  read_prompts(body, "prompt", "negative_prompt", l, r, /*required=*/false);
+  r.steps = int_field(body, "steps", 1, l.max_steps);
+  r.cfg_scale = number_field(body, "cfg_scale", 0, 30);
+  read_seed(body, "seed", r);
+}
+
 void read_size(const json& body, GenerationRequest& r, const ServeLimits& l) {
   if (auto w = int_field(body, "width", 0, 1 << 20)) check_side("width", *w, l), r.width = *w;
   if (auto h = int_field(body, "height", 0, 1 << 20)) check_side("height", *h, l), r.height = *h;
@@ -227,10 +235,7 @@ json parse_json_body(const std::string& text) {
 ImageJob parse_jobs_request(const json& body, const ServeLimits& l) {
   ImageJob job;
   auto& r = job.request;
-  read_prompts(body, "prompt", "negative_prompt", l, r, /*required=*/false);
-  r.steps = int_field(body, "steps", 1, l.max_steps);
-  r.cfg_scale = number_field(body, "cfg_scale", 0, 30);
-  read_seed(body, "seed", r);
+  read_sampling(body, l, r);
   r.batch = int_field(body, "n", 1, l.max_count).value_or(1);
   read_size(body, r, l);
   if (auto s = string_field(body, "sampler", 64)) r.sampler = sampler_name("sampler", *s);
@@ -315,10 +320,7 @@ ImageJob parse_openai_edit(const std::map<std::string, std::string>& fields, con
 ImageJob parse_a1111_request(const json& body, const ServeLimits& l, bool img2img) {
   ImageJob job;
   auto& r = job.request;
-  read_prompts(body, "prompt", "negative_prompt", l, r, /*required=*/false);
-  r.steps = int_field(body, "steps", 1, l.max_steps);
-  r.cfg_scale = number_field(body, "cfg_scale", 0, 30);
-  read_seed(body, "seed", r);
+  read_sampling(body, l, r);
   const int64_t batch = int_field(body, "batch_size", 1, l.max_count).value_or(1);
   const int64_t iters = int_field(body, "n_iter", 1, l.max_count).value_or(1);
   if (batch * iters > l.max_count)
