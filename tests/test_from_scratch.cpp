@@ -14,6 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// ctest-labels: slow
 TEST(FromScratch, TokenizerVaeClipPrepareTrainGenerate) {
   test::TempDir dir;
   test::write_shapes_dataset(dir.file("data"), 24, 32);

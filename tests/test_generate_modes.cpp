@@ -16,6 +16,7 @@ const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").
 
 std::string generate(const std::string& args) { return "generate --model " + kModel + " --quiet --no-bf16 " + args; }
 
+// ctest-labels: slow
 TEST(GenerateModes, ParametersAreWrittenAndRepeatedFromThePng) {
   test::TempDir dir;
   auto r = test::run_cli(generate("--prompt 'a purple heart, noto style' --negative 'red' --steps 6 --cfg 5 --seed 3 --out " +
@@ -42,6 +43,7 @@ TEST(GenerateModes, ParametersAreWrittenAndRepeatedFromThePng) {
   EXPECT_EQ(parse_parameters(read_png_text(dir.file("c.png")).at("parameters")).seed, 4u);
 }
 
+// ctest-labels: slow
 TEST(GenerateModes, ImageToImageAndInpaintingFromTheCommandLine) {
   test::TempDir dir;
   const Image init = test::gradient_image(64, 64);

@@ -40,6 +40,7 @@ VaeTrainOptions small_vae(const test::TempDir& dir, const std::string& run, int6
   return o;
 }
 
+// ctest-labels: slow
 TEST(VaeTrainer, LearnsShapesAndWritesAScaledDiffusersFolder) {
   test::TempDir dir;
   test::write_shapes_dataset(dir.file("data"), 60, 32);

@@ -303,6 +303,44 @@ void check_png_data(std::string_view png, const std::string& what) {
   if (inflater.started && !ended) throw fail("its image data ends before its zlib stream does");
 }
 
+// Binary PNM ("P5" grey, "P6" RGB, 8-bit): the bytes after the header must hold every pixel, as
+// stb 2.27 ignores a short read and hands back uninitialised memory for the missing rows. The
+// header is read as stb reads it: whitespace and #-comments between the fields, one byte after
+// the maximum value.
+void check_pnm_data(std::string_view bytes, const std::string& what) {
+  std::size_t pos = 2;
+  auto skip = [&] {
+    while (pos < bytes.size()) {
+      const char c = bytes[pos];
+      if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f') {
+        ++pos;
+      } else if (c == '#') {
+        while (pos < bytes.size() && bytes[pos] != '\n' && bytes[pos] != '\r') ++pos;
+      } else {
+        break;
+      }
+    }
+  };
+  auto number = [&] {
+    uint64_t v = 0;
+    while (pos < bytes.size() && bytes[pos] >= '0' && bytes[pos] <= '9' && v < (uint64_t{1} << 40))
+      v = v * 10 + static_cast<uint64_t>(bytes[pos++] - '0');
+    return v;
+  };
+  skip();
+  const uint64_t width = number();
+  skip();
+  const uint64_t height = number();
+  skip();
+  number();  // maximum value (above 255 is refused before)
+  ++pos;     // the one whitespace byte that ends the header
+  const uint64_t need = width * height * (bytes[1] == '5' ? 1 : 3);
+  const uint64_t have = pos < bytes.size() ? bytes.size() - pos : 0;
+  if (have < need)
+    throw Error("cannot decode image " + what + ": its pixel data is truncated (" + std::to_string(have) + " of " +
+                std::to_string(need) + " bytes)");
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
@@ -328,6 +366,7 @@ Image decode_image(std::string_view bytes, const std::string& what) {
   if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6') &&
       stbi_is_16_bit_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size())))
     throw Error("cannot decode image " + what + ": 16-bit PNM (maxval above 255) is not supported");
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) check_pnm_data(bytes, what);
   int w = 0, h = 0, n = 0;
   StbPixels px(stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                                      &w, &h, &n, 4),

@@ -1,5 +1,6 @@
 #include "pipeline/model_folder.h"
 
+#include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -41,6 +42,15 @@ ModelFolder ModelFolder::load(const std::string& dir) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(file + ": " + e.what());
   }
+  auto out_of_range = [&](const char* field, const std::string& range) {
+    return Error(file + ": field '" + field + "' must be " + range);
+  };
+  if (m.resolution < 8 || m.resolution > 16384) throw out_of_range("resolution", "between 8 and 16384 pixels");
+  if (m.sampler.steps < 1 || m.sampler.steps > 1000) throw out_of_range("sampler.steps", "between 1 and 1000");
+  if (!std::isfinite(m.sampler.cfg_scale) || m.sampler.cfg_scale < 0 || m.sampler.cfg_scale > 100)
+    throw out_of_range("sampler.cfg_scale", "between 0 and 100");
+  if (!std::isfinite(m.sampler.shift) || m.sampler.shift <= 0 || m.sampler.shift > 100)
+    throw out_of_range("sampler.shift", "above 0 and at most 100");
   return m;
 }
 

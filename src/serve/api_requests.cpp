@@ -123,7 +123,7 @@ void read_size_string(const json& body, GenerationRequest& r, const ServeLimits&
   auto size = string_field(body, "size", 32);
   if (!size || *size == "auto") return;
   const auto x = size->find('x');
-  auto digits = [](const std::string& s) { return !s.empty() && s.size() <= 6 && std::all_of(s.begin(), s.end(), ::isdigit); };
+  auto digits = [](const std::string& s) { return !s.empty() && s.size() <= 6 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; }); };
   if (x == std::string::npos || !digits(size->substr(0, x)) || !digits(size->substr(x + 1)))
     throw RequestError("size", "size must be WIDTHxHEIGHT, e.g. \"64x64\", got \"" + *size + "\"");
   const int64_t w = std::stoll(size->substr(0, x)), h = std::stoll(size->substr(x + 1));

@@ -140,9 +140,13 @@ ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
   if (!fs::exists(vocab_path)) throw Error(vocab_path + ": file not found (CLIP tokenizer vocabulary)");
   json vocab = read_json(vocab_path);
   if (!vocab.is_object() || vocab.empty()) throw Error(vocab_path + ": expected a non-empty object of token -> id");
+  // Ids index a table of tokens: they stay below the number of entries plus 65,536 (CLIP's are
+  // dense), so a single huge id cannot make that table gigabytes long.
+  const int64_t id_limit = static_cast<int64_t>(vocab.size()) + 65536;
   for (auto& [token, id] : vocab.items()) {
-    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= (int64_t{1} << 24))
-      throw Error(vocab_path + ": id of token '" + token + "' is not an integer in [0, 2^24)");
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() >= id_limit)
+      throw Error(vocab_path + ": id of token '" + token.substr(0, 60) + "' is not an integer in [0, " +
+                  std::to_string(id_limit) + ") (the number of entries plus 65536)");
     const int64_t i = id.get<int64_t>();
     tok.vocab_[token] = i;
     if (i >= static_cast<int64_t>(tok.id_to_token_.size())) tok.id_to_token_.resize(i + 1);

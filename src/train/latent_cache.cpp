@@ -1,11 +1,13 @@
 #include "train/latent_cache.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -41,7 +43,7 @@ std::string CacheInfo::to_json() const {
 CacheInfo CacheInfo::from_json(const std::string& text, const std::string& source) {
   CacheInfo c;
   try {
-    auto j = nlohmann::json::parse(text);
+    auto j = json_fields::parse(text, source);
     c.resolution = j.at("resolution");
     c.latent_channels = j.at("latent_channels");
     c.latent_size = j.at("latent_size");
@@ -81,6 +83,14 @@ torch::Tensor need(const std::map<std::string, torch::Tensor>& t, const std::str
   auto it = t.find(name);
   if (it == t.end()) throw Error(file + ": missing tensor '" + name + "'");
   return it->second;
+}
+
+// A shard's JSON metadata that must be a list of strings; anything else is an error naming it.
+std::vector<std::string> string_list(const std::string& text, const std::string& what) {
+  auto j = json_fields::parse(text, what);
+  if (!j.is_array() || !std::all_of(j.begin(), j.end(), [](const nlohmann::json& v) { return v.is_string(); }))
+    throw Error(what + " must be a list of strings");
+  return j.get<std::vector<std::string>>();
 }
 
 }  // namespace
@@ -138,7 +148,7 @@ LatentCache LatentCache::load(const std::string& dir) {
       throw Error(file + ": ctx/pooled/caption_item shapes disagree with cache.json");
     std::vector<std::string> paths;
     if (auto p = reader.metadata().find("paths"); p != reader.metadata().end())
-      paths = nlohmann::json::parse(p->second).get<std::vector<std::string>>();
+      paths = string_list(p->second, file + ": metadata 'paths'");
     paths.resize(static_cast<std::size_t>(mean.size(0)));
     c.paths.insert(c.paths.end(), paths.begin(), paths.end());
     c.captions_of.resize(static_cast<std::size_t>(base + mean.size(0)));
@@ -173,7 +183,7 @@ LatentCache LatentCache::load(const std::string& dir) {
     c.sample_ctx = need(s, "ctx", samples_file);
     c.sample_pooled = need(s, "pooled", samples_file);
     if (auto p = reader.metadata().find("prompts"); p != reader.metadata().end())
-      c.sample_prompts = nlohmann::json::parse(p->second).get<std::vector<std::string>>();
+      c.sample_prompts = string_list(p->second, samples_file + ": metadata 'prompts'");
   }
   return c;
 }

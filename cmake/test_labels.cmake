@@ -1,0 +1,85 @@
+# Labels the tests of luminars_tests for `ctest -L LABEL` and `ctest -LE LABEL`. Run by ctest after
+# the discovered tests are added (a TEST_INCLUDE_FILES script), reading tests/*.cpp each time, so
+# the labels follow the sources without a reconfigure:
+#   fixtures  reads ../shared/fixtures: LUMINARS_REQUIRE_FIXTURES() in the test, or in the SetUp of
+#             its fixture class (then every TEST_F/TEST_P of that class)
+#   cuda      runs on a CUDA device where one is present: "cuda" in its name, or
+#             LUMINARS_REQUIRE_CUDA() / torch::cuda::is_available() in a TEST or TEST_F body
+#   slow      marked by a `// ctest-labels: slow` line just above its TEST
+# Needs LUMINARS_TEST_SOURCE_DIR (the tests/ folder) and the list ${luminars_tests_TESTS} that
+# gtest_discover_tests() leaves behind.
+cmake_policy(PUSH)
+cmake_policy(VERSION 3.18)  # IN_LIST and quoted arguments in this ctest script
+
+set(_fixture_tests "")
+set(_cuda_tests "")
+set(_fixture_classes "")
+set(_extra_labels "")  # entries "Suite.Name=label,label"
+file(GLOB _sources "${LUMINARS_TEST_SOURCE_DIR}/*.cpp")
+foreach(_src IN LISTS _sources)
+  file(STRINGS "${_src}" _lines REGEX
+       "^(TEST|TEST_F|TEST_P)\\(|^(struct|class) [A-Za-z0-9_]+|LUMINARS_REQUIRE_FIXTURES|LUMINARS_REQUIRE_CUDA|cuda::is_available|// ctest-labels:")
+  set(_owner "")
+  set(_owner_kind "")
+  set(_pending "")
+  foreach(_line IN LISTS _lines)
+    if(_line MATCHES "^TEST(_F|_P)?\\(([A-Za-z0-9_]+), *([A-Za-z0-9_]+)\\)")
+      set(_owner_kind "TEST${CMAKE_MATCH_1}")
+      set(_suite "${CMAKE_MATCH_2}")
+      set(_owner "${CMAKE_MATCH_2}.${CMAKE_MATCH_3}")
+      if(_suite IN_LIST _fixture_classes)
+        list(APPEND _fixture_tests "${_owner}")
+      endif()
+      if(_pending)
+        list(APPEND _extra_labels "${_owner}=${_pending}")
+        set(_pending "")
+      endif()
+    elseif(_line MATCHES "^(struct|class) ([A-Za-z0-9_]+)")
+      set(_owner_kind "class")
+      set(_owner "${CMAKE_MATCH_2}")
+    elseif(_line MATCHES "// ctest-labels: *([a-z, ]+)")
+      string(REPLACE " " "" _pending "${CMAKE_MATCH_1}")
+    elseif(_line MATCHES "LUMINARS_REQUIRE_FIXTURES\\(\\)" AND NOT _line MATCHES "define")
+      if(_owner_kind STREQUAL "class")
+        list(APPEND _fixture_classes "${_owner}")
+      elseif(_owner)
+        list(APPEND _fixture_tests "${_owner}")
+      endif()
+    elseif(_line MATCHES "LUMINARS_REQUIRE_CUDA\\(\\)|cuda::is_available" AND NOT _line MATCHES "define")
+      if(_owner_kind STREQUAL "TEST" OR _owner_kind STREQUAL "TEST_F")
+        list(APPEND _cuda_tests "${_owner}")
+      endif()
+    endif()
+  endforeach()
+endforeach()
+
+# A discovered name is "[Prefix/]Suite.Name[/Param][  # GetParam() = ...]".
+function(_luminars_base_name full out)
+  string(REGEX REPLACE " .*" "" _name "${full}")
+  string(REGEX REPLACE "^[A-Za-z0-9_]+/([A-Za-z0-9_]+\\.)" "\\1" _name "${_name}")
+  string(REGEX REPLACE "/[^/]*$" "" _name "${_name}")
+  set(${out} "${_name}" PARENT_SCOPE)
+endfunction()
+
+foreach(_test IN LISTS luminars_tests_TESTS)
+  _luminars_base_name("${_test}" _base)
+  set(_labels "")
+  if(_base IN_LIST _fixture_tests)
+    list(APPEND _labels fixtures)
+  endif()
+  string(TOLOWER "${_test}" _lower)
+  if(_base IN_LIST _cuda_tests OR _lower MATCHES "cuda")
+    list(APPEND _labels cuda)
+  endif()
+  foreach(_entry IN LISTS _extra_labels)
+    if(_entry MATCHES "^([^=]+)=(.*)$" AND CMAKE_MATCH_1 STREQUAL _base)
+      string(REPLACE "," ";" _more "${CMAKE_MATCH_2}")
+      list(APPEND _labels ${_more})
+    endif()
+  endforeach()
+  if(_labels)
+    list(REMOVE_DUPLICATES _labels)
+    set_tests_properties("${_test}" PROPERTIES LABELS "${_labels}")
+  endif()
+endforeach()
+cmake_policy(POP)
