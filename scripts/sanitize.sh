@@ -17,4 +17,4 @@ supp=$PWD/scripts/sanitizers
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0:check_initialization_order=1"
 export LSAN_OPTIONS="suppressions=$supp/lsan.supp:print_suppressions=0"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
-ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 "$@"
+ctest --test-dir build-asan --output-on-failure --no-tests=error -j2 --output-junit "$PWD/build-asan/sanitize.xml" "$@"

@@ -228,19 +228,20 @@ TEST(HostileInputs, CacheIndexAndShardMetadataErrorsNameTheFile) {
   const std::string cache = dir.file("cache");
   fs::create_directories(cache);
   const std::string shard = (fs::path(cache) / shard_name(0)).string();
-  save_tensors(shard,
-               {{"mean", torch::zeros({1, 4, 2, 2})}, {"std", torch::ones({1, 4, 2, 2})},
-                {"ctx", torch::zeros({1, 3, 8}, torch::kFloat16)}, {"pooled", torch::zeros({1, 8}, torch::kFloat16)},
-                {"caption_item", torch::zeros({1}, torch::kInt64)}},
-               {{"paths", "[1, 2]"}});
+  auto write_shard = [&](const std::string& paths) {
+    save_tensors(shard,
+                 {{"mean", torch::zeros({1, 4, 2, 2})}, {"std", torch::ones({1, 4, 2, 2})},
+                  {"ctx", torch::zeros({1, 3, 8}, torch::kFloat16)}, {"pooled", torch::zeros({1, 8}, torch::kFloat16)},
+                  {"caption_item", torch::zeros({1}, torch::kInt64)}},
+                 {{"paths", paths}});
+  };
+  write_shard("[1, 2]");
   write_cache_prompts(dir.file("cache/empty.safetensors"), torch::zeros({1, 3, 8}), torch::zeros({1, 8}), {""});
   write_cache_index(cache, info);
   EXPECT_EQ(test::error_of([&] { LatentCache::load(cache); }), shard + ": metadata 'paths' must be a list of strings");
-  save_tensors(shard,
-               {{"mean", torch::zeros({1, 4, 2, 2})}, {"std", torch::ones({1, 4, 2, 2})},
-                {"ctx", torch::zeros({1, 3, 8}, torch::kFloat16)}, {"pooled", torch::zeros({1, 8}, torch::kFloat16)},
-                {"caption_item", torch::zeros({1}, torch::kInt64)}},
-               {{"paths", "[\"a.png\"]"}});
+  write_shard(nested_array(100));
+  EXPECT_EQ(test::error_of([&] { LatentCache::load(cache); }), shard + ": metadata 'paths': JSON nested deeper than 64 levels");
+  write_shard("[\"a.png\"]");
   const LatentCache loaded = LatentCache::load(cache);
   ASSERT_EQ(loaded.paths.size(), 1u);
   EXPECT_EQ(loaded.paths[0], "a.png");
