@@ -252,7 +252,9 @@ TEST_F(ServeWithModel, BoundedLoadTest) {
   EXPECT_EQ(other, 0);
   EXPECT_GE(ok, 5);
   EXPECT_EQ(json::parse(server_->client().Get("/health")->body)["status"], "ok");
-  if (!test::kAddressSanitizer) EXPECT_LT(after - before, 48 * 1024) << "resident memory grew from " << before << " kB to " << after << " kB";
+  if (!test::kAddressSanitizer) {
+    EXPECT_LT(after - before, 48 * 1024) << "resident memory grew from " << before << " kB to " << after << " kB";
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
