@@ -115,7 +115,7 @@ def main():
         counts = {o: sum(1 for _, outcome, _ in runs if outcome == o) for o in ("held", "skipped", "**failed**")}
         out.append(f"`scripts/sanitize.sh` (run {when}): {len(runs)} tests, {counts['held']} passed, "
                    f"{counts['skipped']} skipped, {counts['**failed**']} failed, "
-                   f"{sum(t for _, _, t in runs) / 60:.1f} min of test time.")
+                   f"{sum(t for _, _, t in runs) / 60:.1f} min of test time summed over the tests (ctest -j2).")
         failed = [name for name, outcome, _ in runs if outcome == "**failed**"]
         if failed:
             out.append("\nFailed: " + ", ".join(f"`{n}`" for n in failed))
