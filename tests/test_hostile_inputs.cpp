@@ -209,6 +209,9 @@ TEST(HostileInputs, AHugeVocabularyIdIsRefusedBeforeItsTableIsMade) {
   test::write_text(dir.file("tok/vocab.json"), R"({"a</w>": 0, "b</w>": 16000000})");
   EXPECT_EQ(test::error_of([&] { ClipTokenizer::from_dir(dir.file("tok")); }),
             dir.file("tok/vocab.json") + ": id of token 'b</w>' is not an integer in [0, 65538) (the number of entries plus 65536)");
+  test::write_text(dir.file("tok/vocab.json"), "{\"a</w>\": " + nested_array(100000) + "}");
+  EXPECT_EQ(test::error_of([&] { ClipTokenizer::from_dir(dir.file("tok")); }),
+            dir.file("tok/vocab.json") + ": JSON nested deeper than 64 levels");
 }
 
 TEST(HostileInputs, CacheIndexAndShardMetadataErrorsNameTheFile) {

@@ -7,6 +7,7 @@
 #include "core/base64.h"
 #include "core/image.h"
 #include "serve/api_requests.h"
+#include "test_support.h"
 
 namespace luminars::serve {
 namespace {
@@ -105,6 +106,10 @@ TEST(ServeRequests, EveryBadFieldIsNamed) {
   EXPECT_EQ(jobs({{"init_image", png64(picture(1024, 64))}}), "init_image");  // larger than max_size
   EXPECT_EQ(bad_field([&] { parse_json_body("{\"prompt\": "); }), "body");
   EXPECT_EQ(bad_field([&] { parse_json_body("[1, 2]"); }), "body");
+  // Nested deeper than 64 levels: refused while parsing, as in every file the project reads.
+  const std::string deep = "{\"prompt\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  EXPECT_EQ(bad_field([&] { parse_json_body(deep); }), "body");
+  EXPECT_NE(test::error_of([&] { parse_json_body(deep); }).find("nested deeper than 64 levels"), std::string::npos);
   EXPECT_EQ(jobs({{"prompt", "fine"}, {"steps", 20.0}}), "");  // 20.0 is an integer
 }
 

@@ -362,11 +362,12 @@ Image decode_image(std::string_view bytes, const std::string& what) {
     throw Error("image " + what + " is too large: " + std::to_string(width) + "x" + std::to_string(height) +
                 " (the limit is 16384 px a side and 64 Mpx in all)");
   if (bytes.substr(0, 8) == kPngSignature) check_png_data(bytes, what);
-  // stb 2.27 converts a 16-bit PNM's channels as 8-bit ones, then reads twice the bytes it holds.
-  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6') &&
-      stbi_is_16_bit_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size())))
-    throw Error("cannot decode image " + what + ": 16-bit PNM (maxval above 255) is not supported");
-  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) check_pnm_data(bytes, what);
+  if (bytes.size() >= 2 && bytes[0] == 'P' && (bytes[1] == '5' || bytes[1] == '6')) {  // binary PGM/PPM
+    // stb 2.27 converts a 16-bit PNM's channels as 8-bit ones, then reads twice the bytes it holds.
+    if (stbi_is_16_bit_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size())))
+      throw Error("cannot decode image " + what + ": 16-bit PNM (maxval above 255) is not supported");
+    check_pnm_data(bytes, what);
+  }
   int w = 0, h = 0, n = 0;
   StbPixels px(stbi_load_from_memory(reinterpret_cast<const stbi_uc*>(bytes.data()), static_cast<int>(bytes.size()),
                                      &w, &h, &n, 4),

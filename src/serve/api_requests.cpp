@@ -3,13 +3,13 @@
 #include <stb_image.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cmath>
 #include <limits>
 #include <mutex>
 #include <random>
 
 #include "core/base64.h"
+#include "core/json_fields.h"
 
 namespace luminars::serve {
 
@@ -226,8 +226,12 @@ uint64_t random_seed() {
 }
 
 json parse_json_body(const std::string& text) {
-  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded()) throw RequestError("body", "the body is not valid JSON");
+  json j;
+  try {
+    j = json_fields::parse(text, "the body");  // nested at most 64 levels, like every file read
+  } catch (const Error& e) {
+    throw RequestError("body", std::string("the body is not valid JSON: ") + e.what());
+  }
   if (!j.is_object()) throw RequestError("body", "the body must be a JSON object");
   return j;
 }

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "text/unicode.h"
 
 namespace luminars {
@@ -20,14 +21,7 @@ using json = nlohmann::json;
 
 namespace {
 
-json read_json(const std::string& path) {
-  std::string text = read_file(path);
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
-    throw Error(path + ": invalid JSON (" + e.what() + ")");
-  }
-}
+json read_json(const std::string& path) { return json_fields::parse(read_file(path), path); }
 
 // A special-token entry of tokenizer_config.json / special_tokens_map.json: "text" or {"content": "text"}.
 std::optional<std::string> token_text(const json& config, const char* key, const std::string& source) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/json_fields.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
@@ -29,7 +30,7 @@ std::string RunState::to_json() const {
 RunState RunState::from_json(const std::string& text, const std::string& source) {
   RunState s;
   try {
-    auto j = nlohmann::json::parse(text);
+    auto j = json_fields::parse(text, source);
     s.global_step = j.at("global_step");
     s.stage_index = j.at("stage_index");
     s.stage_step = j.at("stage_step");
