@@ -194,6 +194,12 @@ struct ProcessGroup::Impl {
                 std::to_string(timeout.count() / 1000) + " s, --dist-timeout)");
   }
 
+  // NCCL reduces GPU tensors only: CPU ones (a loss, a step count) go to this rank's GPU first.
+  at::Tensor on_backend_device(const at::Tensor& t) const {
+    if (backend == "nccl" && !t.is_cuda()) return t.to(torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(env.local_rank)));
+    return t;
+  }
+
   template <class Work>
   void wait(Work& work, const std::string& what) {
     try {
@@ -302,7 +308,7 @@ void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, const std::s
   for (const auto& [key, members] : groups) {
     std::vector<at::Tensor> flat_parts;
     for (auto i : members) flat_parts.push_back(tensors[i].detach().reshape({-1}));
-    std::vector<at::Tensor> flat{torch::cat(flat_parts)};
+    std::vector<at::Tensor> flat{impl_->on_backend_device(torch::cat(flat_parts))};
     auto work = impl_->group->allreduce(flat);
     impl_->wait(work, what);
     int64_t offset = 0;
@@ -322,7 +328,7 @@ void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, const std::
   for (const auto& [key, members] : groups) {
     std::vector<at::Tensor> flat_parts;
     for (auto i : members) flat_parts.push_back(tensors[i].detach().reshape({-1}));
-    std::vector<at::Tensor> flat{torch::cat(flat_parts)};
+    std::vector<at::Tensor> flat{impl_->on_backend_device(torch::cat(flat_parts))};
     auto work = impl_->group->broadcast(flat);
     impl_->wait(work, what);
     if (rank() == 0) continue;

@@ -26,7 +26,7 @@ struct StagePlan {
 
 struct LoopOptions {
   std::string out_dir;
-  std::vector<StagePlan> stages{StagePlan{}};
+  std::vector<StagePlan> stages = std::vector<StagePlan>(1);  // one stage of StagePlan defaults
   int64_t grad_accum = 1;
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.01;
   int64_t warmup = 100;                // linear warm-up steps at the start of every stage

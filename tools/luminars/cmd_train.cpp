@@ -92,7 +92,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
                   "steps in a row with a NaN or infinite loss to skip (no update) before stopping; 0: stop at the first")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
-  add_distributed_flags(cmd, dist);
+  add_distributed_flags(cmd, *dist);
   cmd->callback([o, x, dist, &g] {
     apply_global(g);
     if (launch_local_ranks(*dist, g)) return;

@@ -36,9 +36,9 @@ void register_train_clip(CLI::App& app, GlobalOptions& g) {
     apply_global(g);
     o->batch_size = f->batch;
     o->val_fraction = f->val_fraction;
-    if (launch_local_ranks(*f->dist, g)) return;
+    if (launch_local_ranks(f->dist, g)) return;
     o->loop = loop_options_of(*f);
-    o->loop.group = join_run(*f->dist, g, o->loop.device);
+    o->loop.group = join_run(f->dist, g, o->loop.device);
     auto r = train_clip(*o);
     if (!r.run.finished || !writes_files(o->loop.group.get())) return;
     const auto& m = r.heldout;

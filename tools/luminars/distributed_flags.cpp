@@ -23,20 +23,20 @@ extern char** environ;
 
 namespace luminars::cli {
 
-void add_distributed_flags(CLI::App* cmd, const std::shared_ptr<DistFlags>& f) {
+void add_distributed_flags(CLI::App* cmd, DistFlags& f) {
   const char* group = "Data-parallel training (README: Training on several GPUs or machines)";
-  cmd->add_option("--nproc-per-node", f->nproc_per_node,
+  cmd->add_option("--nproc-per-node", f.nproc_per_node,
                   "ranks to start on this machine (one per GPU; on the CPU each gets its share of the cores)")
       ->check(CLI::Range(1, 1024))
       ->group(group);
-  cmd->add_option("--nnodes", f->nnodes, "machines in the run, each started with the same command and its --node-rank")
+  cmd->add_option("--nnodes", f.nnodes, "machines in the run, each started with the same command and its --node-rank")
       ->check(CLI::Range(1, 65536))
       ->group(group);
-  cmd->add_option("--node-rank", f->node_rank, "this machine's number, 0 to nnodes-1 (rank 0 runs on node 0, at MASTER_ADDR)")
+  cmd->add_option("--node-rank", f.node_rank, "this machine's number, 0 to nnodes-1 (rank 0 runs on node 0, at MASTER_ADDR)")
       ->check(CLI::Range(0, 65535))
       ->group(group);
-  cmd->add_option("--dist-backend", f->backend, "auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl")->capture_default_str()->group(group);
-  cmd->add_option("--dist-timeout", f->timeout_s, "seconds a rank waits for the others (rendezvous, each collective) before failing")
+  cmd->add_option("--dist-backend", f.backend, "auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl")->capture_default_str()->group(group);
+  cmd->add_option("--dist-timeout", f.timeout_s, "seconds a rank waits for the others (rendezvous, each collective) before failing")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0))
       ->group(group);

@@ -19,7 +19,8 @@ struct DistFlags {
   double timeout_s = 300;    // a rank waiting longer than this for the others fails
 };
 
-void add_distributed_flags(CLI::App* cmd, const std::shared_ptr<DistFlags>& f);
+// Adds the flags to `cmd`, bound to `f` (which must outlive the command).
+void add_distributed_flags(CLI::App* cmd, DistFlags& f);
 
 // With --nproc-per-node N (or --nnodes M): runs this same command line as N ranks of the run
 // (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR, MASTER_PORT in their environment),

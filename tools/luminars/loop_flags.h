@@ -19,7 +19,7 @@ struct LoopFlags {
   double val_fraction = 0.05;
   std::string device = "auto", decay = "cosine";
   bool no_bf16 = false;
-  std::shared_ptr<DistFlags> dist = std::make_shared<DistFlags>();
+  DistFlags dist;
 };
 
 // Adds the shared flags to `cmd`, with these defaults (the data-parallel ones included).
