@@ -11,6 +11,7 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <tuple>
 
 #include "core/error.h"
 #include "core/tensor_io.h"
@@ -204,20 +205,24 @@ TEST(Distributed, TwoRanksTrainWhatOneProcessTrainsAtTheDoubledBatch) {
   EXPECT_NE(r.output.find("give --batch a multiple of 2"), std::string::npos) << r.output;
 }
 
-// Stopped after 2 of 4 steps on 2 ranks, finished by 1 process: the run of 1 process throughout.
+// Stopped after 2 of 4 steps on 2 ranks and finished by 1 process, or the other way round (rank 0
+// hands the checkpoint's weights, EMA and optimizer state to rank 1): the run of 1 process throughout.
 TEST(Distributed, ResumesAtAnotherWorldSize) {
   REQUIRE_GLOO();
   test::TempDir dir;
   test::write_latent_cache(dir.file("cache"));
   auto r = cli(train_args(dir.file("cache"), dir.file("one"), 4, "--batch 4"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = cli(train_args(dir.file("cache"), dir.file("mixed"), 4, "--batch 4 --stop-after 2 --nproc-per-node 2 --dist-timeout 60"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  ASSERT_TRUE(fs::exists(step_dir(dir.file("mixed"), 2)));
-  r = cli(train_args(dir.file("cache"), dir.file("mixed"), 4, "--batch 4 --resume"));
-  ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"})
-    EXPECT_LE(max_abs_difference(step_dir(dir.file("one"), 4) + "/" + f, step_dir(dir.file("mixed"), 4) + "/" + f), 1e-6) << f;
+  const std::string two_ranks = " --nproc-per-node 2 --dist-timeout 60";
+  for (const auto& [run, first, then] : {std::tuple{"two-then-one", two_ranks, std::string()}, std::tuple{"one-then-two", std::string(), two_ranks}}) {
+    r = cli(train_args(dir.file("cache"), dir.file(run), 4, "--batch 4 --stop-after 2" + first));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    ASSERT_TRUE(fs::exists(step_dir(dir.file(run), 2))) << run;
+    r = cli(train_args(dir.file("cache"), dir.file(run), 4, "--batch 4 --resume" + then));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"})
+      EXPECT_LE(max_abs_difference(step_dir(dir.file("one"), 4) + "/" + f, step_dir(dir.file(run), 4) + "/" + f), 1e-6) << run << ": " << f;
+  }
 }
 
 // The VAE (per-element losses) and CLIP (a loss over the whole batch's pairs: embeddings gathered

@@ -257,7 +257,8 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistributedOptions& optio
   } catch (const std::exception& e) {
     throw Error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": rendezvous at " + where +
                 " (MASTER_ADDR:MASTER_PORT) failed: " + message_of(e) +
-                (env.rank == 0 ? std::string(" (is the port free?)") : std::string(" (did rank 0 start, and is the address reachable?)")));
+                (env.rank == 0 ? std::string(" (is the port free, and did every rank start") : std::string(" (did rank 0 start, is the address reachable")) +
+                " within the timeout of " + std::to_string(options.timeout.count() / 1000) + " s, --dist-timeout?)");
   }
   try {
 #ifdef LUMINARS_HAVE_NCCL
@@ -285,7 +286,8 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistributedOptions& optio
 #endif
   } catch (const std::exception& e) {
     throw Error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": forming the " + s.backend +
-                " process group through " + where + " failed: " + message_of(e));
+                " process group through " + where + " failed: " + message_of(e) + " (did every rank join within the timeout of " +
+                std::to_string(options.timeout.count() / 1000) + " s, --dist-timeout?)");
   }
   if (!s.group) throw Error("no " + s.backend + " process group in this build");
 }
