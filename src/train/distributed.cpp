@@ -161,6 +161,8 @@ bool nccl_available() {
 #endif
 }
 
+#ifdef LUMINARS_HAVE_C10D
+
 namespace {
 
 std::string message_of(const std::exception& e) {
@@ -169,8 +171,6 @@ std::string message_of(const std::exception& e) {
 }
 
 }  // namespace
-
-#ifdef LUMINARS_HAVE_C10D
 
 // c10d's process groups derive from c10d::Backend since LibTorch 2.0, from c10d::ProcessGroup before.
 #if TORCH_VERSION_MAJOR >= 2
