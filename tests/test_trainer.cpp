@@ -28,37 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 
 // A cache of `n` random 4×8×8 latents with 7-token, 40-wide text (the tiny preset's sizes).
-void make_cache(const std::string& dir, int64_t n = 12) {
-  fs::create_directories(dir);
-  auto gen = make_generator(99);
-  CacheInfo info;
-  info.resolution = 16;
-  info.latent_channels = 4;
-  info.latent_size = 8;
-  info.text_dim = 40;
-  info.context_length = 7;
-  const int64_t per_shard = 5;
-  for (int64_t s = 0, start = 0; start < n; ++s, start += per_shard) {
-    const int64_t k = std::min(per_shard, n - start);
-    CacheShard sh;
-    sh.mean = torch::randn({k, 4, 8, 8}, gen);
-    sh.std = torch::rand({k, 4, 8, 8}, gen) * 0.1;
-    std::vector<int64_t> item;
-    for (int64_t i = 0; i < k; ++i)
-      for (int64_t c = 0; c < 1 + (start + i) % 2; ++c) item.push_back(i);  // 1 or 2 captions
-    sh.caption_item = torch::tensor(item, torch::kInt64);
-    sh.ctx = torch::randn({sh.caption_item.size(0), 7, 40}, gen);
-    sh.pooled = torch::randn({sh.caption_item.size(0), 40}, gen);
-    for (int64_t i = 0; i < k; ++i) sh.paths.push_back("img" + std::to_string(start + i) + ".png");
-    write_cache_shard(dir, s, sh);
-    info.shards.push_back(shard_name(s));
-    info.items += k;
-    info.captions += sh.caption_item.size(0);
-  }
-  write_cache_prompts(dir + "/empty.safetensors", torch::randn({1, 7, 40}, gen), torch::randn({1, 40}, gen), {""});
-  write_cache_prompts(dir + "/samples.safetensors", torch::randn({2, 7, 40}, gen), torch::randn({2, 40}, gen), {"a", "b"});
-  write_cache_index(dir, info);
-}
+void make_cache(const std::string& dir, int64_t n = 12) { test::write_latent_cache(dir, n); }
 
 TrainOptions small_options(const std::string& cache, const std::string& out) {
   TrainOptions o;

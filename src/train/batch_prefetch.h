@@ -9,8 +9,9 @@ namespace luminars {
 
 class BatchPrefetch : public Prefetch<Batch> {
  public:
-  BatchPrefetch(BatchSampler& sampler, int64_t batch_size)
-      : Prefetch<Batch>([&sampler, batch_size](int64_t i) { return sampler.sample(i, batch_size); }) {}
+  // `part`: this rank's share of every batch in data-parallel training (default: all of it).
+  BatchPrefetch(BatchSampler& sampler, int64_t batch_size, BatchPart part = {})
+      : Prefetch<Batch>([&sampler, batch_size, part](int64_t i) { return sampler.sample(i, batch_size, part); }) {}
 };
 
 }  // namespace luminars

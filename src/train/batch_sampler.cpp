@@ -42,35 +42,40 @@ const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch) {
   return order_;
 }
 
-Batch BatchSampler::sample(int64_t index, int64_t batch_size) {
+Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
+  if (part.whole()) part = {0, batch_size};
   const auto n = static_cast<int64_t>(items_.size());
   auto gen = seeded_generator({seed_, 0xBA7Cull, static_cast<uint64_t>(index)});
-  std::vector<int64_t> images(static_cast<std::size_t>(batch_size)), rows(static_cast<std::size_t>(batch_size));
+  const auto k = static_cast<std::size_t>(part.size);
+  std::vector<int64_t> images(k), rows(k);
   auto u = torch::rand({batch_size, 2}, gen, torch::kFloat64);  // caption choice, dropout
   auto ua = u.accessor<double, 2>();
-  std::vector<bool> dropped(static_cast<std::size_t>(batch_size));
-  for (int64_t j = 0; j < batch_size; ++j) {
+  std::vector<bool> dropped(k);
+  for (std::size_t i = 0; i < k; ++i) {
+    const int64_t j = part.begin + static_cast<int64_t>(i);  // in the whole batch
     const int64_t s = index * batch_size + j;  // position in the endless epoch stream
     const int64_t img = epoch_order(s / n)[static_cast<std::size_t>(s % n)];
-    images[static_cast<std::size_t>(j)] = img;
+    images[i] = img;
     const auto& caps = cache_.captions_of[static_cast<std::size_t>(img)];
-    dropped[static_cast<std::size_t>(j)] = caps.empty() || ua[j][1] < caption_dropout_;
-    rows[static_cast<std::size_t>(j)] =
-        caps.empty() ? 0 : caps[std::min(caps.size() - 1, static_cast<std::size_t>(ua[j][0] * static_cast<double>(caps.size())))];
+    dropped[i] = caps.empty() || ua[j][1] < caption_dropout_;
+    rows[i] = caps.empty() ? 0 : caps[std::min(caps.size() - 1, static_cast<std::size_t>(ua[j][0] * static_cast<double>(caps.size())))];
   }
   auto img_idx = torch::tensor(images, torch::kInt64);
   auto row_idx = torch::tensor(rows, torch::kInt64);
   Batch b;
   auto mean = cache_.mean.index_select(0, img_idx), std = cache_.std.index_select(0, img_idx);
-  b.x_clean = mean + std * torch::randn(mean.sizes(), gen);  // a posterior sample
-  b.noise = torch::randn(mean.sizes(), gen);
-  b.t = sample_training_times(batch_size, time_sampling_, gen);
+  auto whole = mean.sizes().vec();  // [B, C, h, w]: the whole batch's draws, the part's kept
+  whole[0] = batch_size;
+  auto mine = [&](const torch::Tensor& t) { return t.narrow(0, part.begin, part.size); };
+  b.x_clean = mean + std * mine(torch::randn(whole, gen));  // a posterior sample
+  b.noise = mine(torch::randn(whole, gen));
+  b.t = mine(sample_training_times(batch_size, time_sampling_, gen));
   b.ctx = cache_.ctx.index_select(0, row_idx).to(torch::kFloat32);
   b.pooled = cache_.pooled.index_select(0, row_idx).to(torch::kFloat32);
-  for (int64_t j = 0; j < batch_size; ++j)
-    if (dropped[static_cast<std::size_t>(j)]) {  // classifier-free guidance: the empty prompt
-      b.ctx[j].copy_(cache_.empty_ctx[0]);
-      b.pooled[j].copy_(cache_.empty_pooled[0]);
+  for (std::size_t i = 0; i < k; ++i)
+    if (dropped[i]) {  // classifier-free guidance: the empty prompt
+      b.ctx[static_cast<int64_t>(i)].copy_(cache_.empty_ctx[0]);
+      b.pooled[static_cast<int64_t>(i)].copy_(cache_.empty_pooled[0]);
     }
   return b;
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "flow/flow_matching.h"
+#include "train/distributed.h"
 #include "train/latent_cache.h"
 
 namespace luminars {
@@ -20,8 +21,10 @@ class BatchSampler {
  public:
   BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
                TimeSampling time_sampling);
-  // Batch number `index` (global step × accumulation + micro-batch) of `batch_size` images.
-  Batch sample(int64_t index, int64_t batch_size);
+  // Batch number `index` (global step × accumulation + micro-batch) of `batch_size` images, or
+  // `part` of it: the whole batch's random numbers are drawn and the part's kept, so the parts of
+  // a data-parallel run's ranks put together are the batch one process draws.
+  Batch sample(int64_t index, int64_t batch_size, BatchPart part = {});
 
  private:
   const std::vector<int64_t>& epoch_order(int64_t epoch);

@@ -55,6 +55,7 @@ class ClipTask : public TrainTask {
   ClipTask(const ClipTrainOptions& o, const ImageSet& images, const ClipTokenizer& tokenizer, std::vector<int64_t> train,
            std::vector<int64_t> val)
       : o_(o), images_(images), val_(std::move(val)), model_(nullptr), epochs_(std::move(train), o.loop.seed),
+        part_(o.loop.group ? batch_part(o.batch_size, o.loop.group->rank(), o.loop.group->size()) : BatchPart{0, o.batch_size}),
         batches_([this](int64_t i) { return draw(i); }) {
     model_ = ClipModel(o.model_config(tokenizer.vocab_size(), tokenizer.context_length, tokenizer.bos_id,
                                       tokenizer.eos_id, tokenizer.pad_id));
@@ -80,14 +81,26 @@ class ClipTask : public TrainTask {
   }
   ClipModel& model() { return model_; }
 
+  // The contrastive loss over the whole batch. In a data-parallel run each rank embeds its part;
+  // every rank then holds every embedding (gathered, without gradients) with its own part live, and
+  // computes the whole batch's loss: its gradient through this rank's part is exactly that part's
+  // share, so backward_scale = W makes the ranks' averaged gradients the batch's. The temperature's
+  // own gradient is counted once, on rank 0.
   StepLoss loss(int64_t index) override {
     const auto d = o_.loop.device;
     ClipBatch b = batches_.get(index);
-    auto image_embeds = model_->encode_image(b.pixels.to(d));
-    auto text_embeds = model_->encode_text(b.ids.to(d));
-    auto loss = clip_contrastive_loss(image_embeds.to(torch::kFloat32), text_embeds.to(torch::kFloat32), model_->logit_scale,
-                                      b.image_ids.to(d));
-    return {loss, {{"temperature", 1.0 / model_->logit_scale.detach().exp().item<double>()}}};
+    auto image_embeds = model_->encode_image(b.pixels.to(d)).to(torch::kFloat32);
+    auto text_embeds = model_->encode_text(b.ids.to(d)).to(torch::kFloat32);
+    auto logit_scale = model_->logit_scale;
+    double backward_scale = 1.0;
+    if (auto* group = o_.loop.group.get()) {
+      image_embeds = with_other_ranks(*group, image_embeds);
+      text_embeds = with_other_ranks(*group, text_embeds);
+      if (group->rank() != 0) logit_scale = logit_scale.detach();
+      backward_scale = group->size();
+    }
+    auto loss = clip_contrastive_loss(image_embeds, text_embeds, logit_scale, b.image_ids.to(d));
+    return {loss, {{"temperature", 1.0 / model_->logit_scale.detach().exp().item<double>()}}, backward_scale};
   }
 
   std::optional<Validation> validate() override {
@@ -129,6 +142,8 @@ class ClipTask : public TrainTask {
   }
 
  private:
+  // The whole batch's images and caption choices are drawn, this rank's part of them embedded;
+  // image_ids covers the whole batch (the loss sees every rank's pairs).
   ClipBatch draw(int64_t index) {
     auto idx = epochs_.batch(index, o_.batch_size);
     std::mt19937_64 rng(fnv_mix(index));
@@ -137,10 +152,25 @@ class ClipTask : public TrainTask {
       const auto& r = caption_rows_[static_cast<std::size_t>(i)];
       rows.push_back(r[std::uniform_int_distribution<std::size_t>(0, r.size() - 1)(rng)]);
     }
+    const auto first = static_cast<std::ptrdiff_t>(part_.begin), last = first + static_cast<std::ptrdiff_t>(part_.size);
+    const std::vector<int64_t> my_idx(idx.begin() + first, idx.begin() + last), my_rows(rows.begin() + first, rows.begin() + last);
     torch::NoGradGuard no_grad;
-    return {model_->preprocess(images_.batch(idx)), ids_.index_select(0, torch::tensor(rows, torch::kInt64)),
+    return {model_->preprocess(images_.batch(my_idx)), ids_.index_select(0, torch::tensor(my_rows, torch::kInt64)),
             torch::tensor(idx, torch::kInt64)};
   }
+
+  // [B, P]: every rank's rows of `mine` ([B/W, P]) in batch order, this rank's own (with gradients).
+  at::Tensor with_other_ranks(ProcessGroup& group, const torch::Tensor& mine) const {
+    auto all = torch::zeros({o_.batch_size, mine.size(1)}, mine.options().requires_grad(false));
+    {
+      torch::NoGradGuard no_grad;
+      all.narrow(0, part_.begin, part_.size).copy_(mine);
+      std::vector<torch::Tensor> one{all};
+      group.all_reduce_sum(one, "gathering CLIP embeddings");  // exact: every element is one rank's value plus zeros
+    }
+    return torch::cat({all.narrow(0, 0, part_.begin), mine, all.narrow(0, part_.begin + part_.size, o_.batch_size - part_.begin - part_.size)});
+  }
+
   uint64_t fnv_mix(int64_t index) const { return (o_.loop.seed * 0x9E3779B97F4A7C15ULL) ^ (static_cast<uint64_t>(index) + 0xC11F); }
 
   const ClipTrainOptions& o_;
@@ -150,6 +180,7 @@ class ClipTask : public TrainTask {
   std::vector<std::vector<int64_t>> caption_rows_;
   torch::Tensor ids_;
   EpochBatches epochs_;
+  BatchPart part_;  // of every batch, this rank's (all of it for one process)
   Prefetch<ClipBatch> batches_;
 };
 
@@ -163,21 +194,22 @@ ClipTrainResult train_clip(const ClipTrainOptions& o) {
   check_loop_options(o.loop);
   const ClipTokenizer tokenizer = ClipTokenizer::from_dir(o.tokenizer_dir);
   o.model_config(tokenizer.vocab_size(), tokenizer.context_length, tokenizer.bos_id, tokenizer.eos_id, tokenizer.pad_id).validate();
-  prepare_run_folder(o.loop);
+  const bool writer = writes_files(o.loop.group.get());  // rank 0 of a data-parallel run
+  if (writer) prepare_run_folder(o.loop);
 
   // 2. Captioned images only, held out by image.
   Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
   std::erase_if(data.items, [](const DatasetItem& item) { return item.captions.empty(); });
   if (data.items.empty()) throw Error("no captions in " + o.data_dir + ": CLIP learns from captioned images");
-  if (o.progress) std::fprintf(stderr, "%s\n", data.summary().c_str());
-  const ImageSet images = ImageSet::load(data, o.resolution, o.progress);
+  if (o.progress && writer) std::fprintf(stderr, "%s\n", data.summary().c_str());
+  const ImageSet images = ImageSet::load(data, o.resolution, o.progress && writer);
   auto split = split_indices(images.size(), o.val_fraction, o.loop.seed);
 
   // 3. Train.
   ClipTask task(o, images, tokenizer, split.train, split.validation);
   ClipTrainResult result;
   result.run = run_training(task, o.loop);
-  if (!result.run.finished) return result;
+  if (!result.run.finished || !writer) return result;
 
   // 4. The EMA weights: held-out retrieval, then OUT/clip, OUT/text_encoder, OUT/tokenizer.
   auto& model = task.model();

@@ -5,11 +5,13 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
 #include "core/autocast.h"
 #include "core/error.h"
 #include "train/ema.h"
+#include "train/gradient_buckets.h"
 #include "train/run_checkpoint.h"
 #include "train/training_log.h"
 
@@ -105,7 +107,11 @@ std::map<std::string, std::string> loop_resume_options(const LoopOptions& o) {
 
 TrainResult run_training(TrainTask& task, const LoopOptions& o) {
   check_loop_options(o);
-  prepare_run_folder(o);
+  ProcessGroup* group = o.group.get();
+  const bool writer = writes_files(group);  // rank 0 alone reads and writes the run folder
+  const int world = group ? group->size() : 1;
+  if (group) batch_part(task.batch_size(), group->rank(), world);  // the batch must split evenly
+  if (writer) prepare_run_folder(o);
   torch::nn::Module& module = task.module();
   module.to(o.device);
   auto resume_options = loop_resume_options(o);
@@ -113,13 +119,14 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
   for (const auto& [k, v] : task.resume_options()) resume_options[k] = v;
   const CheckpointedModule checkpointed{module, task.name(), task.weights_metadata()};
 
-  // 1. Where to start: the run's latest checkpoint, or the module as it is.
+  // 1. Where to start: the run's latest checkpoint, or the module as it is; in a data-parallel
+  //    run, rank 0's weights, EMA and place in the run on every rank.
   Ema ema(module, o.ema_decay);
   RunState state;
   state.seed = o.seed;
   state.options = resume_options;
   std::optional<std::string> resume_dir;
-  if (o.resume) resume_dir = latest_checkpoint(o.out_dir);
+  if (o.resume && writer) resume_dir = latest_checkpoint(o.out_dir);
   TrainResult result;
   if (resume_dir) {
     auto loaded = load_training_checkpoint(*resume_dir, checkpointed, ema).state;
@@ -132,15 +139,31 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
     state.stage_step = loaded.stage_step;
     result.checkpoint = *resume_dir;
   }
+  bool resumed = resume_dir.has_value();
+  if (group) {
+    auto place = torch::tensor({int64_t{resumed}, state.global_step, state.stage_index, state.stage_step}, torch::kInt64);
+    group->broadcast({place}, "starting (rank 0's place in the run)");
+    resumed = place[0].item<int64_t>() != 0;
+    state.global_step = place[1].item<int64_t>();
+    state.stage_index = place[2].item<int64_t>();
+    state.stage_step = place[3].item<int64_t>();
+    std::vector<torch::Tensor> weights;
+    for (const auto& p : module.parameters()) weights.push_back(p);
+    for (const auto& b : module.buffers()) weights.push_back(b);
+    for (const auto& [name, w] : ema.weights()) weights.push_back(w);
+    group->broadcast(weights, "starting (rank 0's weights)");
+  }
   if (state.stage_index < static_cast<int64_t>(o.stages.size()) &&
       state.stage_step >= o.stages[static_cast<std::size_t>(state.stage_index)].steps) {
     ++state.stage_index;  // the checkpoint closed its stage: the next one starts fresh
     state.stage_step = 0;
-    resume_dir.reset();
+    resumed = false;
   }
   module.train();
 
-  TrainingLog log(o.out_dir, task.name());
+  std::optional<TrainingLog> log;
+  if (writer) log.emplace(o.out_dir, task.name());
+  const bool progress = writer && !o.quiet;
   StopOnSignal stop_on_signal;
   result.global_step = state.global_step;
   int64_t steps_this_run = 0, total_left = 0, nonfinite_in_a_row = 0;
@@ -152,7 +175,7 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
     module.eval();
     auto v = task.validate();
     module.train();
-    if (v) log.validation(state.global_step, stage, v->loss, v->metrics);
+    if (v) log->validation(state.global_step, stage, v->loss, v->metrics);
   };
   auto samples = [&] {
     torch::NoGradGuard no_grad;
@@ -166,16 +189,34 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
     const StagePlan plan = o.stages[si];
     for (auto& p : module.parameters()) p.mutable_grad() = torch::Tensor();  // no stale gradients of the last stage
     AdamW opt(task.trainable(plan.stage), {plan.lr, o.beta1, o.beta2, o.adam_eps, o.weight_decay});
-    if (resume_dir && static_cast<int64_t>(si) == state.stage_index) load_optimizer_state(*resume_dir, opt);
-    if (!o.quiet)
+    if (resumed && static_cast<int64_t>(si) == state.stage_index) {
+      if (writer) load_optimizer_state(*resume_dir, opt);
+      if (group) {
+        auto opt_state = opt.state();
+        std::vector<torch::Tensor> tensors;
+        for (const auto& [name, t] : opt_state) tensors.push_back(t);
+        group->broadcast(tensors, "starting (rank 0's optimizer state)");
+        if (!writer) opt.load_state(std::map<std::string, torch::Tensor>(opt_state.begin(), opt_state.end()), "rank 0's optimizer state");
+      }
+    }
+    // Gradients averaged over the ranks in buckets, during the backward pass of each step's last micro-batch.
+    std::unique_ptr<GradientBuckets> buckets;
+    if (group) buckets = std::make_unique<GradientBuckets>(*group, opt.parameters());
+    if (progress) {
       std::fprintf(stderr, "%s stage %d: %zu of %zu parameter tensors train, lr %.1e, %lld steps\n", task.name().c_str(),
                    plan.stage, opt.parameters().size(), module.parameters().size(), plan.lr,
                    static_cast<long long>(plan.steps));
+      if (group)
+        std::fprintf(stderr, "%s: data-parallel over %d ranks (%s), %lld images each per micro-batch, gradients in %lld buckets\n",
+                     task.name().c_str(), world, group->backend().c_str(), static_cast<long long>(task.batch_size() / world),
+                     static_cast<long long>(buckets->bucket_count()));
+    }
     std::vector<torch::Tensor> trainable;
     for (const auto& [name, p] : opt.parameters()) trainable.push_back(p);
 
     for (int64_t step = state.stage_step; step < plan.steps; ++step) {
       const auto t0 = std::chrono::steady_clock::now();
+      if (group) distributed_fault_hook(group->rank(), state.global_step + 1);
       opt.options().lr = scheduled_lr(plan.lr, step, plan.steps, o.warmup, o.decay, o.min_lr_ratio);
       opt.zero_grad();
       double loss_sum = 0;
@@ -186,14 +227,34 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
           AutocastGuard autocast(o.bf16, o.device, o.cpu_bf16);
           l = task.loss(state.global_step * o.grad_accum + micro);
         }
-        (l.loss / static_cast<double>(o.grad_accum)).backward();
+        if (buckets && micro + 1 == o.grad_accum) buckets->arm();
+        if (l.backward_scale == 1.0)
+          (l.loss / static_cast<double>(o.grad_accum)).backward();
+        else
+          (l.loss * (l.backward_scale / static_cast<double>(o.grad_accum))).backward();
         loss_sum += l.loss.item<double>();
         for (std::size_t k = 0; k < l.parts.size(); ++k) {
           if (micro == 0) parts.emplace_back(l.parts[k].first, 0.0);
           parts[k].second += l.parts[k].second / static_cast<double>(o.grad_accum);
         }
       }
-      const double loss = loss_sum / static_cast<double>(o.grad_accum);
+      double loss = loss_sum / static_cast<double>(o.grad_accum);
+      bool stop_requested = g_stop_requested;
+      if (group) {
+        buckets->finish();
+        // One collective: the loss and its parts averaged over the ranks (what is logged, and
+        // what the NaN check sees, alike everywhere), and whether any rank was asked to stop.
+        std::vector<double> figures{loss};
+        for (const auto& [name, v] : parts) figures.push_back(v);
+        figures.push_back(stop_requested ? 1.0 : 0.0);
+        auto t = torch::tensor(figures, torch::kFloat64);
+        std::vector<torch::Tensor> one{t};
+        group->all_reduce_sum(one, "averaging the loss");
+        auto f = t.accessor<double, 1>();
+        loss = f[0] / world;
+        for (std::size_t k = 0; k < parts.size(); ++k) parts[k].second = f[static_cast<int64_t>(k) + 1] / world;
+        stop_requested = f[static_cast<int64_t>(parts.size()) + 1] > 0;
+      }
       if (!std::isfinite(loss)) {
         // A NaN or infinite loss never reaches the weights: the step is skipped (when allowed) or
         // training stops, the last checkpoint left as it was.
@@ -203,7 +264,7 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
           ++state.stage_step;
           ++steps_this_run;
           ++result.skipped_steps;
-          if (!o.quiet)
+          if (progress)
             std::fprintf(stderr, "\n%s: loss is %g at step %lld: step skipped (%lld of %lld in a row allowed)\n", task.name().c_str(),
                          loss, static_cast<long long>(state.global_step), static_cast<long long>(nonfinite_in_a_row),
                          static_cast<long long>(o.skip_nonfinite));
@@ -217,6 +278,7 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
       }
       nonfinite_in_a_row = 0;
       double grad_norm = 0;
+      // After the all-reduce every rank holds the same gradients, so the same norm and update.
       if (o.clip_grad > 0) grad_norm = torch::nn::utils::clip_grad_norm_(trainable, o.clip_grad);
       opt.step();
       ema.update(module);
@@ -228,28 +290,28 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
 
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double img_s = static_cast<double>(task.batch_size() * o.grad_accum) / std::max(secs, 1e-9);
-      log.train_step(state.global_step, plan.stage, loss, opt.options().lr, grad_norm, img_s, parts);
-      if (!o.quiet) log.progress(plan.stage, state.global_step, steps_this_run, total_left, loss, img_s);
+      if (writer) log->train_step(state.global_step, plan.stage, loss, opt.options().lr, grad_norm, img_s, parts);
+      if (progress) log->progress(plan.stage, state.global_step, steps_this_run, total_left, loss, img_s);
       const bool last = step + 1 == plan.steps;
       const bool run_done = last && si + 1 == o.stages.size();
-      if (o.validate_every > 0 && (state.global_step % o.validate_every == 0 || run_done)) validate(plan.stage);
-      if (o.sample_every > 0 && (state.global_step % o.sample_every == 0 || run_done)) samples();
-      const bool stop = !run_done && (g_stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
-      if (last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0)) {
+      if (writer && o.validate_every > 0 && (state.global_step % o.validate_every == 0 || run_done)) validate(plan.stage);
+      if (writer && o.sample_every > 0 && (state.global_step % o.sample_every == 0 || run_done)) samples();
+      const bool stop = !run_done && (stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
+      if (writer && (last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0))) {
         RunState saved = state;
         saved.stage_index = static_cast<int64_t>(si);
         result.checkpoint = save_training_checkpoint(o.out_dir, checkpointed, ema, opt, saved, o.keep_checkpoints);
-        log.plot();
+        log->plot();
       }
       if (stop) {
-        if (!o.quiet) std::fprintf(stderr, "\nstopped at step %lld; resume with --resume\n", static_cast<long long>(state.global_step));
+        if (progress) std::fprintf(stderr, "\nstopped at step %lld; resume with --resume\n", static_cast<long long>(state.global_step));
         return result;
       }
     }
     state.stage_step = 0;
-    resume_dir.reset();
+    resumed = false;
   }
-  log.finish();
+  if (writer) log->finish();
   result.finished = true;
   return result;
 }

@@ -7,10 +7,12 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "train/adamw.h"
+#include "train/distributed.h"
 #include "train/schedule.h"
 #include "train/train_task.h"
 
@@ -24,7 +26,7 @@ struct StagePlan {
 
 struct LoopOptions {
   std::string out_dir;
-  std::vector<StagePlan> stages{StagePlan{}};
+  std::vector<StagePlan> stages = std::vector<StagePlan>(1);  // one stage of StagePlan defaults
   int64_t grad_accum = 1;
   double beta1 = 0.9, beta2 = 0.999, adam_eps = 1e-8, weight_decay = 0.01;
   int64_t warmup = 100;                // linear warm-up steps at the start of every stage
@@ -44,6 +46,10 @@ struct LoopOptions {
   int64_t skip_nonfinite = 0;          // steps in a row whose loss is NaN or infinite that are skipped
                                        // (no update) before training stops; 0 = stop at the first
   bool quiet = false;                  // no progress output
+  // Data-parallel training over these ranks (train/distributed.h); null: this process alone.
+  // Every rank runs the loop on its part of each batch; rank 0 alone reads and writes the run
+  // folder (checkpoints, log, samples) and hands its weights and state to the others.
+  std::shared_ptr<ProcessGroup> group;
 };
 
 struct TrainResult {
@@ -51,7 +57,7 @@ struct TrainResult {
   bool finished = false;      // every stage done (false when stopped early)
   int64_t skipped_steps = 0;  // steps skipped for a NaN or infinite loss (LoopOptions::skip_nonfinite)
   double last_loss = 0;
-  std::string checkpoint;     // newest checkpoint folder
+  std::string checkpoint;     // newest checkpoint folder (rank 0 of a data-parallel run; empty on the others)
 };
 
 // Checks the options alone (stage list, counts, ranges); throws naming the option at fault.
@@ -64,7 +70,9 @@ void prepare_run_folder(const LoopOptions& options);
 
 // Trains `task` through every stage from where the run folder's latest checkpoint left off (with
 // `resume`) or from the module's current weights. A stop request (SIGINT, SIGTERM, stop_after)
-// finishes the step, saves a checkpoint and returns with finished = false.
+// finishes the step, saves a checkpoint and returns with finished = false. With `group`, every
+// rank must call it with the same options; a stop request to any rank stops them all at the same
+// step.
 TrainResult run_training(TrainTask& task, const LoopOptions& options);
 
 // The loop's own options that a bit-exact resume depends on, as recorded in checkpoints.

@@ -56,7 +56,7 @@ class DenoiserTask : public TrainTask {
         cache_(LatentCache::load(o.cache_dir)),
         split_(split_indices(cache_.size(), o.val_fraction, o.seed)),
         sampler_(cache_, split_.train, o.seed, o.caption_dropout, o.time_sampling),
-        batches_(sampler_, o.batch_size),
+        batches_(sampler_, o.batch_size, o.group ? batch_part(o.batch_size, o.group->rank(), o.group->size()) : BatchPart{}),
         model_(nullptr) {
     const Config cfg = config_for_cache(o.config, cache_);
     torch::manual_seed(o.seed);
@@ -149,6 +149,7 @@ LoopOptions loop_options(const TrainOptions& o) {
   l.stop_after = o.stop_after;
   l.skip_nonfinite = o.skip_nonfinite;
   l.quiet = o.quiet;
+  l.group = o.group;
   return l;
 }
 

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,7 @@ struct TrainOptions {
   int64_t stop_after = 0;              // stop (with a checkpoint) after this many steps in this run
   int64_t skip_nonfinite = 0;          // NaN/infinite-loss steps in a row skipped before stopping (0: stop)
   bool quiet = false;                  // no progress output
+  std::shared_ptr<ProcessGroup> group; // data-parallel ranks (train/distributed.h); null: this process alone
 };
 
 struct TrainHooks {

@@ -61,6 +61,7 @@ class VaeTask : public TrainTask {
         images_(images),
         val_(std::move(val)),
         epochs_(std::move(train), o.loop.seed),
+        part_(o.loop.group ? batch_part(o.batch_size, o.loop.group->rank(), o.loop.group->size()) : BatchPart{0, o.batch_size}),
         batches_([this](int64_t i) { return draw(i); }),
         model_(nullptr) {
     torch::manual_seed(o.loop.seed);
@@ -143,6 +144,7 @@ class VaeTask : public TrainTask {
     return (dx(a) - dx(b)).abs().mean() + (dy(a) - dy(b)).abs().mean();
   }
 
+  // The whole batch's images, mirroring and noise are drawn; this rank's part of them kept.
   VaeBatch draw(int64_t index) {
     auto idx = epochs_.batch(index, o_.batch_size);
     auto gen = seeded_generator({o_.loop.seed, 0x7AE, static_cast<uint64_t>(index)});
@@ -152,13 +154,17 @@ class VaeTask : public TrainTask {
       for (std::size_t i = 0; i < idx.size(); ++i) flip[i] = coin[static_cast<int64_t>(i)].item<float>() < 0.5f;
     }
     const int64_t h = o_.resolution / o_.vae.downscale_factor();
-    return {images_.batch(idx, flip), torch::randn({static_cast<int64_t>(idx.size()), o_.vae.latent_channels, h, h}, gen)};
+    auto noise = torch::randn({static_cast<int64_t>(idx.size()), o_.vae.latent_channels, h, h}, gen);
+    const auto first = static_cast<std::ptrdiff_t>(part_.begin), last = first + static_cast<std::ptrdiff_t>(part_.size);
+    return {images_.batch(std::vector<int64_t>(idx.begin() + first, idx.begin() + last), std::vector<bool>(flip.begin() + first, flip.begin() + last)),
+            noise.narrow(0, part_.begin, part_.size)};
   }
 
   const VaeTrainOptions& o_;
   const ImageSet& images_;
   std::vector<int64_t> val_;
   EpochBatches epochs_;
+  BatchPart part_;  // of every batch, this rank's (all of it for one process)
   Prefetch<VaeBatch> batches_;
   AutoencoderKL model_;
 };
@@ -195,22 +201,23 @@ VaeTrainResult train_vae(const VaeTrainOptions& o) {
   if (o.batch_size < 1) throw Error("batch size must be at least 1, got " + std::to_string(o.batch_size));
   if (o.kl_weight < 0 || o.edge_weight < 0) throw Error("loss weights must not be negative");
   check_loop_options(o.loop);
-  prepare_run_folder(o.loop);
+  const bool writer = writes_files(o.loop.group.get());  // rank 0 of a data-parallel run
+  if (writer) prepare_run_folder(o.loop);
 
   // 2. Data, held out by image.
   DatasetOptions scan;
   scan.caption_column = o.caption_column;
   scan.captions_required = false;  // the VAE needs pictures only
   Dataset data = Dataset::scan(o.data_dir, scan);
-  if (o.progress) std::fprintf(stderr, "%s\n", data.summary().c_str());
-  const ImageSet images = ImageSet::load(data, o.resolution, o.progress);
+  if (o.progress && writer) std::fprintf(stderr, "%s\n", data.summary().c_str());
+  const ImageSet images = ImageSet::load(data, o.resolution, o.progress && writer);
   auto split = split_indices(images.size(), o.val_fraction, o.loop.seed);
 
   // 3. Train.
   VaeTask task(o, images, split.train, split.validation);
   VaeTrainResult result;
   result.run = run_training(task, o.loop);
-  if (!result.run.finished) return result;
+  if (!result.run.finished || !writer) return result;
 
   // 4. The EMA weights, their latent statistics and held-out PSNR; OUT/vae/.
   auto& model = task.model();

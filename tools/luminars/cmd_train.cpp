@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "core/device.h"
+#include "distributed_flags.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "pipeline/model_folder.h"
@@ -52,6 +53,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     bool no_bf16 = false;
   };
   auto x = std::make_shared<Extra>();
+  auto dist = std::make_shared<DistFlags>();
   auto* cmd = app.add_subcommand("train", "train the denoiser on a prepared cache, in stages");
   cmd->add_option("--cache", o->cache_dir, "cache folder from `luminars prepare`")->required();
   cmd->add_option("--out", o->out_dir, "run folder: checkpoints, log.jsonl, loss.png, samples/, model/")->required();
@@ -90,9 +92,13 @@ void register_train(CLI::App& app, GlobalOptions& g) {
                   "steps in a row with a NaN or infinite loss to skip (no update) before stopping; 0: stop at the first")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
-  cmd->callback([o, x, &g] {
+  add_distributed_flags(cmd, *dist);
+  cmd->callback([o, x, dist, &g] {
     apply_global(g);
+    if (launch_local_ranks(*dist, g)) return;
     o->device = device_from_name(x->device);
+    o->group = join_run(*dist, g, o->device);
+    const bool writer = writes_files(o->group.get());  // rank 0 of a data-parallel run
     o->bf16 = !x->no_bf16;
     o->decay = lr_decay_from_name(x->decay);
     o->time_sampling = time_sampling_from_name(x->time_sampling);
@@ -107,15 +113,15 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     o->steps = x->steps;
     if (o->stages.size() == 3 && o->steps.size() == 1) o->steps = {x->steps[0], x->steps[0], x->steps[0]};
     o->lr = x->lr;
-    const bool has_checkpoint = latest_checkpoint(o->out_dir).has_value();
-    if (o->resume && !has_checkpoint) std::cerr << "no checkpoint in " << o->out_dir << ": starting fresh\n";
-    if (o->stages.front() != 1 && o->init.empty() && !(o->resume && has_checkpoint))
+    const bool has_checkpoint = writer && latest_checkpoint(o->out_dir).has_value();
+    if (writer && o->resume && !has_checkpoint) std::cerr << "no checkpoint in " << o->out_dir << ": starting fresh\n";
+    if (writer && o->stages.front() != 1 && o->init.empty() && !(o->resume && has_checkpoint))
       std::cerr << "warning: stage " << o->stages.front()
                 << " starts from random weights; pass --init with the previous stage's denoiser (RUN/model/denoiser/model.safetensors)\n";
     const auto info = CacheInfo::load(o->cache_dir);  // the VAE the cache was made with renders sample grids
     TrainHooks hooks;
     std::shared_ptr<Vae> vae;
-    if (o->sample_every > 0 && !info.vae.empty() && fs::exists(info.vae)) {
+    if (writer && o->sample_every > 0 && !info.vae.empty() && fs::exists(info.vae)) {
       VaeLoadOptions vo;
       vo.part = VaePart::Decoder;
       vo.device = o->device;
@@ -123,7 +129,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
       hooks.decode = [vae](const torch::Tensor& latents) { return vae->decode(vae->from_denoiser(latents)).clamp(-1, 1); };
     }
     auto r = train(*o, hooks);
-    if (!r.finished) return;
+    if (!r.finished || !writer) return;
     // The final model folder: EMA weights, pointing at the cache's encoders and VAE.
     ModelFolder m;
     m.dir = (fs::path(o->out_dir) / "model").string();

@@ -36,9 +36,11 @@ void register_train_clip(CLI::App& app, GlobalOptions& g) {
     apply_global(g);
     o->batch_size = f->batch;
     o->val_fraction = f->val_fraction;
+    if (launch_local_ranks(f->dist, g)) return;
     o->loop = loop_options_of(*f);
+    o->loop.group = join_run(f->dist, g, o->loop.device);
     auto r = train_clip(*o);
-    if (!r.run.finished) return;
+    if (!r.run.finished || !writes_files(o->loop.group.get())) return;
     const auto& m = r.heldout;
     std::printf("trained CLIP %lld steps; held-out retrieval over %lld images and %lld captions: image->text top-1 %.1f%% top-5 %.1f%%, "
                 "text->image top-1 %.1f%% top-5 %.1f%% (chance %.1f%% / %.1f%%); written to %s, %s, %s\n",

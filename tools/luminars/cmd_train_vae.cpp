@@ -37,9 +37,11 @@ void register_train_vae(CLI::App& app, GlobalOptions& g) {
     o->vae.mid_block_add_attention = !*no_attention;
     o->batch_size = f->batch;
     o->val_fraction = f->val_fraction;
+    if (launch_local_ranks(f->dist, g)) return;
     o->loop = loop_options_of(*f);
+    o->loop.group = join_run(f->dist, g, o->loop.device);
     auto r = train_vae(*o);
-    if (!r.run.finished) return;
+    if (!r.run.finished || !writes_files(o->loop.group.get())) return;
     std::printf("trained the VAE %lld steps: held-out PSNR %.2f dB; scaling_factor %.5f, shift_factor %.5f; written to %s\n",
                 static_cast<long long>(r.run.global_step), r.psnr, r.scaling_factor, r.shift_factor, r.vae_dir.c_str());
   });

@@ -2,10 +2,14 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <string>
+#include <vector>
+
 namespace luminars::cli {
 
 struct GlobalOptions {
-  int threads = 0;  // 0 = every available core
+  int threads = 0;                // 0 = every available core (its share of them, for one of several ranks)
+  std::vector<std::string> argv;  // the command line, for --nproc-per-node to start its ranks with
 };
 
 // Applies the global options (thread count) before a subcommand runs.

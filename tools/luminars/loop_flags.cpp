@@ -31,6 +31,7 @@ void add_loop_flags(CLI::App* cmd, const std::shared_ptr<LoopFlags>& f) {
                   "steps in a row with a NaN or infinite loss to skip (no update) before stopping; 0: stop at the first")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000000));
+  add_distributed_flags(cmd, f->dist);
 }
 
 LoopOptions loop_options_of(const LoopFlags& f) {

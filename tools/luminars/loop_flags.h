@@ -6,6 +6,7 @@
 #include <string>
 
 #include "commands.h"
+#include "distributed_flags.h"
 #include "train/train_loop.h"
 
 namespace luminars::cli {
@@ -18,9 +19,10 @@ struct LoopFlags {
   double val_fraction = 0.05;
   std::string device = "auto", decay = "cosine";
   bool no_bf16 = false;
+  DistFlags dist;
 };
 
-// Adds the shared flags to `cmd`, with these defaults.
+// Adds the shared flags to `cmd`, with these defaults (the data-parallel ones included).
 void add_loop_flags(CLI::App* cmd, const std::shared_ptr<LoopFlags>& f);
 // The loop options the flags give (device resolved, one stage).
 LoopOptions loop_options_of(const LoopFlags& f);

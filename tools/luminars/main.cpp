@@ -23,6 +23,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global options (--threads) also after the subcommand
   GlobalOptions g;
+  g.argv.assign(argv, argv + argc);
   app.add_option("--threads", g.threads, "intra-op threads (default: every available core)")
       ->check(CLI::Range(0, 1024));
   register_info(app, g);
