@@ -13,10 +13,10 @@ namespace {
 
 luminars::LatentCache synthetic_cache(int64_t images) {
   luminars::LatentCache c;
-  c.mean = torch::randn({images, 16, 32, 32});
-  c.std = torch::rand({images, 16, 32, 32}) * 0.1;
-  c.ctx = torch::randn({images, 77, 768}).to(torch::kFloat16);
-  c.pooled = torch::randn({images, 768}).to(torch::kFloat16);
+  c.mean.append(torch::randn({images, 16, 32, 32}));
+  c.std.append(torch::rand({images, 16, 32, 32}) * 0.1);
+  c.ctx.append(torch::randn({images, 77, 768}).to(torch::kFloat16));
+  c.pooled.append(torch::randn({images, 768}).to(torch::kFloat16));
   for (int64_t i = 0; i < images; ++i) c.captions_of.push_back({i});
   c.empty_ctx = torch::zeros({1, 77, 768}, torch::kFloat16);
   c.empty_pooled = torch::zeros({1, 768}, torch::kFloat16);

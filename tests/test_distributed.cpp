@@ -6,7 +6,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -178,7 +180,24 @@ TEST(Distributed, BatchPartsPutTogetherAreTheBatch) {
     EXPECT_TRUE(torch::equal(torch::cat({a.t, b.t}), whole.t));
     EXPECT_TRUE(torch::equal(torch::cat({a.ctx, b.ctx}), whole.ctx));
     EXPECT_TRUE(torch::equal(torch::cat({a.pooled, b.pooled}), whole.pooled));
+    auto joined = a.images;
+    joined.insert(joined.end(), b.images.begin(), b.images.end());
+    EXPECT_EQ(joined, whole.images);
   }
+  // Over an epoch (12 images, batches of 6), the ranks read disjoint parts of the cache and
+  // together all of it, as with PyTorch's DistributedSampler.
+  std::vector<int64_t> read[2];
+  for (int64_t index : {0, 1})
+    for (int64_t rank : {0, 1}) {
+      auto b = sampler.sample(index, 6, batch_part(6, rank, 2));
+      read[rank].insert(read[rank].end(), b.images.begin(), b.images.end());
+    }
+  for (auto& r : read) std::sort(r.begin(), r.end());
+  std::vector<int64_t> both;
+  std::set_union(read[0].begin(), read[0].end(), read[1].begin(), read[1].end(), std::back_inserter(both));
+  EXPECT_EQ(read[0].size(), 6u);
+  EXPECT_EQ(read[1].size(), 6u);
+  EXPECT_EQ(both, items);
 }
 
 // The acceptance test of data parallelism: 2 processes × batch 2 (with gradient accumulation and

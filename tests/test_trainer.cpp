@@ -2,14 +2,17 @@
 // bit-exact resume, on a small synthetic latent cache.
 #include <luminars/luminars.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <fstream>
+#include <string>
 
 #include "core/error.h"
 #include "core/image.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
+#include "sanitizer.h"
 #include "test_support.h"
 #include "train/adamw.h"
 #include "train/batch_prefetch.h"
@@ -156,6 +159,62 @@ TEST(Batches, DeterministicDropoutAndSplit) {
   }
   EXPECT_GT(dropped, total * 5 / 100);
   EXPECT_LT(dropped, total * 15 / 100);
+}
+
+namespace {
+
+// This process's anonymous resident memory (heap and the like, not mapped files), in kB.
+long anonymous_resident_kb() {
+  std::ifstream in("/proc/self/status");
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("RssAnon:", 0) == 0) return std::stol(line.substr(8));
+  return -1;
+}
+
+}  // namespace
+
+// Loading a cache maps its shards and reads no latents: 50 MB of them add almost nothing to the
+// heap, even after every row has been gathered once (the pages belong to the file).
+TEST(Batches, TheCacheIsReadInPlaceNotCopied) {
+  if (test::kAddressSanitizer) GTEST_SKIP() << "ASan's shadow memory counts as anonymous";
+  test::TempDir dir;
+  const auto cache_dir = dir.file("cache");
+  std::filesystem::create_directories(cache_dir);
+  CacheInfo info;
+  info.resolution = 256;
+  info.latent_channels = 16;
+  info.latent_size = 32;
+  info.text_dim = 40;
+  info.context_length = 7;
+  const int64_t per_shard = 200;
+  for (int64_t s = 0; s < 2; ++s) {
+    CacheShard sh;
+    sh.mean = torch::randn({per_shard, 16, 32, 32});
+    sh.std = torch::rand({per_shard, 16, 32, 32});
+    sh.caption_item = torch::arange(per_shard, torch::kInt64);
+    sh.ctx = torch::randn({per_shard, 7, 40});
+    sh.pooled = torch::randn({per_shard, 40});
+    write_cache_shard(cache_dir, s, sh);
+    info.shards.push_back(shard_name(s));
+    info.items += per_shard;
+    info.captions += per_shard;
+  }
+  write_cache_prompts(cache_dir + "/empty.safetensors", torch::zeros({1, 7, 40}), torch::zeros({1, 40}), {""});
+  write_cache_index(cache_dir, info);
+  const auto last = load_tensors(cache_dir + "/" + shard_name(1)).at("mean")[per_shard - 1].clone();
+
+  const long before = anonymous_resident_kb();
+  ASSERT_GT(before, 0) << "no RssAnon in /proc/self/status";
+  const auto cache = LatentCache::load(cache_dir);
+  ASSERT_EQ(cache.size(), 2 * per_shard);
+  std::vector<int64_t> items(static_cast<std::size_t>(cache.size()));
+  for (std::size_t i = 0; i < items.size(); ++i) items[i] = static_cast<int64_t>(i);
+  BatchSampler sampler(cache, items, 1, 0.0, TimeSampling::LogitNormal);
+  for (int64_t index = 0; index < 2 * per_shard / 8; ++index) sampler.sample(index, 8);
+  const long grown = anonymous_resident_kb() - before;
+  std::printf("[          ] heap after loading a 50 MB cache and reading all of it: %+ld kB\n", grown);
+  EXPECT_LT(grown, 8 * 1024);
+  EXPECT_TRUE(torch::equal(cache.mean.gather({2 * per_shard - 1}, torch::kFloat32)[0], last));
 }
 
 TEST(Batches, PrefetchGivesTheSameBatchesInAndOutOfOrder) {

@@ -46,11 +46,26 @@ torch::Tensor to_tensor(const safetensors::TensorView& view) {
   return t;
 }
 
-torch::Tensor mapped_tensor(const safetensors::TensorView& view) {
-  const auto dtype = to_torch_dtype(view.dtype);
+namespace {
+
+// Whether the mapped bytes can be a tensor of their dtype in place.
+bool mappable(const safetensors::TensorView& view) {
   const auto align = static_cast<uintptr_t>(safetensors::dtype_size(view.dtype));
-  if (view.nbytes == 0 || reinterpret_cast<uintptr_t>(view.data) % align != 0) return to_tensor(view);
-  return torch::from_blob(const_cast<uint8_t*>(view.data), view.shape, torch::TensorOptions().dtype(dtype));
+  return view.nbytes != 0 && reinterpret_cast<uintptr_t>(view.data) % align == 0;
+}
+
+}  // namespace
+
+torch::Tensor mapped_tensor(const safetensors::TensorView& view) {
+  if (!mappable(view)) return to_tensor(view);
+  return torch::from_blob(const_cast<uint8_t*>(view.data), view.shape, torch::TensorOptions().dtype(to_torch_dtype(view.dtype)));
+}
+
+torch::Tensor mapped_tensor(const safetensors::TensorView& view, std::shared_ptr<const safetensors::Reader> file) {
+  if (!mappable(view)) return to_tensor(view);
+  return torch::from_blob(
+      const_cast<uint8_t*>(view.data), view.shape, [file = std::move(file)](void*) mutable { file.reset(); },
+      torch::TensorOptions().dtype(to_torch_dtype(view.dtype)));
 }
 
 std::map<std::string, torch::Tensor> load_tensors(const std::string& path, std::optional<torch::Dtype> float_dtype) {

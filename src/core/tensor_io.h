@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -20,6 +21,9 @@ torch::Tensor to_tensor(const safetensors::TensorView& view);
 // The tensor over the mapped bytes themselves when they are aligned for its dtype (no copy; valid
 // while the Reader lives; never write to it), else a copy as to_tensor.
 torch::Tensor mapped_tensor(const safetensors::TensorView& view);
+// The same, but the tensor keeps `file` (the Reader `view` came from) open for as long as it or a
+// view of it lives, so it can outlast the code that opened the file.
+torch::Tensor mapped_tensor(const safetensors::TensorView& view, std::shared_ptr<const safetensors::Reader> file);
 
 // Every tensor of a file, floating-point ones converted to `float_dtype` when given.
 std::map<std::string, torch::Tensor> load_tensors(const std::string& path,

@@ -60,23 +60,22 @@ Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
     dropped[i] = caps.empty() || ua[j][1] < caption_dropout_;
     rows[i] = caps.empty() ? 0 : caps[std::min(caps.size() - 1, static_cast<std::size_t>(ua[j][0] * static_cast<double>(caps.size())))];
   }
-  auto img_idx = torch::tensor(images, torch::kInt64);
-  auto row_idx = torch::tensor(rows, torch::kInt64);
   Batch b;
-  auto mean = cache_.mean.index_select(0, img_idx), std = cache_.std.index_select(0, img_idx);
+  auto mean = cache_.mean.gather(images, torch::kFloat32), std = cache_.std.gather(images, torch::kFloat32);
   auto whole = mean.sizes().vec();  // [B, C, h, w]: the whole batch's draws, the part's kept
   whole[0] = batch_size;
   auto mine = [&](const torch::Tensor& t) { return t.narrow(0, part.begin, part.size); };
   b.x_clean = mean + std * mine(torch::randn(whole, gen));  // a posterior sample
   b.noise = mine(torch::randn(whole, gen));
   b.t = mine(sample_training_times(batch_size, time_sampling_, gen));
-  b.ctx = cache_.ctx.index_select(0, row_idx).to(torch::kFloat32);
-  b.pooled = cache_.pooled.index_select(0, row_idx).to(torch::kFloat32);
+  b.ctx = cache_.ctx.gather(rows, torch::kFloat32);
+  b.pooled = cache_.pooled.gather(rows, torch::kFloat32);
   for (std::size_t i = 0; i < k; ++i)
     if (dropped[i]) {  // classifier-free guidance: the empty prompt
       b.ctx[static_cast<int64_t>(i)].copy_(cache_.empty_ctx[0]);
       b.pooled[static_cast<int64_t>(i)].copy_(cache_.empty_pooled[0]);
     }
+  b.images = std::move(images);
   return b;
 }
 

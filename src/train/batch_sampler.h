@@ -15,6 +15,7 @@ namespace luminars {
 
 struct Batch {
   torch::Tensor x_clean, noise, t, ctx, pooled;  // on the CPU
+  std::vector<int64_t> images;                   // the cache's image index of each row
 };
 
 class BatchSampler {

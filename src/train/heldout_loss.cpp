@@ -26,14 +26,18 @@ double heldout_flow_loss(LuminaRS& model, const LatentCache& cache, const std::v
   for (std::size_t start = 0; start < all.size(); start += bs) {
     std::vector<int64_t> idx(all.begin() + static_cast<std::ptrdiff_t>(start),
                              all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), start + bs)));
-    auto x = cache.mean.index_select(0, torch::tensor(idx, torch::kInt64));
-    auto ctx = torch::empty({x.size(0), cache.ctx.size(1), cache.ctx.size(2)});
-    auto pooled = torch::empty({x.size(0), cache.pooled.size(1)});
+    std::vector<int64_t> rows(idx.size());
     for (std::size_t j = 0; j < idx.size(); ++j) {
-      const auto& rows = cache.captions_of[static_cast<std::size_t>(idx[j])];
-      ctx[static_cast<int64_t>(j)].copy_(rows.empty() ? cache.empty_ctx[0] : cache.ctx[rows[0]]);
-      pooled[static_cast<int64_t>(j)].copy_(rows.empty() ? cache.empty_pooled[0] : cache.pooled[rows[0]]);
+      const auto& caps = cache.captions_of[static_cast<std::size_t>(idx[j])];
+      rows[j] = caps.empty() ? 0 : caps[0];
     }
+    auto x = cache.mean.gather(idx, torch::kFloat32);
+    auto ctx = cache.ctx.gather(rows, torch::kFloat32), pooled = cache.pooled.gather(rows, torch::kFloat32);
+    for (std::size_t j = 0; j < idx.size(); ++j)
+      if (cache.captions_of[static_cast<std::size_t>(idx[j])].empty()) {
+        ctx[static_cast<int64_t>(j)].copy_(cache.empty_ctx[0]);
+        pooled[static_cast<int64_t>(j)].copy_(cache.empty_pooled[0]);
+      }
     const auto x_d = x.to(device), ctx_d = ctx.to(device), pooled_d = pooled.to(device);
     int k = 0;
     for (double tv : validation_times()) {

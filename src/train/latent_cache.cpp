@@ -125,29 +125,53 @@ CacheInfo CacheInfo::load(const std::string& dir) {
   return info;
 }
 
+void ShardedRows::append(torch::Tensor part) {
+  if (!parts_.empty() && part.sizes().slice(1) != parts_.front().sizes().slice(1))
+    throw Error("cache shards disagree on the shape of a row");
+  ends_.push_back(size() + part.size(0));
+  parts_.push_back(std::move(part));
+}
+
+std::vector<int64_t> ShardedRows::row_shape() const {
+  if (parts_.empty()) return {};
+  return parts_.front().sizes().slice(1).vec();
+}
+
+torch::Tensor ShardedRows::row(int64_t i) const {
+  if (i < 0 || i >= size()) throw Error("cache row " + std::to_string(i) + " is out of range (" + std::to_string(size()) + " rows)");
+  const auto s = static_cast<std::size_t>(std::upper_bound(ends_.begin(), ends_.end(), i) - ends_.begin());
+  return parts_[s][i - (s == 0 ? 0 : ends_[s - 1])];
+}
+
+torch::Tensor ShardedRows::gather(const std::vector<int64_t>& index, torch::Dtype dtype) const {
+  auto shape = row_shape();
+  shape.insert(shape.begin(), static_cast<int64_t>(index.size()));
+  auto out = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+  for (std::size_t k = 0; k < index.size(); ++k) out[static_cast<int64_t>(k)].copy_(row(index[k]));
+  return out;
+}
+
 LatentCache LatentCache::load(const std::string& dir) {
   namespace fs = std::filesystem;
   LatentCache c;
   c.info = CacheInfo::load(dir);
-  std::vector<torch::Tensor> means, stds, ctxs, pooleds;
   int64_t base = 0, rows = 0;
   for (const auto& shard : c.info.shards) {
     const auto file = (fs::path(dir) / shard).string();
-    safetensors::Reader reader(file);
+    auto reader = std::make_shared<const safetensors::Reader>(file);
     std::map<std::string, torch::Tensor> t;
-    // Latents in float32; text embeddings stay as stored (F16: half the memory, converted per batch).
-    for (const auto& v : reader.tensors()) {
-      auto x = to_tensor(v);
-      t.emplace(v.name, (v.name == "mean" || v.name == "std") ? x.to(torch::kFloat32) : x);
-    }
+    for (const auto& v : reader->tensors()) t.emplace(v.name, mapped_tensor(v, reader));  // read in place
     auto mean = need(t, "mean", file), std = need(t, "std", file), ctx = need(t, "ctx", file),
          pooled = need(t, "pooled", file), item = need(t, "caption_item", file);
-    if (mean.dim() != 4 || mean.sizes() != std.sizes() || mean.size(1) != c.info.latent_channels)
+    if (mean.dim() != 4 || mean.sizes() != std.sizes() || mean.size(1) != c.info.latent_channels ||
+        !mean.is_floating_point() || !std.is_floating_point())
       throw Error(file + ": mean/std shapes disagree with cache.json");
-    if (ctx.dim() != 3 || ctx.size(2) != c.info.text_dim || pooled.size(0) != ctx.size(0) || item.size(0) != ctx.size(0))
+    if (ctx.dim() != 3 || ctx.size(2) != c.info.text_dim || pooled.dim() != 2 || pooled.size(0) != ctx.size(0) ||
+        pooled.size(1) != c.info.text_dim || item.dim() != 1 || item.size(0) != ctx.size(0) ||
+        !ctx.is_floating_point() || !pooled.is_floating_point() || item.scalar_type() != torch::kInt64)
       throw Error(file + ": ctx/pooled/caption_item shapes disagree with cache.json");
     std::vector<std::string> paths;
-    if (auto p = reader.metadata().find("paths"); p != reader.metadata().end())
+    if (auto p = reader->metadata().find("paths"); p != reader->metadata().end())
       paths = string_list(p->second, file + ": metadata 'paths'");
     paths.resize(static_cast<std::size_t>(mean.size(0)));
     c.paths.insert(c.paths.end(), paths.begin(), paths.end());
@@ -157,24 +181,26 @@ LatentCache LatentCache::load(const std::string& dir) {
       if (items[r] < 0 || items[r] >= mean.size(0)) throw Error(file + ": caption_item out of range");
       c.captions_of[static_cast<std::size_t>(base + items[r])].push_back(rows + r);
     }
-    means.push_back(mean);
-    stds.push_back(std);
-    ctxs.push_back(ctx);
-    pooleds.push_back(pooled);
+    try {
+      c.mean.append(mean);
+      c.std.append(std);
+      if (ctx.size(0) > 0) {
+        c.ctx.append(ctx);
+        c.pooled.append(pooled);
+      }
+    } catch (const Error& e) {
+      throw Error(file + ": " + e.what());
+    }
     base += mean.size(0);
     rows += ctx.size(0);
   }
-  c.mean = torch::cat(means);
-  c.std = torch::cat(stds);
-  c.ctx = torch::cat(ctxs);
-  c.pooled = torch::cat(pooleds);
   const auto empty_file = (fs::path(dir) / "empty.safetensors").string();
   auto empty = load_tensors(empty_file, torch::kFloat32);
   c.empty_ctx = need(empty, "ctx", empty_file);
   c.empty_pooled = need(empty, "pooled", empty_file);
-  if (c.ctx.size(0) == 0) {  // no captions at all: every sample is unconditional
-    c.ctx = c.empty_ctx.to(torch::kFloat16);
-    c.pooled = c.empty_pooled.to(torch::kFloat16);
+  if (c.ctx.size() == 0) {  // no captions at all: every sample is unconditional
+    c.ctx.append(c.empty_ctx.to(torch::kFloat16));
+    c.pooled.append(c.empty_pooled.to(torch::kFloat16));
   }
   const auto samples_file = (fs::path(dir) / "samples.safetensors").string();
   if (fs::exists(samples_file)) {

@@ -53,19 +53,38 @@ void write_cache_index(const std::string& dir, const CacheInfo& info);
 void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
                          const std::vector<std::string>& prompts);
 
-// The whole cache in memory, images indexed 0..N−1 across shards: latents as float32, text
-// embeddings as stored (F16), so a 256² image with one caption takes about 0.25 MB.
+// Rows of one tensor of the cache, shard after shard: each shard's part stays in its file's memory
+// map, and a batch reads only its own rows. So loading a cache reads no latents at all, ranks of a
+// data-parallel run on one machine share the page cache, and each reads only the rows of its part
+// of every batch: over an epoch, ranks read disjoint parts of the cache.
+class ShardedRows {
+ public:
+  void append(torch::Tensor part);  // [n, ...]; the row shapes of all parts agree
+  int64_t size() const { return ends_.empty() ? 0 : ends_.back(); }
+  std::vector<int64_t> row_shape() const;
+  // Rows `index` (each in [0, size())) as one new [k, ...] tensor of `dtype`.
+  torch::Tensor gather(const std::vector<int64_t>& index, torch::Dtype dtype) const;
+  torch::Tensor row(int64_t i) const;  // a view, as stored
+
+ private:
+  std::vector<torch::Tensor> parts_;
+  std::vector<int64_t> ends_;  // cumulative row counts
+};
+
+// The cache, images indexed 0..N−1 across shards. Latents (float32) and text embeddings (F16,
+// converted per batch) are read in place from the shards' memory maps; what is in memory is the
+// caption index, the paths and the small prompt files.
 struct LatentCache {
   CacheInfo info;
-  torch::Tensor mean, std;                        // [N,C,h,w]
-  torch::Tensor ctx, pooled;                      // [M,L,D], [M,D] (F16; convert per batch)
+  ShardedRows mean, std;                          // [N,C,h,w]
+  ShardedRows ctx, pooled;                        // [M,L,D], [M,D]
   std::vector<std::vector<int64_t>> captions_of;  // image -> caption rows (may be empty)
   std::vector<std::string> paths;                 // image -> source file
   torch::Tensor empty_ctx, empty_pooled;          // [1,L,D], [1,D]
   torch::Tensor sample_ctx, sample_pooled;        // [k,L,D], [k,D] (k may be 0)
   std::vector<std::string> sample_prompts;
 
-  int64_t size() const { return mean.defined() ? mean.size(0) : 0; }
+  int64_t size() const { return mean.size(); }
   // Throws naming the folder or file at fault (missing cache.json, missing shard, shapes).
   static LatentCache load(const std::string& dir);
 };
