@@ -4,7 +4,7 @@
 # LUMINARS_TARGETS=all (scripts/test.sh) builds the tests and benchmarks too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DLUMINARS_UNITY_BUILD=ON "$@" >/dev/null
 targets=${LUMINARS_TARGETS:-luminars_cli}
 [ "$targets" = all ] && targets=
 # shellcheck disable=SC2086

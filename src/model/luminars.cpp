@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/shape.h"
 #include "core/module_state.h"
 
 namespace luminars {
@@ -37,12 +38,6 @@ LuminaRSImpl::LuminaRSImpl(const Config& config) : cfg(config) {
 }
 
 namespace {
-
-std::string shape_of(const torch::Tensor& t) {
-  std::ostringstream o;
-  o << t.sizes();
-  return o.str();
-}
 
 // x [B,C,H,W] with B = batch, t [B], recursions within the configuration.
 void check_latents(const Config& cfg, const torch::Tensor& x, const torch::Tensor& t, int64_t batch,

@@ -4,18 +4,13 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/shape.h"
 
 namespace luminars {
 
 namespace F = torch::nn::functional;
 
 namespace {
-
-std::string shape_of(const torch::Tensor& t) {
-  std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-  return s + "]";
-}
 
 torch::Tensor unit_rows(const torch::Tensor& x) {
   return F::normalize(x, F::NormalizeFuncOptions().p(2).dim(-1));

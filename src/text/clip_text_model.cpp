@@ -36,26 +36,28 @@ std::string shape_str(const std::vector<int64_t>& s) {
   return o.str();
 }
 
-void check(bool ok, const std::string& message) {
+void check_text_config(bool ok, const std::string& message) {
   if (!ok) throw Error("invalid CLIP text config: " + message);
 }
 
 }  // namespace
 
+bool is_clip_activation(const std::string& hidden_act) { return kActivations.count(hidden_act) > 0; }
+
 // ---------------------------------------------------------------------------------------------
 // ClipTextConfig
 // ---------------------------------------------------------------------------------------------
 void ClipTextConfig::validate() const {
-  check(vocab_size > 0, "vocab_size must be positive");
-  check(hidden_size > 0, "hidden_size must be positive");
-  check(intermediate_size > 0, "intermediate_size must be positive");
-  check(num_hidden_layers > 0, "num_hidden_layers must be positive");
-  check(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
+  check_text_config(vocab_size > 0, "vocab_size must be positive");
+  check_text_config(hidden_size > 0, "hidden_size must be positive");
+  check_text_config(intermediate_size > 0, "intermediate_size must be positive");
+  check_text_config(num_hidden_layers > 0, "num_hidden_layers must be positive");
+  check_text_config(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
         "num_attention_heads " + std::to_string(num_attention_heads) + " must divide hidden_size " +
             std::to_string(hidden_size));
-  check(max_position_embeddings > 0, "max_position_embeddings must be positive");
-  check(!with_projection || projection_dim > 0, "projection_dim must be positive");
-  check(layer_norm_eps > 0, "layer_norm_eps must be positive");
+  check_text_config(max_position_embeddings > 0, "max_position_embeddings must be positive");
+  check_text_config(!with_projection || projection_dim > 0, "projection_dim must be positive");
+  check_text_config(layer_norm_eps > 0, "layer_norm_eps must be positive");
   // Upper bounds far above any published CLIP, so absurd values are named here, not by the allocator.
   for (auto [name, v, limit] : {std::tuple<const char*, int64_t, int64_t>{"vocab_size", vocab_size, 1 << 22},
                                 {"hidden_size", hidden_size, 16384},
@@ -63,8 +65,8 @@ void ClipTextConfig::validate() const {
                                 {"num_hidden_layers", num_hidden_layers, 256},
                                 {"max_position_embeddings", max_position_embeddings, 16384},
                                 {"projection_dim", projection_dim, 16384}})
-    check(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
-  check(kActivations.count(hidden_act) > 0,
+    check_text_config(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
+  check_text_config(is_clip_activation(hidden_act),
         "hidden_act '" + hidden_act + "' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)");
 }
 

@@ -46,6 +46,9 @@ struct ClipLayerConfig {
   bool causal = true;  // position i attends to positions <= i only (the text tower)
 };
 ClipLayerConfig layer_config(const ClipTextConfig& c);  // causal
+// Whether `hidden_act` names an activation the layers implement (quick_gelu, gelu, gelu_new,
+// gelu_pytorch_tanh).
+bool is_clip_activation(const std::string& hidden_act);
 
 // Layers whose parameters are created without initialisation (weights come from a file), on any
 // device including "meta"; the tensor names are nn.Linear's, nn.LayerNorm's and nn.Embedding's.

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <set>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -18,9 +17,7 @@ using json = nlohmann::json;
 
 namespace {
 
-const std::set<std::string> kActivations{"quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh"};
-
-void check(bool ok, const std::string& message) {
+void check_vision_config(bool ok, const std::string& message) {
   if (!ok) throw Error("invalid CLIP vision config: " + message);
 }
 
@@ -30,18 +27,18 @@ void check(bool ok, const std::string& message) {
 // ClipVisionConfig
 // ---------------------------------------------------------------------------------------------
 void ClipVisionConfig::validate() const {
-  check(hidden_size > 0, "hidden_size must be positive");
-  check(intermediate_size > 0, "intermediate_size must be positive");
-  check(num_hidden_layers > 0, "num_hidden_layers must be positive");
-  check(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
+  check_vision_config(hidden_size > 0, "hidden_size must be positive");
+  check_vision_config(intermediate_size > 0, "intermediate_size must be positive");
+  check_vision_config(num_hidden_layers > 0, "num_hidden_layers must be positive");
+  check_vision_config(num_attention_heads > 0 && hidden_size % num_attention_heads == 0,
         "num_attention_heads " + std::to_string(num_attention_heads) + " must divide hidden_size " +
             std::to_string(hidden_size));
-  check(num_channels > 0, "num_channels must be positive");
-  check(image_size > 0, "image_size must be positive");
-  check(patch_size > 0 && image_size % patch_size == 0,
+  check_vision_config(num_channels > 0, "num_channels must be positive");
+  check_vision_config(image_size > 0, "image_size must be positive");
+  check_vision_config(patch_size > 0 && image_size % patch_size == 0,
         "patch_size " + std::to_string(patch_size) + " must divide image_size " + std::to_string(image_size));
-  check(projection_dim > 0, "projection_dim must be positive");
-  check(layer_norm_eps > 0, "layer_norm_eps must be positive");
+  check_vision_config(projection_dim > 0, "projection_dim must be positive");
+  check_vision_config(layer_norm_eps > 0, "layer_norm_eps must be positive");
   // Upper bounds far above any published CLIP, so absurd values are named here, not by the allocator.
   for (auto [name, v, limit] : {std::tuple<const char*, int64_t, int64_t>{"hidden_size", hidden_size, 16384},
                                 {"intermediate_size", intermediate_size, 65536},
@@ -49,8 +46,8 @@ void ClipVisionConfig::validate() const {
                                 {"num_channels", num_channels, 64},
                                 {"image_size", image_size, 4096},
                                 {"projection_dim", projection_dim, 16384}})
-    check(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
-  check(kActivations.count(hidden_act) > 0,
+    check_vision_config(v <= limit, std::string(name) + " = " + std::to_string(v) + " is above the limit of " + std::to_string(limit));
+  check_vision_config(is_clip_activation(hidden_act),
         "hidden_act '" + hidden_act + "' is not supported (quick_gelu, gelu, gelu_new, gelu_pytorch_tanh)");
 }
 
