@@ -26,7 +26,12 @@ fi
 root=$(mktemp -d /var/tmp/luminars-fresh.XXXXXX)
 cleanup() {
   for m in dev/pts dev proc sys; do umount "$root/$m" 2>/dev/null || true; done
-  rm -rf "$root"
+  # Never delete through a mount that is still there (it would be the machine's own /dev).
+  if grep -q " $root/" /proc/mounts; then
+    echo "first_command.sh: $root still has mounts; left in place" >&2
+  else
+    rm -rf --one-file-system "$root"
+  fi
 }
 trap cleanup EXIT
 tar -C "$root" -xf "$tarball"

@@ -24,6 +24,7 @@ timeout 330 ninja -C build-cuda -k 0 >>"$out/build.log" 2>&1
 say "build: rc $? after $((SECONDS - start)) s, $(grep -c 'warning:' "$out/build.log") warnings"
 if [ ! -x build-cuda/luminars ]; then grep -m 8 -A 6 'error' "$out/build.log"; exit 1; fi
 build-cuda/luminars info 2>&1 | head -4 | tee -a "$sum"
+say "$(grep -m1 'data-parallel training' "$out/build.log" || echo 'data-parallel training: no configure message')"
 
 # 2. Benchmarks: C++ and the reference alternately, each the median of timed runs after warm-up.
 median_of() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }

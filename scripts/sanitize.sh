@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-browser-deps.sh
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Sanitize -DCMAKE_CXX_FLAGS_SANITIZE="-O1 -g1" \
-  -DLUMINARS_SANITIZE=address,undefined -DLUMINARS_BUILD_BENCH=OFF >/dev/null
+  -DLUMINARS_SANITIZE=address,undefined -DLUMINARS_UNITY_BUILD=ON -DLUMINARS_BUILD_BENCH=OFF >/dev/null
 ninja -C build-asan
 # LeakSanitizer runs with no suppressions: the suite, LibTorch and OpenBLAS included, leaks nothing.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:strict_string_checks=1:detect_stack_use_after_return=0:check_initialization_order=1"
