@@ -6,7 +6,6 @@
 
 #include "core/tensor_io.h"
 #include "test_support.h"
-#include "text/bpe_trainer.h"
 #include "text/clip_tokenizer.h"
 #include "text/text_encoder.h"
 #include "train/clip_trainer.h"
@@ -41,12 +40,7 @@ ClipTrainOptions small_clip(const test::TempDir& dir, const std::string& run, in
 
 void make_data(const test::TempDir& dir, int n) {
   test::write_shapes_dataset(dir.file("data"), n, 32);
-  TrainTokenizerOptions t;
-  t.data_dir = dir.file("data");
-  t.out_dir = dir.file("tokenizer");
-  t.context_length = 16;
-  t.bpe.vocab_size = 600;
-  train_tokenizer(t);
+  test::write_tokenizer(dir.path.string());
 }
 
 TEST(ClipTrainer, RetrievalClearlyAboveChanceAndReadableFolders) {

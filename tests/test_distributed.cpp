@@ -18,7 +18,6 @@
 #include "core/error.h"
 #include "core/tensor_io.h"
 #include "test_support.h"
-#include "text/bpe_trainer.h"
 #include "train/batch_sampler.h"
 #include "train/distributed.h"
 #include "train/latent_cache.h"
@@ -265,12 +264,7 @@ TEST(Distributed, VaeAndClipTrainTheSameOnTwoRanks) {
   expect_same_steps(dir.file("vae1"), dir.file("vae2"), 3);
   EXPECT_TRUE(fs::exists(dir.file("vae2/vae/config.json")));
 
-  TrainTokenizerOptions t;
-  t.data_dir = dir.file("data");
-  t.out_dir = dir.file("tokenizer");
-  t.context_length = 16;
-  t.bpe.vocab_size = 600;
-  train_tokenizer(t);
+  test::write_tokenizer(dir.path.string());
   const std::string clip = "train-clip --data " + dir.file("data") + " --tokenizer " + dir.file("tokenizer") +
                            " --resolution 32 --patch-size 8 --text-width 32 --vision-width 32 --projection-dim 32 --text-layers 1 "
                            "--vision-layers 1 --text-heads 2 --vision-heads 2 --steps 3 --batch 8 --warmup 1 --lr 1e-5 "

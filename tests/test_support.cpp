@@ -3,6 +3,7 @@
 #include "core/error.h"
 #include "core/tensor_io.h"
 #include "flow/flow_matching.h"
+#include "text/bpe_trainer.h"
 #include "train/latent_cache.h"
 
 #include <sys/wait.h>
@@ -154,21 +155,21 @@ void write_shapes_dataset(const std::string& dir, int n, int size) {
   }
 }
 
-void write_latent_cache(const std::string& dir, int64_t n) {
+void write_latent_cache(const std::string& dir, int64_t n, LatentCacheShape shape) {
   std::filesystem::create_directories(dir);
   auto gen = make_generator(99);
   CacheInfo info;
   info.resolution = 16;
-  info.latent_channels = 4;
-  info.latent_size = 8;
+  info.latent_channels = shape.channels;
+  info.latent_size = shape.side;
   info.text_dim = 40;
   info.context_length = 7;
-  const int64_t per_shard = 5;
+  const int64_t per_shard = shape.per_shard;
   for (int64_t s = 0, start = 0; start < n; ++s, start += per_shard) {
     const int64_t k = std::min(per_shard, n - start);
     CacheShard sh;
-    sh.mean = torch::randn({k, 4, 8, 8}, gen);
-    sh.std = torch::rand({k, 4, 8, 8}, gen) * 0.1;
+    sh.mean = torch::randn({k, shape.channels, shape.side, shape.side}, gen);
+    sh.std = torch::rand({k, shape.channels, shape.side, shape.side}, gen) * 0.1;
     std::vector<int64_t> item;
     for (int64_t i = 0; i < k; ++i)
       for (int64_t c = 0; c < 1 + (start + i) % 2; ++c) item.push_back(i);  // 1 or 2 captions
@@ -184,6 +185,15 @@ void write_latent_cache(const std::string& dir, int64_t n) {
   write_cache_prompts(dir + "/empty.safetensors", torch::randn({1, 7, 40}, gen), torch::randn({1, 40}, gen), {""});
   write_cache_prompts(dir + "/samples.safetensors", torch::randn({2, 7, 40}, gen), torch::randn({2, 40}, gen), {"a", "b"});
   write_cache_index(dir, info);
+}
+
+void write_tokenizer(const std::string& dir) {
+  TrainTokenizerOptions t;
+  t.data_dir = dir + "/data";
+  t.out_dir = dir + "/tokenizer";
+  t.context_length = 16;
+  t.bpe.vocab_size = 600;
+  train_tokenizer(t);
 }
 
 }  // namespace luminars::test

@@ -72,8 +72,16 @@ void write_shapes_dataset(const std::string& dir, int n, int size = 32);
 // The first caption of picture i of write_shapes_dataset.
 std::string shape_caption(int i);
 
-// A latent cache (train/latent_cache.h) of `n` random 4×8×8 latents with 1 or 2 captions each,
-// 7-token 40-wide text (the tiny preset's sizes), an empty prompt and two sample prompts.
-void write_latent_cache(const std::string& dir, int64_t n = 12);
+// A latent cache (train/latent_cache.h) of `n` random latents (4×8×8 by default), `per_shard` to a
+// shard, with 1 or 2 captions each, 7-token 40-wide text (the tiny preset's sizes), an empty prompt
+// and two sample prompts.
+struct LatentCacheShape {
+  int64_t per_shard = 5, channels = 4, side = 8;
+};
+void write_latent_cache(const std::string& dir, int64_t n = 12, LatentCacheShape shape = {});
+
+// A BPE tokenizer (context 16, 600 entries) trained on the captions of DIR/data, written to
+// DIR/tokenizer.
+void write_tokenizer(const std::string& dir);
 
 }  // namespace luminars::test

@@ -179,28 +179,8 @@ TEST(Batches, TheCacheIsReadInPlaceNotCopied) {
   if (test::kAddressSanitizer) GTEST_SKIP() << "ASan's shadow memory counts as anonymous";
   test::TempDir dir;
   const auto cache_dir = dir.file("cache");
-  std::filesystem::create_directories(cache_dir);
-  CacheInfo info;
-  info.resolution = 256;
-  info.latent_channels = 16;
-  info.latent_size = 32;
-  info.text_dim = 40;
-  info.context_length = 7;
   const int64_t per_shard = 200;
-  for (int64_t s = 0; s < 2; ++s) {
-    CacheShard sh;
-    sh.mean = torch::randn({per_shard, 16, 32, 32});
-    sh.std = torch::rand({per_shard, 16, 32, 32});
-    sh.caption_item = torch::arange(per_shard, torch::kInt64);
-    sh.ctx = torch::randn({per_shard, 7, 40});
-    sh.pooled = torch::randn({per_shard, 40});
-    write_cache_shard(cache_dir, s, sh);
-    info.shards.push_back(shard_name(s));
-    info.items += per_shard;
-    info.captions += per_shard;
-  }
-  write_cache_prompts(cache_dir + "/empty.safetensors", torch::zeros({1, 7, 40}), torch::zeros({1, 40}), {""});
-  write_cache_index(cache_dir, info);
+  test::write_latent_cache(cache_dir, 2 * per_shard, {per_shard, 16, 32});  // 2 × 2 × 12.5 MB of latents
   const auto last = load_tensors(cache_dir + "/" + shard_name(1)).at("mean")[per_shard - 1].clone();
 
   const long before = anonymous_resident_kb();

@@ -208,6 +208,32 @@ struct ProcessGroup::Impl {
       fail(what, e);
     }
   }
+
+  // Runs `collective` (an all-reduce, a broadcast) once per dtype and device over `tensors`
+  // flattened end to end (c10d reads a list of tensors as replicas on several devices, not as
+  // several tensors), then copies the result back into them when `write_back`.
+  template <class Collective>
+  void flattened(const std::vector<at::Tensor>& tensors, bool write_back, Collective collective, const std::string& what) {
+    std::map<std::pair<int, std::string>, std::vector<std::size_t>> groups;
+    for (std::size_t i = 0; i < tensors.size(); ++i)
+      groups[{static_cast<int>(tensors[i].scalar_type()), tensors[i].device().str()}].push_back(i);
+    torch::NoGradGuard no_grad;
+    for (const auto& [key, members] : groups) {
+      std::vector<at::Tensor> flat_parts;
+      for (auto i : members) flat_parts.push_back(tensors[i].detach().reshape({-1}));
+      std::vector<at::Tensor> flat{on_backend_device(torch::cat(flat_parts))};
+      auto work = collective(flat);
+      wait(work, what);
+      if (!write_back) continue;
+      int64_t offset = 0;
+      for (auto i : members) {
+        const int64_t n = tensors[i].numel();
+        auto target = tensors[i].detach();
+        target.copy_(flat[0].narrow(0, offset, n).view(tensors[i].sizes()));
+        offset += n;
+      }
+    }
+  }
 };
 
 namespace {
@@ -301,47 +327,11 @@ ProcessGroup::~ProcessGroup() {
 }
 
 void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>& tensors, const std::string& what) {
-  // One collective per dtype over the tensors flattened end to end (c10d reads a list of tensors
-  // as replicas on several devices, not as several tensors).
-  std::map<std::pair<int, std::string>, std::vector<std::size_t>> groups;
-  for (std::size_t i = 0; i < tensors.size(); ++i)
-    groups[{static_cast<int>(tensors[i].scalar_type()), tensors[i].device().str()}].push_back(i);
-  torch::NoGradGuard no_grad;
-  for (const auto& [key, members] : groups) {
-    std::vector<at::Tensor> flat_parts;
-    for (auto i : members) flat_parts.push_back(tensors[i].detach().reshape({-1}));
-    std::vector<at::Tensor> flat{impl_->on_backend_device(torch::cat(flat_parts))};
-    auto work = impl_->group->allreduce(flat);
-    impl_->wait(work, what);
-    int64_t offset = 0;
-    for (auto i : members) {
-      const int64_t n = tensors[i].numel();
-      tensors[i].copy_(flat[0].narrow(0, offset, n).view(tensors[i].sizes()));
-      offset += n;
-    }
-  }
+  impl_->flattened(tensors, true, [&](std::vector<at::Tensor>& flat) { return impl_->group->allreduce(flat); }, what);
 }
 
 void ProcessGroup::broadcast(const std::vector<at::Tensor>& tensors, const std::string& what) {
-  std::map<std::pair<int, std::string>, std::vector<std::size_t>> groups;
-  for (std::size_t i = 0; i < tensors.size(); ++i)
-    groups[{static_cast<int>(tensors[i].scalar_type()), tensors[i].device().str()}].push_back(i);
-  torch::NoGradGuard no_grad;
-  for (const auto& [key, members] : groups) {
-    std::vector<at::Tensor> flat_parts;
-    for (auto i : members) flat_parts.push_back(tensors[i].detach().reshape({-1}));
-    std::vector<at::Tensor> flat{impl_->on_backend_device(torch::cat(flat_parts))};
-    auto work = impl_->group->broadcast(flat);
-    impl_->wait(work, what);
-    if (rank() == 0) continue;
-    int64_t offset = 0;
-    for (auto i : members) {
-      const int64_t n = tensors[i].numel();
-      auto target = tensors[i].detach();
-      target.copy_(flat[0].narrow(0, offset, n).view(tensors[i].sizes()));
-      offset += n;
-    }
-  }
+  impl_->flattened(tensors, rank() != 0, [&](std::vector<at::Tensor>& flat) { return impl_->group->broadcast(flat); }, what);
 }
 
 std::unique_ptr<ProcessGroup::Pending> ProcessGroup::start_all_reduce_sum(at::Tensor& tensor, const std::string& what) {
