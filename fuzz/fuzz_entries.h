@@ -40,6 +40,14 @@ void image_entry(const uint8_t* data, std::size_t size);
 // Defined in fuzz_entries_serve.cpp (the test binary has it only where the server is built).
 void requests_entry(const uint8_t* data, std::size_t size);
 
+// The server's whole HTTP path on raw bytes, as one connection would send them (request lines,
+// headers, Content-Length or chunked bodies, gzip/deflate, multipart, pipelining), answered by an
+// ImageServer with a stand-in generator (a grey picture). The first byte's low bit picks a server
+// without or with an API key ("fuzz-key"); the rest is the connection's bytes. Every answer must be
+// well-formed HTTP/1.1 with a status below 500 and, for JSON, valid UTF-8 JSON.
+// Defined in fuzz_entries_serve.cpp.
+void http_entry(const uint8_t* data, std::size_t size);
+
 // Separates the parts of one input where an entry needs several (files of a folder, form fields).
 inline constexpr std::string_view kPartSeparator = "\n%%\n";
 std::vector<std::string_view> split_parts(std::string_view input);

@@ -1,12 +1,16 @@
 // The fuzz target's body for the server's request bodies (src/serve/api_requests.h): the requests
 // entry of fuzz_entries.h, apart so that the test binary takes it only where the server is built.
 #include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
 #include "core/error.h"
 #include "fuzz_entries.h"
+#include "core/utf8.h"
 #include "serve/api_requests.h"
+#include "serve/server.h"
 
 namespace luminars::fuzz {
 
@@ -70,6 +74,81 @@ void requests_entry(const uint8_t* data, std::size_t size) {
   const serve::ImageJob job = serve::parse_openai_edit(fields, files, limits);
   check_job(job, limits);
   expect(job.request.init_image.has_value(), "an edit has its image");
+}
+
+}  // namespace luminars::fuzz
+
+namespace luminars::fuzz {
+
+namespace {
+
+// A grey picture of the asked size for every image of the batch: the HTTP path, not the model, is
+// under test.
+Generation stand_in(const GenerationRequest& r) {
+  Generation g;
+  const int w = static_cast<int>(r.width.value_or(r.init_image ? r.init_image->width : 32));
+  const int h = static_cast<int>(r.height.value_or(r.init_image ? r.init_image->height : 32));
+  for (int64_t i = 0; i < r.batch; ++i) {
+    Image image;
+    image.width = w;
+    image.height = h;
+    image.rgb.assign(static_cast<std::size_t>(w) * h * 3, 128);
+    g.images.push_back(std::move(image));
+    GenerationParameters p;
+    p.prompt = r.prompt;
+    p.seed = r.seed + static_cast<uint64_t>(i);
+    p.width = w;
+    p.height = h;
+    g.parameters.push_back(p);
+  }
+  return g;
+}
+
+serve::ImageServer& fuzz_server(bool with_key) {
+  auto make = [](bool key) {
+    serve::ServerOptions o;
+    o.port = 0;
+    o.queue = 4;
+    o.max_size = 256;
+    o.max_steps = 50;
+    o.max_count = 4;
+    o.max_body_bytes = 1 << 20;
+    o.log_requests = false;
+    o.wait_seconds = 10;
+    if (key) o.api_key = "fuzz-key";
+    serve::ModelInfo m;
+    m.name = "fuzz";
+    m.resolution = 32;
+    m.size_multiple = 32;
+    m.steps = 2;
+    return std::make_unique<serve::ImageServer>(o, m, stand_in);
+  };
+  static auto open = make(false);
+  static auto keyed = make(true);
+  return with_key ? *keyed : *open;
+}
+
+// One answer as sent: "HTTP/1.1 NNN Reason\r\n" headers "\r\n" body.
+void check_answer(const std::string& wire) {
+  expect(wire.rfind("HTTP/1.", 0) == 0 && wire.size() >= 12, "an answer starts with a status line");
+  const int status = std::stoi(wire.substr(9, 3));
+  expect(status >= 100 && status < 500, "no answer is a 5xx (got " + std::to_string(status) + ")");
+  const auto head_end = wire.find("\r\n\r\n");
+  expect(head_end != std::string::npos, "an answer's head ends with a blank line");
+  const std::string head = wire.substr(0, head_end), body = wire.substr(head_end + 4);
+  if (head.find("Content-Type: application/json") != std::string::npos) {
+    expect(is_valid_utf8(body), "a JSON answer is valid UTF-8");
+    expect(nlohmann::json::accept(body), "a JSON answer parses");
+  }
+}
+
+}  // namespace
+
+void http_entry(const uint8_t* data, std::size_t size) {
+  if (size == 0) return;
+  auto& server = fuzz_server((data[0] & 1) != 0);
+  const std::string_view raw(reinterpret_cast<const char*>(data) + 1, size - 1);
+  for (const auto& answer : server.respond_to_bytes(raw)) check_answer(answer);
 }
 
 }  // namespace luminars::fuzz

@@ -315,12 +315,115 @@ def write_requests():
                                                      b"@image=" + rgb64, b"model=dall-e-2"]))
 
 
+# ------------------------------------------------------------------------------------------------
+# http: '0' (a server without an API key) or '1' (with the key "fuzz-key"), then a connection's bytes
+# ------------------------------------------------------------------------------------------------
+def http_request(method, path, body=b"", headers=(), host=b"127.0.0.1:8080", version=b"HTTP/1.1"):
+    head = method + b" " + path + b" " + version + b"\r\nHost: " + host + b"\r\n"
+    for h in headers:
+        head += h + b"\r\n"
+    if body and not any(h.lower().startswith(b"transfer-encoding") for h in headers):
+        head += b"Content-Length: " + str(len(body)).encode() + b"\r\n"
+    return head + b"\r\n" + body
+
+
+def json_post(path, obj, headers=()):
+    return http_request(b"POST", path, json.dumps(obj).encode(), (b"Content-Type: application/json",) + tuple(headers))
+
+
+def multipart(parts, boundary=b"XyZ"):
+    out = b""
+    for name, value, filename in parts:
+        out += b"--" + boundary + b"\r\nContent-Disposition: form-data; name=\"" + name + b"\""
+        if filename:
+            out += b"; filename=\"" + filename + b"\"\r\nContent-Type: image/png"
+        out += b"\r\n\r\n" + value + b"\r\n"
+    return out + b"--" + boundary + b"--\r\n"
+
+
+def chunked(data, size=7):
+    out = b""
+    for i in range(0, len(data), size):
+        piece = data[i:i + size]
+        out += b"%x\r\n" % len(piece) + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def write_http():
+    rgb32 = png(32, 32, gradient)
+    small = {"prompt": "a red heart, noto style", "steps": 2, "seed": 3, "width": 32, "height": 32}
+    # Seeds: every route, well-formed.
+    put("http", "get_page.bin", b"0" + http_request(b"GET", b"/"))
+    put("http", "get_health_keep_alive_twice.bin", b"0" + http_request(b"GET", b"/health") * 2)
+    put("http", "get_config.bin", b"0" + http_request(b"GET", b"/api/config"))
+    put("http", "get_models.bin", b"0" + http_request(b"GET", b"/v1/models") + http_request(b"GET", b"/sdapi/v1/sd-models"))
+    put("http", "jobs_post_poll_delete.bin", b"0" + json_post(b"/api/jobs", small) +
+        http_request(b"GET", b"/api/jobs/0123456789abcdef") + http_request(b"DELETE", b"/api/jobs/0123456789abcdef") +
+        http_request(b"GET", b"/api/jobs/0123456789abcdef/images/0.png"))
+    put("http", "openai_generation.bin", b"0" + json_post(b"/v1/images/generations", {"prompt": "a cat", "n": 1, "size": "32x32", "steps": 2}))
+    put("http", "a1111_txt2img.bin", b"0" + json_post(b"/sdapi/v1/txt2img", small))
+    put("http", "a1111_img2img.bin", b"0" + json_post(b"/sdapi/v1/img2img", {"prompt": "x", "steps": 2, "init_images": [base64.b64encode(rgb32).decode()], "denoising_strength": 0.5}))
+    form = multipart([(b"prompt", b"fill it", None), (b"size", b"32x32", None), (b"steps", b"2", None), (b"image", rgb32, b"image.png")])
+    put("http", "openai_edit_multipart.bin", b"0" + http_request(b"POST", b"/v1/images/edits", form, (b"Content-Type: multipart/form-data; boundary=XyZ",)))
+    body = json.dumps(small).encode()
+    put("http", "chunked_json.bin", b"0" + http_request(b"POST", b"/sdapi/v1/txt2img", chunked(body), (b"Content-Type: application/json", b"Transfer-Encoding: chunked")))
+    put("http", "gzip_json.bin", b"0" + http_request(b"POST", b"/sdapi/v1/txt2img", zlib.compress(body, 9, wbits=31) if hasattr(zlib, "compress") else body,
+                                                   (b"Content-Type: application/json", b"Content-Encoding: gzip")))
+    put("http", "deflate_json.bin", b"0" + http_request(b"POST", b"/api/jobs", zlib.compress(body), (b"Content-Type: application/json", b"Content-Encoding: deflate")))
+    put("http", "api_key_right.bin", b"1" + http_request(b"GET", b"/api/config", headers=(b"Authorization: Bearer fuzz-key",)))
+    put("http", "cors_preflight.bin", b"0" + http_request(b"OPTIONS", b"/api/jobs", headers=(b"Origin: http://127.0.0.1:8080", b"Access-Control-Request-Method: POST")))
+    put("http", "expect_continue.bin", b"0" + http_request(b"POST", b"/api/jobs", body, (b"Content-Type: application/json", b"Expect: 100-continue")))
+    put("http", "http10_no_host.bin", b"0GET /health HTTP/1.0\r\n\r\n")
+
+    # Regressions: every hostile request of the hardening issue, each answered without harm.
+    put_r = lambda name, data: (ROOT / "fuzz" / "regressions" / "http").mkdir(parents=True, exist_ok=True) or \
+        (ROOT / "fuzz" / "regressions" / "http" / name).write_bytes(data)
+    put_r("path_percent_ff_not_utf8_aborted_the_server.bin", b"0" + http_request(b"GET", b"/%ff"))
+    put_r("path_bad_percent_escape.bin", b"0" + http_request(b"GET", b"/api/jobs/%zz") + http_request(b"GET", b"/%00"))
+    put_r("json_prompt_invalid_utf8_gave_500.bin", b"0" + http_request(b"POST", b"/sdapi/v1/txt2img",
+          b'{"prompt": "caf\xe9 \xff", "steps": 2}', (b"Content-Type: application/json",)))
+    put_r("json_prompt_lone_surrogate.bin", b"0" + http_request(b"POST", b"/api/jobs", b'{"prompt": "\\udcff"}', (b"Content-Type: application/json",)))
+    form = multipart([(b"prompt", b"\xff\xfe bad", None), (b"image", rgb32, b"image.png")])
+    put_r("multipart_prompt_invalid_utf8_gave_500_after_generating.bin", b"0" + http_request(b"POST", b"/v1/images/edits", form,
+          (b"Content-Type: multipart/form-data; boundary=XyZ",)))
+    bomb = zlib.compress(b"0" * (4 << 20), 9, wbits=31)  # 4 MiB of zeros in ~4 kB; the fuzz server takes 1 MiB
+    put_r("gzip_body_inflating_past_the_limit.bin", b"0" + http_request(b"POST", b"/sdapi/v1/txt2img", bomb,
+          (b"Content-Type: application/json", b"Content-Encoding: gzip")))
+    put_r("chunked_body_past_the_limit.bin", b"0" + http_request(b"POST", b"/api/jobs", b"200000\r\n" + b"a" * 64,
+          (b"Content-Type: application/json", b"Transfer-Encoding: chunked")))
+    put_r("content_length_negative_waited_for_the_timeout.bin", b"0POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          b"Content-Type: application/json\r\nContent-Length: -1\r\n\r\n{}")
+    put_r("content_length_1e20_waited_for_the_timeout.bin", b"0POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          b"Content-Type: application/json\r\nContent-Length: 100000000000000000000\r\n\r\n{}")
+    members = b"{" + b",".join(b'"k%d":%d' % (i, i) for i in range(20000)) + b"}"
+    put_r("json_20000_members_gzip_held_memory.bin", b"0" + http_request(b"POST", b"/api/jobs", zlib.compress(members, 9, wbits=31),
+          (b"Content-Type: application/json", b"Content-Encoding: gzip")))
+    put_r("json_as_text_plain_cross_site_simple_request.bin", b"0" + http_request(b"POST", b"/api/jobs", b'{"prompt": "x"}',
+          (b"Content-Type: text/plain",)))
+    put_r("json_without_content_type.bin", b"0" + http_request(b"POST", b"/sdapi/v1/txt2img", b'{"prompt": "x"}'))
+    put_r("cross_origin_page.bin", b"0" + json_post(b"/api/jobs", {"prompt": "x"}, (b"Origin: http://evil.example",)))
+    put_r("dns_rebinding_host.bin", b"0" + http_request(b"GET", b"/api/config", host=b"evil.example:8080"))
+    put_r("pipelined_100_requests_only_first_answered.bin", b"0" + http_request(b"GET", b"/health") * 100)
+    put_r("api_key_missing_and_wrong.bin", b"1" + http_request(b"GET", b"/api/config") +
+          http_request(b"GET", b"/api/config", headers=(b"Authorization: Bearer nope",)) + http_request(b"GET", b"/health"))
+    put_r("headers_past_the_limit.bin", b"0GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Pad: " + b"a" * 20000 + b"\r\n\r\n")
+    put_r("multipart_without_closing_boundary.bin", b"0" + http_request(b"POST", b"/v1/images/edits", b"--XyZ\r\nContent-Disposition: form-data; name=\"prompt\"\r\n\r\nx",
+          (b"Content-Type: multipart/form-data; boundary=XyZ",)))
+    put_r("unsupported_content_encoding.bin", b"0" + http_request(b"POST", b"/api/jobs", b"xx", (b"Content-Type: application/json", b"Content-Encoding: br")))
+    put_r("gzip_truncated.bin", b"0" + http_request(b"POST", b"/api/jobs", zlib.compress(body, 9, wbits=31)[:20],
+          (b"Content-Type: application/json", b"Content-Encoding: gzip")))
+    put_r("work_budget_8_pictures_of_256_at_50_steps.bin", b"0" + json_post(b"/sdapi/v1/txt2img",
+          {"prompt": "x", "width": 256, "height": 256, "steps": 50, "batch_size": 4}))
+    put_r("method_not_allowed.bin", b"0" + http_request(b"PUT", b"/api/jobs", b"{}", (b"Content-Type: application/json",)))
+
+
 def main():
     write_safetensors()
     write_configs()
     write_tokenizer()
     write_image()
     write_requests()
+    write_http()
 
 
 if __name__ == "__main__":

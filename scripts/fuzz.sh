@@ -7,7 +7,7 @@
 # The same lines are appended, tab separated, to the file $REPORT when it is set. Exits 1 when a
 # target found something.
 #
-#   scripts/fuzz.sh [--merge] [SECONDS] [TARGET...]     targets: safetensors configs tokenizer image requests
+#   scripts/fuzz.sh [--merge] [SECONDS] [TARGET...]     targets: safetensors configs tokenizer image requests http
 #
 # --merge minimises the units a run added back into fuzz/corpus/<target>/ (libFuzzer -merge=1: only
 # those that add coverage). Environment: CXX (clang++), JOBS (compile jobs, default: all cores),
@@ -16,8 +16,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
-ALL_TARGETS=(safetensors configs tokenizer image requests)
-declare -A MAX_LEN=([safetensors]=16384 [configs]=4096 [tokenizer]=8192 [image]=65536 [requests]=65536)
+ALL_TARGETS=(safetensors configs tokenizer image requests http)
+declare -A MAX_LEN=([safetensors]=16384 [configs]=4096 [tokenizer]=8192 [image]=65536 [requests]=65536 [http]=65536)
 
 merge=0
 seconds=30

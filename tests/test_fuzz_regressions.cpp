@@ -107,6 +107,7 @@ TEST(FuzzRegressions, PngWithACorruptZlibStreamIsRefusedBeforeStb) {
 }
 #ifdef LUMINARS_HAVE_SERVE
 TEST(FuzzRegressions, Requests) { replay("requests", fuzz::requests_entry); }
+TEST(FuzzRegressions, Http) { replay("http", fuzz::http_entry); }
 #endif
 
 }  // namespace

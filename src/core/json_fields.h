@@ -2,6 +2,7 @@
 // null field keeps the default, a field of the wrong type is an error naming the file and field.
 #pragma once
 #include <cstdint>
+#include <cstddef>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <string_view>
@@ -14,11 +15,17 @@ namespace luminars::json_fields {
 // operation on them (copies, dump(), comparisons) a stack overflow.
 inline constexpr int kMaxDepth = 64;
 
-// `text` parsed, nested at most kMaxDepth levels; throws naming `source` when it is not valid JSON.
-inline nlohmann::json parse(std::string_view text, const std::string& source) {
+// `text` parsed, nested at most kMaxDepth levels and holding at most `max_values` values; throws
+// naming `source` when it is not valid JSON or breaks a bound.
+inline nlohmann::json parse(std::string_view text, const std::string& source, std::size_t max_values = SIZE_MAX) {
+  std::size_t values = 0;
   try {
-    return nlohmann::json::parse(text, [&source](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    return nlohmann::json::parse(text, [&](int depth, nlohmann::json::parse_event_t event, nlohmann::json&) {
       if (depth > kMaxDepth) throw Error(source + ": JSON nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      if (event == nlohmann::json::parse_event_t::value || event == nlohmann::json::parse_event_t::object_start ||
+          event == nlohmann::json::parse_event_t::array_start) {
+        if (++values > max_values) throw Error(source + ": JSON holds more than " + std::to_string(max_values) + " values");
+      }
       return true;
     });
   } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400

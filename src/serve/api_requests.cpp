@@ -10,6 +10,7 @@
 
 #include "core/base64.h"
 #include "core/json_fields.h"
+#include "core/utf8.h"
 
 namespace luminars::serve {
 
@@ -68,6 +69,7 @@ std::optional<std::string> string_field(const json& body, const char* key, std::
   if (!v) return std::nullopt;
   if (!v->is_string()) throw RequestError(key, std::string(key) + " must be a string");
   auto s = v->get<std::string>();
+  if (!is_valid_utf8(s)) throw RequestError(key, std::string(key) + " is not valid UTF-8");
   if (s.size() > max_bytes)
     throw RequestError(key, std::string(key) + " is " + std::to_string(s.size()) + " bytes long; at most " + std::to_string(max_bytes));
   return s;
@@ -228,7 +230,9 @@ uint64_t random_seed() {
 json parse_json_body(const std::string& text) {
   json j;
   try {
-    j = json_fields::parse(text, "the body");  // nested at most 64 levels, like every file read
+    // Nested at most 64 levels, like every file read, and at most kMaxJsonValues values in all:
+    // no request has more than a few dozen, and a body of millions would hold hundreds of MiB.
+    j = json_fields::parse(text, "the body", kMaxJsonValues);
   } catch (const Error& e) {
     throw RequestError("body", std::string("the body is not valid JSON: ") + e.what());
   }

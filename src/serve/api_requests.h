@@ -40,7 +40,11 @@ struct ImageJob {
   GenerationRequest request;  // request.batch = the number of images
 };
 
-// `text` as a JSON object, else RequestError("body", …).
+// The most values (members, elements, scalars) a request body may hold.
+inline constexpr std::size_t kMaxJsonValues = 10000;
+
+// `text` as a JSON object, else RequestError("body", …): not JSON, nested deeper than 64 levels,
+// more than kMaxJsonValues values.
 nlohmann::json parse_json_body(const std::string& text);
 
 // POST /api/jobs: prompt, negative_prompt, steps, cfg_scale, seed (−1 random), n, width, height,

@@ -1,16 +1,17 @@
 #include "serve/server.h"
 
-#include <httplib.h>
-
 #include <chrono>
 #include <cmath>
 #include <ctime>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/base64.h"
 #include "serve/api_requests.h"
+#include "serve/http_policy.h"
 #include "serve/job_queue.h"
+#include "serve/router.h"
 #include "serve/web_page.h"
 
 namespace luminars::serve {
@@ -19,26 +20,19 @@ namespace {
 
 using nlohmann::json;
 
-void send_json(httplib::Response& res, int status, const json& body) {
+// Every JSON answer: invalid UTF-8 anywhere in it (a client's text echoed back) becomes U+FFFD.
+void send_json(HttpResponse& res, int status, const json& body) {
   res.status = status;
-  res.set_content(body.dump(), "application/json");
+  res.content_type = "application/json";
+  res.body = body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void send_error(httplib::Response& res, int status, const std::string& message, const std::string& param = "",
+void send_error(HttpResponse& res, int status, const std::string& message, const std::string& param = "",
                 const std::string& type = "invalid_request_error") {
-  json e = {{"message", message}, {"type", type}};
-  e["param"] = param.empty() ? json(nullptr) : json(param);
-  send_json(res, status, {{"error", e}});
-}
-
-std::string status_text(int status) {
-  switch (status) {
-    case 400: return "bad request";
-    case 404: return "not found";
-    case 405: return "method not allowed";
-    case 413: return "the request body is too large";
-    default: return "HTTP error " + std::to_string(status);
-  }
+  HttpResponse e = error_response(status, message, param, type);  // headers and log note kept
+  res.status = e.status;
+  res.content_type = std::move(e.content_type);
+  res.body = std::move(e.body);
 }
 
 // The A1111 `info` JSON of a finished job.
@@ -66,7 +60,10 @@ struct ImageServer::State {
   GenerateFn generate;
   ServeLimits limits;
   JobQueue queue;
-  httplib::Server http;
+  Router router;
+  std::unique_ptr<HttpEngine> engine;
+  std::unique_ptr<HttpServer> http;  // last: destroyed first, while the rest still stands
+  std::atomic<bool> shutting_down{false};
   std::once_flag stopped;
 
   State(ServerOptions o, ModelInfo m, GenerateFn g)
@@ -100,10 +97,32 @@ struct ImageServer::State {
     };
   }
 
-  // Queues a job; on a full queue answers 429 with Retry-After and returns nullopt.
-  std::optional<std::string> submit(const GenerationRequest& r, httplib::Response& res) {
-    auto id = queue.submit(work_for(r), r.steps.value_or(model.steps));
-    if (!id) {
+  // Refuses a request that asks more work than one request may (ServerOptions::max_work).
+  void check_work(const GenerationRequest& r) const {
+    const int64_t w = r.width.value_or(model.resolution), h = r.height.value_or(model.resolution);
+    const int64_t steps = r.steps.value_or(model.steps), n = std::max<int64_t>(1, r.batch);
+    const double work = static_cast<double>(w) * static_cast<double>(h) * static_cast<double>(n) * static_cast<double>(steps);
+    if (work > static_cast<double>(options.max_work))
+      throw RequestError("steps", "the request asks " + std::to_string(n) + " pictures of " + std::to_string(w) + "x" +
+                                      std::to_string(h) + " at " + std::to_string(steps) +
+                                      " steps; one request may ask at most width x height x pictures x steps = " +
+                                      std::to_string(options.max_work) + " (fewer pictures, steps or pixels)");
+  }
+
+  void note_prompt(const GenerationRequest& r, HttpResponse& res) const {
+    if (options.log_prompts) res.log_note = "prompt=" + json(r.prompt).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+
+  // Queues a job; on a full queue answers 429 with Retry-After (503 while shutting down) and
+  // returns nullopt.
+  std::optional<std::string> submit(const GenerationRequest& r, HttpResponse& res) {
+    check_work(r);
+    note_prompt(r, res);
+    auto id = shutting_down ? std::nullopt : queue.submit(work_for(r), r.steps.value_or(model.steps));
+    if (!id && shutting_down) {
+      res.set_header("Retry-After", "5");
+      send_error(res, 503, "the server is shutting down", "", "server_error");
+    } else if (!id) {
       const double wait = std::max(1.0, std::ceil(queue.retry_after_seconds()));
       res.set_header("Retry-After", std::to_string(static_cast<int64_t>(wait)));
       send_error(res, 429, "the server is busy: " + std::to_string(queue.queued()) + " jobs are waiting; retry in " +
@@ -113,11 +132,22 @@ struct ImageServer::State {
     return id;
   }
 
-  // Synchronous APIs: queue, wait, then answer with the result or an error.
-  std::shared_ptr<const JobResult> run_to_end(const GenerationRequest& r, httplib::Response& res) {
+  // Synchronous APIs: queue, wait, then answer with the result or an error. A client that hangs up
+  // cancels its job.
+  std::shared_ptr<const JobResult> run_to_end(const GenerationRequest& r, const HttpRequest& req, HttpResponse& res) {
     auto id = submit(r, res);
     if (!id) return nullptr;
-    auto info = queue.wait(*id, std::chrono::milliseconds(static_cast<int64_t>(options.wait_seconds * 1000)));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(options.wait_seconds * 1000));
+    std::optional<JobInfo> info;
+    for (;;) {
+      info = queue.wait(*id, std::chrono::milliseconds(200));
+      if (!info || is_finished(info->state) || std::chrono::steady_clock::now() >= deadline) break;
+      if (req.client_gone()) {
+        queue.cancel(*id);
+        send_error(res, 499, "the client closed the connection", "", "client_closed");
+        return nullptr;
+      }
+    }
     if (!info) {
       send_error(res, 500, "the job was lost", "", "server_error");
     } else if (info->state == JobState::Done) {
@@ -153,12 +183,14 @@ struct ImageServer::State {
 
   // A handler body that turns request errors into 400s naming the field.
   template <typename F>
-  httplib::Server::Handler checked(F f) {
-    return [f](const httplib::Request& req, httplib::Response& res) {
+  Handler checked(F f) {
+    return [f](const HttpRequest& req, HttpResponse& res) {
       try {
         f(req, res);
       } catch (const RequestError& e) {
         send_error(res, 400, e.what(), e.field());
+      } catch (const HttpError& e) {
+        send_error(res, e.status(), e.what(), e.field());
       } catch (const Error& e) {
         send_error(res, 400, e.what());
       }
@@ -169,16 +201,20 @@ struct ImageServer::State {
 };
 
 void ImageServer::State::routes() {
+  using R = const HttpRequest&;
+  using W = HttpResponse&;
   // -------------------------------------------------------------------------------------------
   // The page and what it asks.
   // -------------------------------------------------------------------------------------------
-  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-    res.set_content(std::string(index_html()), "text/html; charset=utf-8");
+  router.add("GET", "/", BodyKind::None, false, [](R, W res) {
+    res.content_type = "text/html; charset=utf-8";
+    res.body = std::string(index_html());
   });
-  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    send_json(res, 200, {{"status", "ok"}, {"model", model.name}, {"queued", queue.queued()}, {"capacity", queue.capacity()}});
+  router.add("GET", "/health", BodyKind::None, false, [this](R, W res) {
+    send_json(res, 200, {{"status", shutting_down ? "stopping" : "ok"}, {"model", model.name}, {"queued", queue.queued()},
+                         {"capacity", queue.capacity()}, {"auth", !options.api_key.empty()}});
   });
-  http.Get("/api/config", [this](const httplib::Request&, httplib::Response& res) {
+  router.add("GET", "/api/config", BodyKind::None, false, [this](R, W res) {
     send_json(res, 200,
               {{"model", model.name},
                {"resolution", model.resolution},
@@ -186,6 +222,7 @@ void ImageServer::State::routes() {
                {"max_size", limits.max_size},
                {"max_steps", limits.max_steps},
                {"max_count", limits.max_count},
+               {"max_work", options.max_work},
                {"samplers", {"euler", "heun"}},
                {"defaults", {{"steps", model.steps}, {"cfg_scale", model.cfg_scale}, {"sampler", model.sampler}, {"strength", 0.75}}}});
   });
@@ -193,25 +230,26 @@ void ImageServer::State::routes() {
   // -------------------------------------------------------------------------------------------
   // Jobs: queue, poll, download, cancel.
   // -------------------------------------------------------------------------------------------
-  http.Post("/api/jobs", checked([this](const httplib::Request& req, httplib::Response& res) {
-              auto job = parse_jobs_request(parse_json_body(req.body), limits);
-              if (auto id = submit(job.request, res)) send_json(res, 202, {{"id", *id}, {"status", "queued"}});
-            }));
-  http.Get(R"(/api/jobs/([0-9a-f]{1,32}))", [this](const httplib::Request& req, httplib::Response& res) {
-    auto info = queue.info(req.matches[1]);
-    if (!info) return send_error(res, 404, "no job " + std::string(req.matches[1]) + " (unknown, or forgotten)", "id");
+  router.add("POST", "/api/jobs", BodyKind::Json, true, checked([this](R req, W res) {
+               auto job = parse_jobs_request(parse_json_body(req.body), limits);
+               if (auto id = submit(job.request, res)) send_json(res, 202, {{"id", *id}, {"status", "queued"}});
+             }));
+  router.add("GET", R"(/api/jobs/([0-9a-f]{1,32}))", BodyKind::None, false, [this](R req, W res) {
+    auto info = queue.info(req.matches[0]);
+    if (!info) return send_error(res, 404, "no job " + req.matches[0] + " (unknown, or forgotten)", "id");
     send_json(res, 200, job_json(*info));
   });
-  http.Get(R"(/api/jobs/([0-9a-f]{1,32})/images/(\d{1,3})\.png)", [this](const httplib::Request& req, httplib::Response& res) {
-    auto info = queue.info(req.matches[1]);
-    const std::size_t k = std::stoul(req.matches[2]);
+  router.add("GET", R"(/api/jobs/([0-9a-f]{1,32})/images/(\d{1,3})\.png)", BodyKind::None, false, [this](R req, W res) {
+    auto info = queue.info(req.matches[0]);
+    const std::size_t k = std::stoul(req.matches[1]);
     if (!info || !info->result || k >= info->result->images.size())
-      return send_error(res, 404, "no image " + std::string(req.matches[2]) + " of job " + std::string(req.matches[1]), "id");
+      return send_error(res, 404, "no image " + req.matches[1] + " of job " + req.matches[0], "id");
     res.set_header("Content-Disposition", "inline; filename=\"luminars-" + std::to_string(info->result->seeds[k]) + ".png\"");
-    res.set_content(info->result->images[k], "image/png");
+    res.content_type = "image/png";
+    res.body = info->result->images[k];
   });
-  http.Delete(R"(/api/jobs/([0-9a-f]{1,32}))", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string id = req.matches[1];
+  router.add("DELETE", R"(/api/jobs/([0-9a-f]{1,32}))", BodyKind::None, false, [this](R req, W res) {
+    const std::string& id = req.matches[0];
     if (queue.cancel(id)) return send_json(res, 200, {{"id", id}, {"status", "cancelled"}});
     auto info = queue.info(id);
     if (!info) return send_error(res, 404, "no job " + id, "id");
@@ -221,24 +259,20 @@ void ImageServer::State::routes() {
   // -------------------------------------------------------------------------------------------
   // OpenAI images API.
   // -------------------------------------------------------------------------------------------
-  auto openai_answer = [](const JobResult& r, httplib::Response& res) {
+  auto openai_answer = [](const JobResult& r, W res) {
     json data = json::array();
     for (const auto& png : r.images) data.push_back({{"b64_json", base64_encode(png)}});
     send_json(res, 200, {{"created", static_cast<int64_t>(std::time(nullptr))}, {"data", data}});
   };
-  http.Post("/v1/images/generations", checked([this, openai_answer](const httplib::Request& req, httplib::Response& res) {
-              auto job = parse_openai_generation(parse_json_body(req.body), limits);
-              if (auto r = run_to_end(job.request, res)) openai_answer(*r, res);
-            }));
-  http.Post("/v1/images/edits", checked([this, openai_answer](const httplib::Request& req, httplib::Response& res) {
-              if (!req.is_multipart_form_data())
-                throw RequestError("body", "the body must be multipart/form-data with image, mask and prompt");
-              std::map<std::string, std::string> fields, files;
-              for (const auto& [name, part] : req.files) (part.filename.empty() ? fields : files)[name] = part.content;
-              auto job = parse_openai_edit(fields, files, limits);
-              if (auto r = run_to_end(job.request, res)) openai_answer(*r, res);
-            }));
-  http.Get("/v1/models", [this](const httplib::Request&, httplib::Response& res) {
+  router.add("POST", "/v1/images/generations", BodyKind::Json, true, checked([this, openai_answer](R req, W res) {
+               auto job = parse_openai_generation(parse_json_body(req.body), limits);
+               if (auto r = run_to_end(job.request, req, res)) openai_answer(*r, res);
+             }));
+  router.add("POST", "/v1/images/edits", BodyKind::Multipart, true, checked([this, openai_answer](R req, W res) {
+               auto job = parse_openai_edit(req.fields, req.files, limits);
+               if (auto r = run_to_end(job.request, req, res)) openai_answer(*r, res);
+             }));
+  router.add("GET", "/v1/models", BodyKind::None, false, [this](R, W res) {
     send_json(res, 200, {{"object", "list"}, {"data", {{{"id", model.name}, {"object", "model"}, {"created", 0}, {"owned_by", "luminars"}}}}});
   });
 
@@ -246,9 +280,9 @@ void ImageServer::State::routes() {
   // AUTOMATIC1111 web API.
   // -------------------------------------------------------------------------------------------
   auto a1111 = [this](bool img2img) {
-    return checked([this, img2img](const httplib::Request& req, httplib::Response& res) {
+    return checked([this, img2img](R req, W res) {
       auto job = parse_a1111_request(parse_json_body(req.body), limits, img2img);
-      auto r = run_to_end(job.request, res);
+      auto r = run_to_end(job.request, req, res);
       if (!r) return;
       json images = json::array();
       for (const auto& png : r->images) images.push_back(base64_encode(png));
@@ -262,63 +296,57 @@ void ImageServer::State::routes() {
       send_json(res, 200, {{"images", images}, {"parameters", parameters}, {"info", r->info}});
     });
   };
-  http.Post("/sdapi/v1/txt2img", a1111(false));
-  http.Post("/sdapi/v1/img2img", a1111(true));
-  http.Get("/sdapi/v1/sd-models", [this](const httplib::Request&, httplib::Response& res) {
+  router.add("POST", "/sdapi/v1/txt2img", BodyKind::Json, true, a1111(false));
+  router.add("POST", "/sdapi/v1/img2img", BodyKind::Json, true, a1111(true));
+  router.add("GET", "/sdapi/v1/sd-models", BodyKind::None, false, [this](R, W res) {
     send_json(res, 200, json::array({{{"title", model.name}, {"model_name", model.name}, {"hash", nullptr},
                                       {"sha256", nullptr}, {"filename", model.path}, {"config", nullptr}}}));
-  });
-
-  // -------------------------------------------------------------------------------------------
-  // Errors as JSON: unknown paths, oversized bodies, handler exceptions.
-  // -------------------------------------------------------------------------------------------
-  http.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-    if (!res.body.empty()) return;
-    const std::string message = res.status == 404 ? "no such endpoint: " + req.method + " " + req.path : status_text(res.status);
-    send_error(res, res.status, message, res.status == 413 ? "body" : "");
-  });
-  http.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-    std::string what = "unknown error";
-    try {
-      std::rethrow_exception(ep);
-    } catch (const std::exception& e) {
-      what = e.what();
-    } catch (...) {
-    }
-    send_error(res, 500, "internal error: " + what, "", "server_error");
   });
 }
 
 ImageServer::ImageServer(ServerOptions options, ModelInfo model, GenerateFn generate)
     : state_(std::make_unique<State>(std::move(options), std::move(model), std::move(generate))) {
   auto& s = *state_;
-  const int threads = std::max(2, s.options.threads);
-  s.http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
-  s.http.set_payload_max_length(s.options.max_body_bytes);
-  s.http.set_keep_alive_timeout(2);
-  s.http.set_read_timeout(30);
   s.routes();
+  HttpPolicy policy;
+  policy.host = s.options.host;
+  policy.port = s.options.port;
+  policy.api_key = s.options.api_key;
+  policy.cors_origins = s.options.cors_allow_origins;
+  HttpLimits http_limits = s.options.http;
+  http_limits.max_body_bytes = s.options.max_body_bytes;
+  s.engine = std::make_unique<HttpEngine>(s.router, policy, http_limits);
+  std::function<void(const std::string&)> log;
+  if (s.options.log_requests) log = [](const std::string& line) { std::cerr << "luminars serve: " << line << std::endl; };
+  s.http = std::make_unique<HttpServer>(*s.engine, std::move(log));
 }
 
-ImageServer::~ImageServer() { stop(); }
+ImageServer::~ImageServer() {
+  stop();
+  state_->http.reset();  // waits for run() and the handlers to end
+}
 
 int ImageServer::bind() {
   auto& s = *state_;
-  const int port = s.options.port == 0 ? s.http.bind_to_any_port(s.options.host)
-                                       : (s.http.bind_to_port(s.options.host, s.options.port) ? s.options.port : -1);
-  if (port < 0)
-    throw Error("cannot listen on " + s.options.host + ":" + std::to_string(s.options.port) +
-                " (in use, or not an address of this machine)");
-  return port;
+  if (!HttpPolicy::is_loopback(s.options.host) && s.options.api_key.empty() && !s.options.insecure)
+    throw Error("refusing to listen on " + s.options.host +
+                " without an API key: anyone who can reach this machine could use the server (give --api-key KEY, or "
+                "--insecure to allow it anyway)");
+  return s.http->bind(s.options.host, s.options.port);
 }
 
-void ImageServer::run() { state_->http.listen_after_bind(); }
+void ImageServer::run() { state_->http->run(); }
+
+std::vector<std::string> ImageServer::respond_to_bytes(std::string_view raw) {
+  return serve::respond_to_bytes(*state_->engine, raw);
+}
 
 void ImageServer::stop() {
   auto& s = *state_;
   std::call_once(s.stopped, [&] {
+    s.shutting_down = true;
     s.queue.shutdown();  // waiting calls get their answers (cancelled) before the listener closes
-    s.http.stop();
+    s.http->stop();
   });
 }
 

@@ -23,6 +23,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   struct Extra {
     bool no_bf16 = false;
     double max_body_mb = 32;
+    bool quiet = false;
   };
   auto x = std::make_shared<Extra>();
   auto* cmd = app.add_subcommand("serve", "serve a model over HTTP: web page, jobs API, OpenAI and AUTOMATIC1111 APIs");
@@ -40,6 +41,18 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--max-body-mb", x->max_body_mb, "largest request body in MiB (more: 413)")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1024.0));
+  cmd->add_option("--max-work", so->max_work,
+                  "most work one request may ask: width x height x pictures x steps (more: 400)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+  cmd->add_option("--api-key", so->api_key,
+                  "require 'Authorization: Bearer KEY' on every route but / and /health (default: $LUMINARS_API_KEY)")
+      ->envname("LUMINARS_API_KEY");
+  cmd->add_flag("--insecure", so->insecure, "allow listening beyond loopback without an API key");
+  cmd->add_option("--cors-allow-origin", so->cors_allow_origins,
+                  "a web origin (e.g. http://localhost:3000, or *) whose pages may call the API; repeatable");
+  cmd->add_flag("--log-prompts", so->log_prompts, "put each request's prompt in its log line");
+  cmd->add_flag("--quiet", x->quiet, "no log line per request");
   cmd->add_option("--device", po->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
   po->device = "auto";
@@ -49,6 +62,11 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
     po->bf16 = !x->no_bf16;
     po->keep_loaded = true;
     so->max_body_bytes = static_cast<std::size_t>(x->max_body_mb * 1024 * 1024);
+    so->log_requests = !x->quiet;
+    if (!serve::HttpPolicy::is_loopback(so->host) && so->api_key.empty() && !so->insecure)
+      throw Error("refusing to listen on " + so->host +
+                  " without an API key: anyone who can reach this machine could use the server (give --api-key KEY, or "
+                  "--insecure to allow it anyway)");
 
     Pipeline pipeline(*po);
     serve::ModelInfo model;
