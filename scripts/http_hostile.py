@@ -48,27 +48,19 @@ def exchange(port, data, timeout=60, stream=None, answers=1):
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     got = b""
     try:
-        s.sendall(data)
+        try:
+            s.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server answered and closed before taking it all: read what it said
         if stream:
-            s.setblocking(False)
+            import select
             for piece in stream:
+                if select.select([s], [], [], 0)[0]:
+                    break  # the server has answered (or closed): stop sending
                 try:
                     s.sendall(piece)
-                except (BlockingIOError, InterruptedError):
-                    pass
                 except OSError:
                     break
-                try:
-                    more = s.recv(65536)
-                    if not more:
-                        break
-                    got += more
-                    break
-                except BlockingIOError:
-                    continue
-                except OSError:
-                    break
-            s.setblocking(True)
         s.settimeout(timeout)
         while len(re.findall(rb"HTTP/1\.1 \d\d\d", got)) < answers or not complete(got, answers):
             try:
@@ -145,7 +137,7 @@ def main():
         exchange(port, json_post(b"/sdapi/v1/txt2img", b'{"prompt": "red heart", "steps": 2}'))  # warm up
         idle = rss_mib(proc.pid)
         heart = (ROOT / "docs" / "emoji" / "reference-red-heart-noto-seed1.png").read_bytes()
-        members = b"{" + b",".join(b'"k%d":%d' % (i, i) for i in range(2_000_000)) + b"}"
+        members = b"{" + b",".join([b'"a":1'] * 2_000_000) + b"}"
         cases = [
             ("`GET /%ff` (path not UTF-8 once decoded)", lambda: exchange(port, request(b"GET", b"/%ff"))),
             ("JSON prompt with invalid UTF-8", lambda: exchange(port, json_post(b"/sdapi/v1/txt2img", b'{"prompt": "caf\xe9 \xff", "steps": 2}'))),
@@ -158,7 +150,7 @@ def main():
                 b"POST", b"/api/jobs", b"", (b"Content-Type: application/json", b"Transfer-Encoding: chunked")), stream=chunks(150 << 20))),
             ("`Content-Length: -1`", lambda: exchange(port, json_post(b"/api/jobs", b"{}", (b"Content-Length: -1",)))),
             ("`Content-Length: 10^20`", lambda: exchange(port, json_post(b"/api/jobs", b"{}", (b"Content-Length: 100000000000000000000",)))),
-            ("JSON of 2 million members (16 MiB), 20 times", lambda: [exchange(port, json_post(b"/api/jobs", members)) for _ in range(20)][-1]),
+            ("JSON of 2 million members (11 MiB), 20 times", lambda: [exchange(port, json_post(b"/api/jobs", members)) for _ in range(20)][-1]),
             ("JSON sent as `text/plain` (a cross-site simple request)", lambda: exchange(port, request(
                 b"POST", b"/api/jobs", b'{"prompt": "x"}', (b"Content-Type: text/plain",)))),
             ("JSON without Content-Type", lambda: exchange(port, request(b"POST", b"/sdapi/v1/txt2img", b'{"prompt": "x"}'))),
