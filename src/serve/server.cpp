@@ -1,5 +1,6 @@
 #include "serve/server.h"
 
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <ctime>
