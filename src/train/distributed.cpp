@@ -376,11 +376,15 @@ std::vector<std::string> ProcessGroup::gather_text(const std::string& text, cons
 std::string ProcessGroup::broadcast_text(const std::string& text, const std::string& what) {
   auto& s = *impl_;
   const std::string key = s.next_key("broadcast");
-  if (rank() == 0) {
+  std::string value = text;
+  if (rank() == 0)
     s.set(key, text, what);
-    return text;
-  }
-  return s.get(key, what);
+  else
+    value = s.get(key, what);
+  // Ends together: rank 0, which serves the store, leaves only once every rank has read the value.
+  std::vector<at::Tensor> done{torch::zeros({1}, torch::kInt32)};
+  all_reduce_sum(done, what);
+  return value;
 }
 
 void ProcessGroup::rank0_section(const std::string& what, const std::function<void()>& work) {

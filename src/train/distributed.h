@@ -100,7 +100,7 @@ class ProcessGroup {
   // Small text through the rendezvous store (options, digests), each waiting up to timeout().
   // gather_text: every rank's `text` on rank 0, in rank order; the others get an empty list.
   std::vector<std::string> gather_text(const std::string& text, const std::string& what);
-  // broadcast_text: rank 0's `text` on every rank.
+  // broadcast_text: rank 0's `text` on every rank; it returns on each rank once all have it.
   std::string broadcast_text(const std::string& text, const std::string& what);
 
   // Work that rank 0 alone does (validation, sample grids, writing a checkpoint): rank 0 runs

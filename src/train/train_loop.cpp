@@ -118,7 +118,8 @@ nlohmann::json training_contract(const TrainTask& task, const LoopOptions& o) {
                    {"stop-after", o.stop_after},
                    {"skip-nonfinite", o.skip_nonfinite},
                    {"threads", at::get_num_threads()}};
-  for (const auto& [key, value] : task.contract().items()) c[key] = value;
+  const nlohmann::json own = task.contract();
+  for (const auto& [key, value] : own.items()) c[key] = value;
   return flat_contract(c);
 }
 
