@@ -2,10 +2,6 @@
 // two ranks on Gloo over loopback training what one process trains at the doubled batch (the
 // denoiser, the VAE and CLIP), resuming at another world size, and a rank that dies or stalls
 // ending the run with a clear error instead of a hang.
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <iterator>
@@ -43,8 +39,10 @@ test::RunResult cli(const std::string& args, const std::string& env = "") {
   return test::run(env + " " + kCli + " --threads 1 " + args);
 }
 
-// The largest |a − b| over every tensor of two safetensors files with the same names.
-double max_abs_difference(const std::string& a, const std::string& b) {
+// The largest difference over the tensors of two safetensors files with the same names: each
+// tensor's max |a − b|, absolute, or relative to the larger of its two max |·| (0 where both are
+// all zeros).
+double max_difference(const std::string& a, const std::string& b, bool relative) {
   auto x = load_tensors(a), y = load_tensors(b);
   EXPECT_EQ(x.size(), y.size()) << a << " vs " << b;
   double worst = 0;
@@ -53,9 +51,30 @@ double max_abs_difference(const std::string& a, const std::string& b) {
       ADD_FAILURE() << name << " missing from " << b;
       continue;
     }
-    worst = std::max(worst, (t.to(torch::kFloat64) - y.at(name).to(torch::kFloat64)).abs().max().item<double>());
+    const auto p = t.to(torch::kFloat64), q = y.at(name).to(torch::kFloat64);
+    const double scale = relative ? std::max(p.abs().max().item<double>(), q.abs().max().item<double>()) : 1.0;
+    if (scale > 0) worst = std::max(worst, (p - q).abs().max().item<double>() / scale);
   }
   return worst;
+}
+
+// Two runs' checkpoints agree up to the order of float sums (another split of the batch over
+// ranks and threads). Weights and EMA: Adam turns a gradient's rounding into a step of up to the
+// learning rate, so the bound is `fraction` of what `steps` steps at `lr` can move a weight, absolute
+// (1%; 10% where some gradients are exactly zero but for rounding, as in the VAE and CLIP below).
+// Optimizer moments (unless `fraction` is for gradients that are rounding noise, whose moments are
+// noise too): 1e-4 relative to each tensor's largest value (their scales vary by decades).
+void expect_same_checkpoint(const std::string& a, const std::string& b, const std::string& weights, double lr, int steps,
+                            double fraction = 0.01) {
+  for (const std::string& f : {weights, std::string("ema.safetensors")}) {
+    const double d = max_difference(a + "/" + f, b + "/" + f, false);
+    EXPECT_LE(d, fraction * lr * steps) << b << "/" << f;  // summation order, in units of Adam's largest steps
+    std::printf("[          ] %s: max |a - b| = %.3g (bound %.3g)\n", f.c_str(), d, fraction * lr * steps);
+  }
+  if (fraction > 0.01) return;
+  const double d = max_difference(a + "/optimizer.safetensors", b + "/optimizer.safetensors", true);
+  EXPECT_LE(d, 1e-4) << b << "/optimizer.safetensors";  // summation order, relative to each moment tensor's scale
+  std::printf("[          ] optimizer.safetensors: max |a - b| / max |.| = %.3g\n", d);
 }
 
 // One figure of every training step of RUN/log.jsonl ("loss", "grad_norm"), in order.
@@ -78,20 +97,9 @@ void expect_same_steps(const std::string& a, const std::string& b, std::size_t s
     ASSERT_EQ(x.size(), steps) << a;
     ASSERT_EQ(y.size(), steps) << b;  // rank 0 alone writes the log
     for (std::size_t i = 0; i < steps; ++i)
+      // Float summation order over 2 ranks; relative, with values below 1 held to `tolerance` absolute.
       EXPECT_NEAR(x[i], y[i], tolerance * std::max(1.0, std::abs(x[i]))) << field << " at step " << i + 1 << " of " << b;
   }
-}
-
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -210,11 +218,7 @@ TEST(Distributed, TwoRanksTrainWhatOneProcessTrainsAtTheDoubledBatch) {
   r = cli(train_args(dir.file("cache"), dir.file("two"), 4, "--batch 4 --grad-accum 2 --nproc-per-node 2 --dist-timeout 60"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("data-parallel over 2 ranks (gloo)"), std::string::npos) << r.output;
-  for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"}) {
-    const double d = max_abs_difference(step_dir(dir.file("one"), 4) + "/" + f, step_dir(dir.file("two"), 4) + "/" + f);
-    EXPECT_LE(d, 1e-6) << f;
-    std::printf("[          ] %s: max |1 process - 2 ranks| = %.3g\n", f, d);
-  }
+  expect_same_checkpoint(step_dir(dir.file("one"), 4), step_dir(dir.file("two"), 4), "denoiser.safetensors", 1e-3, 4);
   expect_same_steps(dir.file("one"), dir.file("two"), 4);
   EXPECT_TRUE(fs::exists(dir.file("two/model/denoiser/model.safetensors")));
   // A batch that does not split over the ranks is refused.
@@ -238,8 +242,7 @@ TEST(Distributed, ResumesAtAnotherWorldSize) {
     ASSERT_TRUE(fs::exists(step_dir(dir.file(run), 2))) << run;
     r = cli(train_args(dir.file("cache"), dir.file(run), 4, "--batch 4 --resume" + then));
     ASSERT_EQ(r.exit_code, 0) << r.output;
-    for (const char* f : {"denoiser.safetensors", "ema.safetensors", "optimizer.safetensors"})
-      EXPECT_LE(max_abs_difference(step_dir(dir.file("one"), 4) + "/" + f, step_dir(dir.file(run), 4) + "/" + f), 1e-6) << run << ": " << f;
+    expect_same_checkpoint(step_dir(dir.file("one"), 4), step_dir(dir.file(run), 4), "denoiser.safetensors", 1e-3, 4);
   }
 }
 
@@ -260,7 +263,7 @@ TEST(Distributed, VaeAndClipTrainTheSameOnTwoRanks) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = cli(vae + dir.file("vae2") + " --nproc-per-node 2 --dist-timeout 60");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_LE(max_abs_difference(step_dir(dir.file("vae1"), 3) + "/vae.safetensors", step_dir(dir.file("vae2"), 3) + "/vae.safetensors"), 1e-6);
+  expect_same_checkpoint(step_dir(dir.file("vae1"), 3), step_dir(dir.file("vae2"), 3), "vae.safetensors", 1e-5, 3, 0.1);
   expect_same_steps(dir.file("vae1"), dir.file("vae2"), 3);
   EXPECT_TRUE(fs::exists(dir.file("vae2/vae/config.json")));
 
@@ -273,7 +276,7 @@ TEST(Distributed, VaeAndClipTrainTheSameOnTwoRanks) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = cli(clip + dir.file("clip2") + " --nproc-per-node 2 --dist-timeout 60");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_LE(max_abs_difference(step_dir(dir.file("clip1"), 3) + "/clip.safetensors", step_dir(dir.file("clip2"), 3) + "/clip.safetensors"), 1e-6);
+  expect_same_checkpoint(step_dir(dir.file("clip1"), 3), step_dir(dir.file("clip2"), 3), "clip.safetensors", 1e-5, 3, 0.1);
   expect_same_steps(dir.file("clip1"), dir.file("clip2"), 3);
 }
 
@@ -297,7 +300,7 @@ TEST(Distributed, AStalledRankTimesOutWithAClearError) {
   REQUIRE_GLOO();
   test::TempDir dir;
   test::write_latent_cache(dir.file("cache"));
-  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(free_port()) + " LUMINARS_DIST_FAULT=1:2:hang";
+  const std::string env = "WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=" + std::to_string(test::free_tcp_port()) + " LUMINARS_DIST_FAULT=1:2:hang";
   const std::string args = " --threads 1 " + train_args(dir.file("cache"), dir.file("run"), 200, "--batch 4 --dist-timeout 3");
   const auto t0 = std::chrono::steady_clock::now();
   // Rank 1 in the background (killed at the end, by its pid), rank 0 in the foreground.

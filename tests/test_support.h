@@ -52,6 +52,8 @@ struct RunResult {
 RunResult run(const std::string& command);
 // Runs the `luminars` program with arguments.
 RunResult run_cli(const std::string& args);
+// A loopback TCP port that was free a moment ago (the kernel's pick), for a test's rendezvous.
+int free_tcp_port();
 
 void write_text(const std::string& path, const std::string& text);
 

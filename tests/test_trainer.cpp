@@ -396,6 +396,8 @@ TEST(Trainer, PruningNeverRemovesTheCheckpointJustWritten) {
   EXPECT_FALSE(fs::exists(dir.file("run/checkpoints/step-0000500")));
 }
 
+// Every option and config field the results depend on is compared on resume; the error names the
+// field and both values. Steps and the intervals may change.
 TEST(Trainer, ResumeRefusesOtherOptions) {
   test::TempDir dir;
   make_cache(dir.file("cache"));
@@ -411,16 +413,49 @@ TEST(Trainer, ResumeRefusesOtherOptions) {
     change(c);
     return test::error_of([&] { train(c); });
   };
-  EXPECT_NE(changed([](TrainOptions& c) { c.batch_size = 3; }).find("--batch is 3 but the run was started with 4"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.grad_accum = 2; }).find("--grad-accum"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.lr = {1e-3, 1e-5}; }).find("--lr"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.steps = {4, 2}; }).find("--steps"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.stages = {1}; c.steps = {3}; }).find("cannot resume"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.seed = 6; }).find("--seed"), std::string::npos);
-  EXPECT_NE(changed([](TrainOptions& c) { c.caption_dropout = 0.2; }).find("--caption-dropout"), std::string::npos);
-  auto r = train(o);  // the same options resume
+  const std::string at = "cannot resume " + dir.file("run/checkpoints/step-0000002") + ": ";
+  auto expect_refused = [&](const std::function<void(TrainOptions&)>& change, const std::string& difference) {
+    const auto message = changed(change);
+    EXPECT_EQ(message.rfind(at + difference + " (fields that may change on resume: ", 0), 0u) << message;
+  };
+  expect_refused([](TrainOptions& c) { c.batch_size = 3; }, "--batch was 4, now 3");
+  expect_refused([](TrainOptions& c) { c.grad_accum = 2; }, "--grad-accum was 1, now 2");
+  expect_refused([](TrainOptions& c) { c.lr = {1e-3, 1e-5}; }, "--lr was [0.0001,1e-05], now [0.001,1e-05]");
+  // One stage fewer: its learning rate is the first field (by name) to differ.
+  expect_refused([](TrainOptions& c) { c.stages = {1}; c.steps = {3}; }, "--lr was [0.0001,1e-05], now [0.0001]");
+  expect_refused([](TrainOptions& c) { c.stages = {1, 3}; c.lr = {1e-4, 1e-5}; }, "--stage was [1,2], now [1,3]");
+  expect_refused([](TrainOptions& c) { c.decay = LrDecay::Cosine; }, "--lr-schedule was constant, now cosine");
+  expect_refused([](TrainOptions& c) { c.min_lr_ratio = 0.2; }, "--min-lr-ratio was 0.1, now 0.2");
+  expect_refused([](TrainOptions& c) { c.beta1 = 0.8; }, "--beta1 was 0.9, now 0.8");
+  expect_refused([](TrainOptions& c) { c.beta2 = 0.99; }, "--beta2 was 0.999, now 0.99");
+  expect_refused([](TrainOptions& c) { c.adam_eps = 1e-6; }, "--adam-eps was 1e-08, now 1e-06");
+  expect_refused([](TrainOptions& c) { c.weight_decay = 0.1; }, "--weight-decay was 0.01, now 0.1");
+  expect_refused([](TrainOptions& c) { c.clip_grad = 0.5; }, "--clip-grad was 1.0, now 0.5");
+  expect_refused([](TrainOptions& c) { c.ema_decay = 0.99; }, "--ema was 0.999, now 0.99");
+  expect_refused([](TrainOptions& c) { c.warmup = 3; }, "--warmup was 2, now 3");
+  expect_refused([](TrainOptions& c) { c.seed = 6; }, "--seed was 5, now 6");
+  expect_refused([](TrainOptions& c) { c.caption_dropout = 0.2; }, "--caption-dropout was 0.1, now 0.2");
+  expect_refused([](TrainOptions& c) { c.time_sampling = TimeSampling::Uniform; }, "--time-sampling was logit-normal, now uniform");
+  expect_refused([](TrainOptions& c) { c.grad_last_recursion_only = true; }, "--grad-last-recursion was false, now true");
+  // Config fields that leave every tensor's shape as it was.
+  const auto tiny = Config::preset("tiny");
+  expect_refused([&](TrainOptions& c) { c.config.recursions = tiny.recursions + 1; },
+                 "config.recursions was " + std::to_string(tiny.recursions) + ", now " + std::to_string(tiny.recursions + 1));
+  // The cache by what it holds: a copy elsewhere resumes, another cache of the same shapes does not.
+  test::write_latent_cache(dir.file("other"), 12, {4, 4, 8});
+  const auto other_message = changed([&](TrainOptions& c) { c.cache_dir = dir.file("other"); });
+  EXPECT_EQ(other_message.rfind(at + "--cache was ", 0), 0u) << other_message;
+  fs::copy(dir.file("cache"), dir.file("moved"), fs::copy_options::recursive);
+  o.cache_dir = dir.file("moved");
+  // Steps, checkpoints, the intervals and threads may change.
+  o.steps = {4, 2};
+  o.checkpoint_every = 3;
+  o.keep_checkpoints = 5;
+  o.validate_every = 3;
+  o.sample_every = 0;
+  auto r = train(o);
   EXPECT_TRUE(r.finished);
-  EXPECT_EQ(r.global_step, 5);
+  EXPECT_EQ(r.global_step, 6);
 }
 
 }  // namespace

@@ -76,8 +76,12 @@ class ClipTask : public TrainTask {
   torch::nn::Module& module() override { return *model_; }
   std::map<std::string, std::string> weights_metadata() const override { return {{"clip_config", model_->config().to_json()}}; }
   int64_t batch_size() const override { return o_.batch_size; }
-  std::map<std::string, std::string> resume_options() const override {
-    return {{"clip-config", model_->config().to_json()}, {"resolution", std::to_string(o_.resolution)}};
+  nlohmann::json contract() const override {
+    return {{"clip-config", nlohmann::json::parse(model_->config().to_json())},
+            {"data", images_.content_key()},
+            {"resolution", o_.resolution},
+            {"val-fraction", o_.val_fraction},
+            {"max-validation-images", o_.max_validation_images}};
   }
   ClipModel& model() { return model_; }
 

@@ -182,8 +182,9 @@ using C10dGroup = c10d::ProcessGroup;
 struct ProcessGroup::Impl {
   LaunchEnv env;
   std::string backend;
-  std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds timeout{0}, rank0_timeout{0};
   c10::intrusive_ptr<c10d::Store> store;
+  int64_t exchanges = 0;  // store exchanges so far: every rank makes the same ones, in the same order
   c10::intrusive_ptr<C10dGroup> group;
   bool failed = false;  // a collective failed: the group is left as it is (tearing it down may block)
 
@@ -192,6 +193,25 @@ struct ProcessGroup::Impl {
     throw Error("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world_size) + ": " + what + " failed: " +
                 message_of(e) + " (another rank died, or stalled for longer than the timeout of " +
                 std::to_string(timeout.count() / 1000) + " s, --dist-timeout)");
+  }
+
+  // A fresh store key for the next exchange, the same on every rank.
+  std::string next_key(const std::string& kind) { return "luminars/" + kind + "/" + std::to_string(++exchanges); }
+
+  void set(const std::string& key, const std::string& value, const std::string& what) {
+    try {
+      store->set(key, std::vector<uint8_t>(value.begin(), value.end()));
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
+  }
+  std::string get(const std::string& key, const std::string& what) {
+    try {
+      const auto v = store->get(key);
+      return std::string(v.begin(), v.end());
+    } catch (const std::exception& e) {
+      fail(what, e);
+    }
   }
 
   // NCCL reduces GPU tensors only: CPU ones (a loss, a step count) go to this rank's GPU first.
@@ -262,6 +282,7 @@ ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistributedOptions& optio
   auto& s = *impl_;
   s.env = env;
   s.timeout = options.timeout;
+  s.rank0_timeout = options.rank0_timeout;
   s.backend = options.backend == "auto" ? (cuda ? "nccl" : "gloo") : options.backend;
   if (s.backend != "gloo" && s.backend != "nccl") throw Error("--dist-backend must be auto, gloo or nccl, got '" + options.backend + "'");
   if (s.backend == "nccl" && !nccl_available())
@@ -342,18 +363,86 @@ std::unique_ptr<ProcessGroup::Pending> ProcessGroup::start_all_reduce_sum(at::Te
   return std::make_unique<PendingWork>(std::move(work), [impl, what](c10::intrusive_ptr<c10d::Work>& w) { impl->wait(w, what); });
 }
 
+std::vector<std::string> ProcessGroup::gather_text(const std::string& text, const std::string& what) {
+  auto& s = *impl_;
+  const std::string key = s.next_key("gather");
+  s.set(key + "/" + std::to_string(rank()), text, what);
+  std::vector<std::string> all;
+  if (rank() != 0) return all;
+  for (int r = 0; r < size(); ++r) all.push_back(s.get(key + "/" + std::to_string(r), what));
+  return all;
+}
+
+std::string ProcessGroup::broadcast_text(const std::string& text, const std::string& what) {
+  auto& s = *impl_;
+  const std::string key = s.next_key("broadcast");
+  std::string value = text;
+  if (rank() == 0)
+    s.set(key, text, what);
+  else
+    value = s.get(key, what);
+  // Ends together: rank 0, which serves the store, leaves only once every rank has read the value.
+  std::vector<at::Tensor> done{torch::zeros({1}, torch::kInt32)};
+  all_reduce_sum(done, what);
+  return value;
+}
+
+void ProcessGroup::rank0_section(const std::string& what, const std::function<void()>& work) {
+  auto& s = *impl_;
+  const std::string key = s.next_key("rank0");
+  const std::string me = "rank " + std::to_string(rank()) + " of " + std::to_string(size());
+  // Rank 0 posts its outcome under `key` ("done", or the error); the others wait for it in the
+  // store with the long timeout. One small all-reduce then ends the section together, so that no
+  // rank leaves (and rank 0, which serves the store, does not exit) before every rank has it.
+  std::string failure;
+  if (rank() == 0) {
+    try {
+      work();
+    } catch (const std::exception& e) {
+      failure = e.what();
+    }
+    s.set(key, failure.empty() ? std::string("done") : failure, what);
+  } else {
+    try {
+      s.store->wait({key}, s.rank0_timeout);
+    } catch (const std::exception& e) {
+      s.failed = true;
+      throw Error(me + ": waiting for rank 0 (" + what + ") failed: " + message_of(e) +
+                  " (rank 0 died, or took longer than the timeout of " + std::to_string(s.rank0_timeout.count() / 1000) +
+                  " s, --dist-rank0-timeout)");
+    }
+  }
+  std::vector<at::Tensor> outcome{torch::tensor({failure.empty() ? 0 : 1}, torch::kInt32)};
+  all_reduce_sum(outcome, "ending rank 0's " + what);
+  if (outcome[0].item<int>() == 0) return;
+  if (rank() == 0) {
+    // Rank 0 waits (no longer than the collectives' timeout) until the others have read its error.
+    std::vector<std::string> acks;
+    for (int r = 1; r < size(); ++r) acks.push_back(key + "/read-by/" + std::to_string(r));
+    try {
+      s.store->wait(acks, s.timeout);
+    } catch (const std::exception&) {
+    }
+    throw Error(failure);
+  }
+  const std::string error = s.get(key, what);
+  s.set(key + "/read-by/" + std::to_string(rank()), "", what);
+  throw Error(me + ": rank 0 failed while " + what + ": " + error);
+}
+
 int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::size() const { return impl_->env.world_size; }
 int ProcessGroup::local_rank() const { return impl_->env.local_rank; }
 const std::string& ProcessGroup::backend() const { return impl_->backend; }
 std::chrono::milliseconds ProcessGroup::timeout() const { return impl_->timeout; }
+std::chrono::milliseconds ProcessGroup::rank0_timeout() const { return impl_->rank0_timeout; }
 
 #else  // no c10d process group in this build
 
 struct ProcessGroup::Impl {
   LaunchEnv env;
   std::string backend;
-  std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds timeout{0}, rank0_timeout{0};
 };
 
 ProcessGroup::ProcessGroup(const LaunchEnv& env, const DistributedOptions&, bool) {
@@ -365,11 +454,15 @@ ProcessGroup::~ProcessGroup() = default;
 void ProcessGroup::all_reduce_sum(std::vector<at::Tensor>&, const std::string&) {}
 void ProcessGroup::broadcast(const std::vector<at::Tensor>&, const std::string&) {}
 std::unique_ptr<ProcessGroup::Pending> ProcessGroup::start_all_reduce_sum(at::Tensor&, const std::string&) { return nullptr; }
+std::vector<std::string> ProcessGroup::gather_text(const std::string& text, const std::string&) { return {text}; }
+std::string ProcessGroup::broadcast_text(const std::string& text, const std::string&) { return text; }
+void ProcessGroup::rank0_section(const std::string&, const std::function<void()>& work) { work(); }
 int ProcessGroup::rank() const { return impl_->env.rank; }
 int ProcessGroup::size() const { return impl_->env.world_size; }
 int ProcessGroup::local_rank() const { return impl_->env.local_rank; }
 const std::string& ProcessGroup::backend() const { return impl_->backend; }
 std::chrono::milliseconds ProcessGroup::timeout() const { return impl_->timeout; }
+std::chrono::milliseconds ProcessGroup::rank0_timeout() const { return impl_->rank0_timeout; }
 
 #endif
 

@@ -56,6 +56,9 @@ BatchPart batch_part(int64_t batch, int rank, int world);
 struct DistributedOptions {
   std::string backend = "auto";              // auto (NCCL on CUDA, Gloo on the CPU), gloo or nccl
   std::chrono::milliseconds timeout{300000};  // rendezvous or a collective waiting longer fails
+  // The other ranks waiting longer than this for work rank 0 does alone (validation, sample
+  // grids, a checkpoint on a slow disk) fail; see ProcessGroup::rank0_section.
+  std::chrono::milliseconds rank0_timeout{3600000};
 };
 
 // Whether this build has c10d's Gloo process group (gloo's headers at configure time) and NCCL
@@ -78,6 +81,7 @@ class ProcessGroup {
   int local_rank() const;
   const std::string& backend() const;  // "gloo" or "nccl"
   std::chrono::milliseconds timeout() const;
+  std::chrono::milliseconds rank0_timeout() const;
 
   // In place on every rank: the element-wise sum over the ranks. `what` names the operation in
   // the error a dead or stalled rank causes.
@@ -92,6 +96,18 @@ class ProcessGroup {
     virtual void wait() = 0;
   };
   std::unique_ptr<Pending> start_all_reduce_sum(at::Tensor& tensor, const std::string& what);
+
+  // Small text through the rendezvous store (options, digests), each waiting up to timeout().
+  // gather_text: every rank's `text` on rank 0, in rank order; the others get an empty list.
+  std::vector<std::string> gather_text(const std::string& text, const std::string& what);
+  // broadcast_text: rank 0's `text` on every rank; it returns on each rank once all have it.
+  std::string broadcast_text(const std::string& text, const std::string& what);
+
+  // Work that rank 0 alone does (validation, sample grids, writing a checkpoint): rank 0 runs
+  // `work` while the others wait for it, up to rank0_timeout() instead of the collectives'
+  // timeout(), with nothing else in flight. Every rank must call it at the same point. When
+  // `work` throws on rank 0, the others end their wait with an error naming rank 0 and `what`.
+  void rank0_section(const std::string& what, const std::function<void()>& work);
 
  private:
   struct Impl;

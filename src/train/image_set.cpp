@@ -3,6 +3,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "core/files.h"
 #include "core/progress.h"
 #include "train/batch_sampler.h"
 
@@ -13,6 +14,20 @@ torch::Tensor ImageSet::batch(const std::vector<int64_t>& index, const std::vect
   for (std::size_t i = 0; i < flip.size() && i < index.size(); ++i)
     if (flip[i]) x[static_cast<int64_t>(i)].copy_(x[static_cast<int64_t>(i)].flip({2}));
   return x;
+}
+
+std::string ImageSet::content_key() const {
+  uint64_t h = fnv1a("luminars-image-set-v1\n");
+  if (pixels.defined()) {
+    const auto bytes = pixels.contiguous();
+    h = fnv1a(std::to_string(bytes.numel()) + "\n", h);
+    h = fnv1a(std::string_view(static_cast<const char*>(bytes.data_ptr()), static_cast<std::size_t>(bytes.nbytes())), h);
+  }
+  for (const auto& image : captions) {
+    for (const auto& c : image) h = fnv1a(c + "\n", h);
+    h = fnv1a("\x1e", h);
+  }
+  return hex64(h);
 }
 
 ImageSet ImageSet::load(const Dataset& data, int64_t resolution, bool progress) {

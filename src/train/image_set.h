@@ -21,6 +21,10 @@ struct ImageSet {
   // Images `index` as float32 [B,3,R,R] in [-1,1]; rows whose `flip` entry is true are mirrored.
   torch::Tensor batch(const std::vector<int64_t>& index, const std::vector<bool>& flip = {}) const;
 
+  // A fingerprint of the pixels and captions (not of the files' names or places): the same for
+  // a copy of the data anywhere, different for other pictures or captions.
+  std::string content_key() const;
+
   // Every image of `data` at resolution²; throws naming the folder when none is usable.
   static ImageSet load(const Dataset& data, int64_t resolution, bool progress = true);
 };

@@ -65,6 +65,24 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
   return c;
 }
 
+std::string cache_content_key(const std::string& dir) {
+  namespace fs = std::filesystem;
+  const auto index_file = (fs::path(dir) / kCacheIndex).string();
+  auto index = json_fields::parse(read_file(index_file), index_file);
+  if (!index.is_object()) throw Error(index_file + ": expected a JSON object");
+  for (const char* where : {"vae", "text_encoder", "tokenizer"}) index.erase(where);  // paths: a copy elsewhere is the same cache
+  uint64_t h = fnv1a("luminars-cache-content-v1\n");
+  h = fnv1a(index.dump() + "\n", h);
+  for (const auto& shard : CacheInfo::from_json(read_file(index_file), index_file).shards) {
+    const auto file = (fs::path(dir) / shard).string();
+    const auto key = cache_shard_key(file);
+    h = fnv1a(key ? "key " + *key + "\n" : "bytes " + hex64(fnv1a(read_file(file))) + "\n", h);
+  }
+  const auto empty = (fs::path(dir) / "empty.safetensors").string();
+  if (fs::exists(empty)) h = fnv1a("empty " + hex64(fnv1a(read_file(empty))) + "\n", h);
+  return hex64(h);
+}
+
 std::optional<std::string> cache_shard_key(const std::string& file) {
   if (!std::filesystem::exists(file)) return std::nullopt;
   try {

@@ -49,6 +49,12 @@ void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& 
 // The key a shard file was written with; nullopt when it is missing or unreadable.
 std::optional<std::string> cache_shard_key(const std::string& file);
 void write_cache_index(const std::string& dir, const CacheInfo& info);
+
+// A fingerprint of what the cache at DIR holds, not of where it is: cache.json without the
+// encoders' folder names, each shard's key (written by `luminars prepare`; a shard without one
+// counts with all its bytes) and the empty prompt's embedding. A moved or copied cache keeps it;
+// a cache of other images, captions, encoders or options does not.
+std::string cache_content_key(const std::string& dir);
 // empty.safetensors / samples.safetensors: ctx [k,L,D], pooled [k,D] and the prompts.
 void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, const torch::Tensor& pooled,
                          const std::vector<std::string>& prompts);

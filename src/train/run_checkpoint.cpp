@@ -23,7 +23,7 @@ std::string RunState::to_json() const {
   j["stage_index"] = stage_index;
   j["stage_step"] = stage_step;
   j["seed"] = seed;
-  j["options"] = options;
+  j["contract"] = contract;
   return j.dump(1);
 }
 
@@ -35,7 +35,10 @@ RunState RunState::from_json(const std::string& text, const std::string& source)
     s.stage_index = j.at("stage_index");
     s.stage_step = j.at("stage_step");
     s.seed = j.at("seed");
-    if (j.contains("options")) s.options = j["options"].get<std::map<std::string, std::string>>();
+    if (j.contains("contract") && !j["contract"].is_null()) {
+      if (!j["contract"].is_object()) throw Error(source + ": invalid training state: 'contract' is not an object");
+      s.contract = j["contract"];
+    }
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": invalid training state: " + e.what());
   }
@@ -141,16 +144,14 @@ void load_optimizer_state(const std::string& dir, AdamW& opt) {
   opt.load_state(load_tensors(file), file);
 }
 
-void check_resume_options(const RunState& saved, const std::map<std::string, std::string>& now,
-                          const std::string& checkpoint_dir) {
-  if (saved.options.empty()) return;
-  for (const auto& [name, value] : now) {
-    auto it = saved.options.find(name);
-    const std::string was = it == saved.options.end() ? "(not set)" : it->second;
-    if (was != value)
-      throw Error("cannot resume " + checkpoint_dir + ": --" + name + " is " + value + " but the run was started with " +
-                  was + " (resume with the same options, or start a new run with --overwrite)");
-  }
+int remove_stale_checkpoint_temporaries(const std::string& run_dir) {
+  const fs::path root = fs::path(run_dir) / "checkpoints";
+  if (!fs::is_directory(root)) return 0;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) stale.push_back(e.path());
+  for (const auto& p : stale) fs::remove_all(p);
+  return static_cast<int>(stale.size());
 }
 
 void load_ema_weights(const std::string& dir, torch::nn::Module& module) {

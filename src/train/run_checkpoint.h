@@ -3,11 +3,12 @@
 // the last good one.
 //   RUN/checkpoints/step-NNNNNNN/<name>.safetensors   the module's weights (name: denoiser, vae, clip)
 //                                ema.safetensors      the averaged weights
-//                                optimizer.safetensors, state.json (steps, stage, resume options)
+//                                optimizer.safetensors, state.json (steps, stage, the run's contract)
 #pragma once
 #include <torch/torch.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -21,9 +22,9 @@ struct RunState {
   int64_t stage_index = 0;   // index into the run's stages
   int64_t stage_step = 0;    // steps done in that stage
   uint64_t seed = 0;
-  // The options a bit-exact resume depends on (batch, accumulation, learning rates, step counts,
-  // stages, and the trainer's own), as option name -> value text.
-  std::map<std::string, std::string> options;
+  // Every option and model setting the run's results depend on (train/run_contract.h); null in
+  // checkpoints written before the contract was recorded.
+  nlohmann::json contract;
   std::string to_json() const;
   static RunState from_json(const std::string& text, const std::string& source);
 };
@@ -52,10 +53,9 @@ std::optional<std::string> latest_checkpoint(const std::string& run_dir);
 LoadedCheckpoint load_training_checkpoint(const std::string& checkpoint_dir, const CheckpointedModule& m, Ema& ema);
 void load_optimizer_state(const std::string& checkpoint_dir, AdamW& opt);
 
-// Refuses to resume with options other than the checkpoint's: the error names the first option
-// that differs and both values. Checkpoints written before options were stored pass.
-void check_resume_options(const RunState& saved, const std::map<std::string, std::string>& now,
-                          const std::string& checkpoint_dir);
+// Removes the temporary folders (RUN/checkpoints/.tmp-*) that a crash while writing a checkpoint
+// left behind; returns how many.
+int remove_stale_checkpoint_temporaries(const std::string& run_dir);
 
 // Copies the checkpoint's EMA weights into the module's parameters (what a trained model ships).
 void load_ema_weights(const std::string& checkpoint_dir, torch::nn::Module& module);

@@ -5,14 +5,15 @@
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <optional>
-#include <sstream>
 
 #include "core/autocast.h"
 #include "core/error.h"
 #include "train/ema.h"
 #include "train/gradient_buckets.h"
 #include "train/run_checkpoint.h"
+#include "train/run_contract.h"
 #include "train/training_log.h"
 
 namespace luminars {
@@ -54,14 +55,6 @@ std::string step_name(int64_t step) {
   return buf;
 }
 
-template <class T>
-std::string join(const std::vector<T>& values) {
-  std::ostringstream o;
-  o.precision(17);
-  for (std::size_t i = 0; i < values.size(); ++i) o << (i ? "," : "") << values[i];
-  return o.str();
-}
-
 // What a run writes into its folder; everything else there is left alone.
 const char* const kRunFiles[] = {"checkpoints", "samples", "log.jsonl", "loss.png"};
 
@@ -91,18 +84,43 @@ void prepare_run_folder(const LoopOptions& o) {
   fs::create_directories(dir);
 }
 
-std::map<std::string, std::string> loop_resume_options(const LoopOptions& o) {
+nlohmann::json training_contract(const TrainTask& task, const LoopOptions& o) {
   std::vector<int> stages;
   std::vector<int64_t> steps;
   std::vector<double> lrs;
-  for (const auto& s : o.stages) {
-    stages.push_back(s.stage);
-    steps.push_back(s.steps);
-    lrs.push_back(s.lr);
+  for (const auto& st : o.stages) {
+    stages.push_back(st.stage);
+    steps.push_back(st.steps);
+    lrs.push_back(st.lr);
   }
-  return {{"stage", join(stages)}, {"steps", join(steps)}, {"lr", join(lrs)},
-          {"grad-accum", std::to_string(o.grad_accum)}, {"seed", std::to_string(o.seed)},
-          {"warmup", std::to_string(o.warmup)}};
+  const bool autocast = o.device.is_cuda() ? o.bf16 : (o.cpu_bf16 && cpu_has_fast_bf16());
+  nlohmann::json c{{"stage", stages},
+                   {"steps", steps},
+                   {"lr", lrs},
+                   {"batch", task.batch_size()},
+                   {"grad-accum", o.grad_accum},
+                   {"beta1", o.beta1},
+                   {"beta2", o.beta2},
+                   {"adam-eps", o.adam_eps},
+                   {"weight-decay", o.weight_decay},
+                   {"warmup", o.warmup},
+                   {"lr-schedule", o.decay == LrDecay::Cosine ? "cosine" : "constant"},
+                   {"min-lr-ratio", o.min_lr_ratio},
+                   {"clip-grad", o.clip_grad},
+                   {"ema", o.ema_decay},
+                   {"seed", o.seed},
+                   {"device", o.device.is_cuda() ? "cuda" : "cpu"},
+                   {"autocast", autocast ? "bf16" : "off"},
+                   {"checkpoint-every", o.checkpoint_every},
+                   {"keep-checkpoints", o.keep_checkpoints},
+                   {"validate-every", o.validate_every},
+                   {"sample-every", o.sample_every},
+                   {"stop-after", o.stop_after},
+                   {"skip-nonfinite", o.skip_nonfinite},
+                   {"threads", at::get_num_threads()}};
+  const nlohmann::json own = task.contract();
+  for (const auto& [key, value] : own.items()) c[key] = value;
+  return flat_contract(c);
 }
 
 TrainResult run_training(TrainTask& task, const LoopOptions& o) {
@@ -111,12 +129,17 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
   const bool writer = writes_files(group);  // rank 0 alone reads and writes the run folder
   const int world = group ? group->size() : 1;
   if (group) batch_part(task.batch_size(), group->rank(), world);  // the batch must split evenly
-  if (writer) prepare_run_folder(o);
+  const nlohmann::json contract = training_contract(task, o);
+  if (group) check_ranks_agree(*group, contract);  // before rank 0 touches the run folder
+  // Work of rank 0 alone; the other ranks wait for it under the longer --dist-rank0-timeout.
+  auto on_rank0 = [group](const std::string& what, const std::function<void()>& work) {
+    if (group)
+      group->rank0_section(what, work);
+    else
+      work();
+  };
   torch::nn::Module& module = task.module();
   module.to(o.device);
-  auto resume_options = loop_resume_options(o);
-  resume_options["batch"] = std::to_string(task.batch_size());
-  for (const auto& [k, v] : task.resume_options()) resume_options[k] = v;
   const CheckpointedModule checkpointed{module, task.name(), task.weights_metadata()};
 
   // 1. Where to start: the run's latest checkpoint, or the module as it is; in a data-parallel
@@ -124,21 +147,30 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
   Ema ema(module, o.ema_decay);
   RunState state;
   state.seed = o.seed;
-  state.options = resume_options;
+  state.contract = contract;
   std::optional<std::string> resume_dir;
-  if (o.resume && writer) resume_dir = latest_checkpoint(o.out_dir);
   TrainResult result;
-  if (resume_dir) {
+  on_rank0("preparing the run folder", [&] {
+    prepare_run_folder(o);
+    if (const int stale = remove_stale_checkpoint_temporaries(o.out_dir); stale > 0 && !o.quiet)
+      std::fprintf(stderr, "%s: removed %d unfinished checkpoint folder(s) (.tmp-*) of an interrupted save\n", task.name().c_str(), stale);
+    if (o.resume) resume_dir = latest_checkpoint(o.out_dir);
+    if (!resume_dir) return;
     auto loaded = load_training_checkpoint(*resume_dir, checkpointed, ema).state;
-    if (loaded.seed != o.seed)
-      throw Error("cannot resume " + *resume_dir + ": --seed is " + std::to_string(o.seed) +
-                  " but the run was started with " + std::to_string(loaded.seed));
-    check_resume_options(loaded, resume_options, *resume_dir);
+    if (loaded.contract.is_null()) {
+      if (loaded.seed != o.seed)
+        throw Error("cannot resume " + *resume_dir + ": --seed was " + std::to_string(loaded.seed) + ", now " + std::to_string(o.seed));
+      if (!o.quiet)
+        std::fprintf(stderr, "%s: %s records no options (written by an earlier version): resuming without comparing them\n",
+                     task.name().c_str(), resume_dir->c_str());
+    } else {
+      check_resume_contract(loaded.contract, contract, *resume_dir);
+    }
     state.global_step = loaded.global_step;
     state.stage_index = loaded.stage_index;
     state.stage_step = loaded.stage_step;
     result.checkpoint = *resume_dir;
-  }
+  });
   bool resumed = resume_dir.has_value();
   if (group) {
     auto place = torch::tensor({int64_t{resumed}, state.global_step, state.stage_index, state.stage_step}, torch::kInt64);
@@ -255,54 +287,60 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
         for (std::size_t k = 0; k < parts.size(); ++k) parts[k].second = f[static_cast<int64_t>(k) + 1] / world;
         stop_requested = f[static_cast<int64_t>(parts.size()) + 1] > 0;
       }
-      if (!std::isfinite(loss)) {
-        // A NaN or infinite loss never reaches the weights: the step is skipped (when allowed) or
-        // training stops, the last checkpoint left as it was.
-        if (++nonfinite_in_a_row <= o.skip_nonfinite) {
-          opt.zero_grad();
-          ++state.global_step;
-          ++state.stage_step;
-          ++steps_this_run;
-          ++result.skipped_steps;
-          if (progress)
-            std::fprintf(stderr, "\n%s: loss is %g at step %lld: step skipped (%lld of %lld in a row allowed)\n", task.name().c_str(),
-                         loss, static_cast<long long>(state.global_step), static_cast<long long>(nonfinite_in_a_row),
-                         static_cast<long long>(o.skip_nonfinite));
-          continue;
-        }
+      const bool finite = std::isfinite(loss);
+      double grad_norm = 0;
+      if (finite) {
+        nonfinite_in_a_row = 0;
+        // After the all-reduce every rank holds the same gradients, so the same norm and update.
+        if (o.clip_grad > 0) grad_norm = torch::nn::utils::clip_grad_norm_(trainable, o.clip_grad);
+        opt.step();
+        ema.update(module);
+        result.last_loss = loss;
+      } else if (++nonfinite_in_a_row <= o.skip_nonfinite) {
+        // A NaN or infinite loss never reaches the weights: the step is skipped (when allowed),
+        // counted as done, and the checkpoints due at it are written all the same.
+        opt.zero_grad();
+        ++result.skipped_steps;
+      } else {
         throw Error(task.name() + " loss is " + std::to_string(loss) + " at step " + std::to_string(state.global_step + 1) +
                     ": training stopped; " +
                     (result.checkpoint.empty() ? std::string("no checkpoint was written yet")
                                                : "the last checkpoint, " + result.checkpoint + ", is intact (--resume continues from it)") +
                     ". Try a lower learning rate, or --skip-nonfinite N to skip such steps");
       }
-      nonfinite_in_a_row = 0;
-      double grad_norm = 0;
-      // After the all-reduce every rank holds the same gradients, so the same norm and update.
-      if (o.clip_grad > 0) grad_norm = torch::nn::utils::clip_grad_norm_(trainable, o.clip_grad);
-      opt.step();
-      ema.update(module);
       ++state.global_step;
       ++state.stage_step;
       ++steps_this_run;
       result.global_step = state.global_step;
-      result.last_loss = loss;
 
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double img_s = static_cast<double>(task.batch_size() * o.grad_accum) / std::max(secs, 1e-9);
-      if (writer) log->train_step(state.global_step, plan.stage, loss, opt.options().lr, grad_norm, img_s, parts);
-      if (progress) log->progress(plan.stage, state.global_step, steps_this_run, total_left, loss, img_s);
-      const bool last = step + 1 == plan.steps;
-      const bool run_done = last && si + 1 == o.stages.size();
-      if (writer && o.validate_every > 0 && (state.global_step % o.validate_every == 0 || run_done)) validate(plan.stage);
-      if (writer && o.sample_every > 0 && (state.global_step % o.sample_every == 0 || run_done)) samples();
-      const bool stop = !run_done && (stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
-      if (writer && (last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0))) {
-        RunState saved = state;
-        saved.stage_index = static_cast<int64_t>(si);
-        result.checkpoint = save_training_checkpoint(o.out_dir, checkpointed, ema, opt, saved, o.keep_checkpoints);
-        log->plot();
+      if (!finite && progress) {
+        std::fprintf(stderr, "\n%s: loss is %g at step %lld: step skipped (%lld of %lld in a row allowed)\n", task.name().c_str(), loss,
+                     static_cast<long long>(state.global_step), static_cast<long long>(nonfinite_in_a_row),
+                     static_cast<long long>(o.skip_nonfinite));
+      } else if (finite && writer) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double img_s = static_cast<double>(task.batch_size() * o.grad_accum) / std::max(secs, 1e-9);
+        log->train_step(state.global_step, plan.stage, loss, opt.options().lr, grad_norm, img_s, parts);
+        if (progress) log->progress(plan.stage, state.global_step, steps_this_run, total_left, loss, img_s);
       }
+      // What is due after this step is decided alike on every rank (from the step and the
+      // all-reduced stop request); rank 0 does it while the others wait.
+      const bool last = step + 1 == plan.steps;  // the stage ends with a checkpoint of its last weights
+      const bool run_done = last && si + 1 == o.stages.size();
+      const bool stop = !run_done && (stop_requested || (o.stop_after > 0 && steps_this_run >= o.stop_after));
+      const bool validate_now = o.validate_every > 0 && (state.global_step % o.validate_every == 0 || run_done);
+      const bool samples_now = o.sample_every > 0 && (state.global_step % o.sample_every == 0 || run_done);
+      const bool checkpoint_now = last || stop || (o.checkpoint_every > 0 && state.global_step % o.checkpoint_every == 0);
+      if (validate_now || samples_now || checkpoint_now)
+        on_rank0("validating, drawing samples or writing the checkpoint of step " + std::to_string(state.global_step), [&] {
+          if (validate_now) validate(plan.stage);
+          if (samples_now) samples();
+          if (!checkpoint_now) return;
+          RunState saved = state;
+          saved.stage_index = static_cast<int64_t>(si);
+          result.checkpoint = save_training_checkpoint(o.out_dir, checkpointed, ema, opt, saved, o.keep_checkpoints);
+          log->plot();
+        });
       if (stop) {
         if (progress) std::fprintf(stderr, "\nstopped at step %lld; resume with --resume\n", static_cast<long long>(state.global_step));
         return result;

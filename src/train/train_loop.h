@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -48,7 +49,8 @@ struct LoopOptions {
   bool quiet = false;                  // no progress output
   // Data-parallel training over these ranks (train/distributed.h); null: this process alone.
   // Every rank runs the loop on its part of each batch; rank 0 alone reads and writes the run
-  // folder (checkpoints, log, samples) and hands its weights and state to the others.
+  // folder (checkpoints, log, samples) and hands its weights and state to the others. The ranks
+  // compare their contracts before starting; rank 0's own work runs in ProcessGroup::rank0_section.
   std::shared_ptr<ProcessGroup> group;
 };
 
@@ -69,13 +71,17 @@ void check_loop_options(const LoopOptions& options);
 void prepare_run_folder(const LoopOptions& options);
 
 // Trains `task` through every stage from where the run folder's latest checkpoint left off (with
-// `resume`) or from the module's current weights. A stop request (SIGINT, SIGTERM, stop_after)
+// `resume`, which refuses a checkpoint whose contract differs from this run's outside the fields
+// that may change) or from the module's current weights. Every stage ends with a checkpoint of its
+// last weights, even when its last step was skipped; stale temporary checkpoint folders go at the start. A stop request (SIGINT, SIGTERM, stop_after)
 // finishes the step, saves a checkpoint and returns with finished = false. With `group`, every
 // rank must call it with the same options; a stop request to any rank stops them all at the same
 // step.
 TrainResult run_training(TrainTask& task, const LoopOptions& options);
 
-// The loop's own options that a bit-exact resume depends on, as recorded in checkpoints.
-std::map<std::string, std::string> loop_resume_options(const LoopOptions& options);
+// The run's contract (train/run_contract.h): the loop's options (named like the flags: "lr",
+// "lr-schedule", "grad-accum", ...; "threads" the intra-op threads) and the task's own, flat.
+// Recorded in every checkpoint, compared on resume and between ranks.
+nlohmann::json training_contract(const TrainTask& task, const LoopOptions& options);
 
 }  // namespace luminars

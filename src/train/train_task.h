@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 
@@ -52,8 +53,10 @@ class TrainTask {
   virtual std::optional<Validation> validate() { return std::nullopt; }
   // A sample or reconstruction grid at `png_path`, called with the EMA weights in the module.
   virtual void write_samples(const std::string& png_path) {}
-  // Options of the task that a bit-exact resume depends on, beyond the loop's own.
-  virtual std::map<std::string, std::string> resume_options() const { return {}; }
+  // The task's part of the run's contract (train/run_contract.h): every option of its own that
+  // the results depend on, its model's config, and a content key of its data (not a path, so that
+  // moved data still resumes and other data does not), as a JSON object named like the flags.
+  virtual nlohmann::json contract() const { return nlohmann::json::object(); }
 };
 
 }  // namespace luminars

@@ -1,7 +1,6 @@
 #include "train/trainer.h"
 
 #include <filesystem>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/image.h"
@@ -39,13 +38,6 @@ Config config_for_cache(Config cfg, const LatentCache& cache) {
   return cfg;
 }
 
-std::string format_number(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  return o.str();
-}
-
 // The denoiser's part of training: latent-cache batches (drawn ahead), the flow-matching loss,
 // held-out loss at fixed t and noise, and grids of the cache's sample prompts.
 class DenoiserTask : public TrainTask {
@@ -54,6 +46,7 @@ class DenoiserTask : public TrainTask {
       : o_(o),
         hooks_(hooks),
         cache_(LatentCache::load(o.cache_dir)),
+        cache_key_(cache_content_key(o.cache_dir)),
         split_(split_indices(cache_.size(), o.val_fraction, o.seed)),
         sampler_(cache_, split_.train, o.seed, o.caption_dropout, o.time_sampling),
         batches_(sampler_, o.batch_size, o.group ? batch_part(o.batch_size, o.group->rank(), o.group->size()) : BatchPart{}),
@@ -71,10 +64,13 @@ class DenoiserTask : public TrainTask {
   }
   NamedTensors trainable(int stage) override { return apply_stage(model_, stage); }
   int64_t batch_size() const override { return o_.batch_size; }
-  std::map<std::string, std::string> resume_options() const override {
-    return {{"caption-dropout", format_number(o_.caption_dropout)},
-            {"val-fraction", format_number(o_.val_fraction)},
-            {"time-sampling", o_.time_sampling == TimeSampling::LogitNormal ? "logit-normal" : "uniform"}};
+  nlohmann::json contract() const override {
+    return {{"config", nlohmann::json::parse(model_->config().to_json())},
+            {"cache", cache_key_},
+            {"caption-dropout", o_.caption_dropout},
+            {"val-fraction", o_.val_fraction},
+            {"time-sampling", o_.time_sampling == TimeSampling::LogitNormal ? "logit-normal" : "uniform"},
+            {"grad-last-recursion", o_.grad_last_recursion_only}};
   }
 
   StepLoss loss(int64_t index) override {
@@ -112,6 +108,7 @@ class DenoiserTask : public TrainTask {
   const TrainOptions& o_;
   const TrainHooks& hooks_;
   LatentCache cache_;
+  std::string cache_key_;  // what the cache holds, wherever it is (cache_content_key)
   IndexSplit split_;
   BatchSampler sampler_;
   BatchPrefetch batches_;

@@ -2,7 +2,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <sstream>
 
 #include "core/error.h"
 #include "core/files.h"
@@ -39,13 +38,6 @@ double mean_psnr(const torch::Tensor& images, const torch::Tensor& reference) {
 
 namespace {
 
-std::string text_of(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  return o.str();
-}
-
 constexpr double kInitialLogvar = -6.0;
 
 struct VaeBatch {
@@ -77,10 +69,15 @@ class VaeTask : public TrainTask {
   torch::nn::Module& module() override { return *model_; }
   std::map<std::string, std::string> weights_metadata() const override { return {{"vae_config", model_->config().to_json()}}; }
   int64_t batch_size() const override { return o_.batch_size; }
-  std::map<std::string, std::string> resume_options() const override {
-    return {{"kl-weight", text_of(o_.kl_weight)}, {"edge-weight", text_of(o_.edge_weight)},
-            {"resolution", std::to_string(o_.resolution)}, {"val-fraction", text_of(o_.val_fraction)},
-            {"vae-config", model_->config().to_json()}};
+  nlohmann::json contract() const override {
+    return {{"vae-config", nlohmann::json::parse(model_->config().to_json())},
+            {"data", images_.content_key()},
+            {"resolution", o_.resolution},
+            {"kl-weight", o_.kl_weight},
+            {"edge-weight", o_.edge_weight},
+            {"charbonnier-eps", o_.charbonnier_eps},
+            {"flip", o_.flip},
+            {"val-fraction", o_.val_fraction}};
   }
   AutoencoderKL& model() { return model_; }
 

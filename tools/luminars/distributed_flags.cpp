@@ -40,6 +40,11 @@ void add_distributed_flags(CLI::App* cmd, DistFlags& f) {
       ->capture_default_str()
       ->check(CLI::Range(1.0, 86400.0))
       ->group(group);
+  cmd->add_option("--dist-rank0-timeout", f.rank0_timeout_s,
+                  "seconds the other ranks wait while rank 0 alone validates, draws samples or writes a checkpoint")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 7 * 86400.0))
+      ->group(group);
 }
 
 namespace {
@@ -220,6 +225,7 @@ std::shared_ptr<ProcessGroup> join_run(const DistFlags& f, const GlobalOptions& 
   DistributedOptions o;
   o.backend = f.backend;
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(f.timeout_s * 1000));
+  o.rank0_timeout = std::chrono::milliseconds(static_cast<int64_t>(f.rank0_timeout_s * 1000));
   return std::make_shared<ProcessGroup>(env, o, device.is_cuda());
 }
 

@@ -17,6 +17,7 @@ struct DistFlags {
   int nnodes = 1, node_rank = 0;
   std::string backend = "auto";
   double timeout_s = 300;    // a rank waiting longer than this for the others fails
+  double rank0_timeout_s = 3600;  // ... or for rank 0 alone (validation, samples, a checkpoint)
 };
 
 // Adds the flags to `cmd`, bound to `f` (which must outlive the command).
