@@ -9,8 +9,7 @@
 #   OUT   the exported model folder (default models/emoji)
 # Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
-# Phase times go to WORK/times.tsv (one line per phase and run of this script). The denoiser trains
-# under bf16 autocast where the CPU has native bf16 (AVX-512 BF16, AMX; float32 elsewhere).
+# Phase times go to WORK/times.tsv (one line per phase and run of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(realpath -m "${1:-../emoji-work}")
@@ -67,7 +66,7 @@ phase prepare "$work/cache/cache.json" \
 # shellcheck disable=SC2086
 phase denoiser "$work/denoiser-run/model/luminars.json" \
   "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small \
-  --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 --cpu-bf16 \
+  --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
