@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "pipeline/generation.h"
 
@@ -22,12 +23,14 @@ struct ServerOptions {
   std::size_t max_prompt_bytes = 4000;
   int threads = 16;                     // connections served at once
   double wait_seconds = 900;            // how long a synchronous API call waits for its job
+  bool any_size = false;                // accept sizes the model was not trained at
 };
 
 // What the server tells clients about its model.
 struct ModelInfo {
   std::string name, path;
   int64_t resolution = 64, size_multiple = 8;
+  std::vector<int64_t> trained_sizes;   // empty: every valid size
   int64_t steps = 12;
   double cfg_scale = 4;
   std::string sampler = "euler";
