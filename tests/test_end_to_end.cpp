@@ -117,7 +117,7 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   EXPECT_EQ(one.width, 32);
   EXPECT_EQ(one.height, 32);
   r = test::run_cli("generate --model " + dir.file("run/model") +
-                    " --prompt 'a blue square' --negative 'red' --sampler heun --cfg 3 --batch 4 --size 64 --quiet --out " +
+                    " --prompt 'a blue square' --negative 'red' --sampler heun --cfg 3 --batch 4 --size 64 --any-size --quiet --out " +
                     dir.file("out/grid.png"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   auto g4 = load_image(dir.file("out/grid.png"));
@@ -126,7 +126,7 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   // VAE decoding in tiles: the same size of picture, near the whole decode (this tiny VAE's
   // GroupNorms see each tile alone, so not equal).
   for (const char* tile : {"0", "32"}) {
-    r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --size 64 --seed 2 --quiet --vae-tile " +
+    r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt 'a red disc' --size 64 --any-size --seed 2 --quiet --vae-tile " +
                       tile + " --out " + dir.file(std::string("out/tile-") + tile + ".png"));
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
@@ -146,7 +146,11 @@ TEST_P(EndToEnd, PrepareTrainGenerate) {
   EXPECT_NE(r.output.find("model folder not found: " + dir.file("nope")), std::string::npos) << r.output;
   r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt x --size 34 --quiet --out " + dir.file("x.png"));
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.output.find("width 34 must be a multiple of 4"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--size 34: must be a multiple of 4 from 4 to 4096; nearest: 32 or 36"), std::string::npos) << r.output;
+  // The model was trained at 32: other sizes need --any-size.
+  r = test::run_cli("generate --model " + dir.file("run/model") + " --prompt x --size 64 --quiet --out " + dir.file("x.png"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--size 64: the model was trained at 32"), std::string::npos) << r.output;
   r = test::run_cli("train --cache " + dir.file("nocache") + " --out " + dir.file("run2") + " --device cpu");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("no training cache at"), std::string::npos) << r.output;

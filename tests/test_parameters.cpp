@@ -130,6 +130,41 @@ TEST(Parameters, MissingKeysKeepTheDefaults) {
   EXPECT_EQ(parse_parameters("Steps: 3").prompt, "");  // the key-value line alone
 }
 
+TEST(Parameters, GridSeedsAndMaskBlurRoundTrip) {
+  GenerationParameters p = heart();
+  p.batch_seeds = {1, 2, 3};
+  p.mask_blur = 4;
+  const std::string text = format_parameters(p);
+  EXPECT_NE(text.find(", Mask blur: 4, Batch size: 3, Seeds: 1 2 3"), std::string::npos) << text;
+  const GenerationParameters q = parse_parameters(text);
+  EXPECT_EQ(q.batch_seeds, p.batch_seeds);
+  EXPECT_EQ(q.mask_blur, p.mask_blur);
+  // AUTOMATIC1111's grids: Seed and Batch size, the pictures at Seed + i.
+  EXPECT_EQ(parse_parameters("x\nSteps: 2, Seed: 10, Batch size: 3").batch_seeds, (std::vector<uint64_t>{10, 11, 12}));
+  EXPECT_TRUE(parse_parameters("x\nSteps: 2, Seed: 10, Batch size: 1").batch_seeds.empty());
+  EXPECT_NE(error_of([] { parse_parameters("x\nSeeds: 1 two"); }).find("Seeds is not a valid number"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_parameters("x\nBatch size: 0"); }).find("Batch size must be between 1 and 64"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_parameters("x\nMask blur: -1"); }).find("Mask blur must be between 0 and 256"), std::string::npos);
+}
+
+TEST(Parameters, LenientReadingNamesWhatItCannotTake) {
+  UnreadParameters unread;
+  const auto p = parse_parameters("a cat\nSteps: 20, Sampler: DPM++ 2M Karras, Schedule type: Karras, Seed: 1, Model hash: abc", unread);
+  EXPECT_EQ(unread.sampler, "DPM++ 2M Karras");
+  EXPECT_EQ(p.sampler, "euler");  // the default, left for --sampler to replace
+  EXPECT_EQ(unread.keys, (std::vector<std::string>{"Schedule type", "Model hash"}));
+  EXPECT_FALSE(unread.ancestral);
+  parse_parameters("a cat\nSampler: Euler a", unread);
+  EXPECT_TRUE(unread.ancestral);
+  EXPECT_TRUE(unread.sampler.empty());
+}
+
+TEST(Parameters, NonFiniteNumbersAreRefused) {
+  EXPECT_EQ(error_of([] { parse_parameters("x\nCFG scale: nan"); }), "generation parameters: CFG scale is not a finite number: \"nan\"");
+  EXPECT_NE(error_of([] { parse_parameters("x\nShift: inf"); }).find("Shift is not a finite number"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_parameters("x\nDenoising strength: -inf"); }).find("not a finite number"), std::string::npos);
+}
+
 TEST(Parameters, ClearErrors) {
   EXPECT_EQ(error_of([] { parse_parameters("Steps: 20, Sampler: DPM++ 2M Karras, Seed: 1"); }),
             "generation parameters: unsupported sampler \"DPM++ 2M Karras\" (LuminaRS samples with Euler or Heun)");

@@ -154,7 +154,7 @@ TEST_F(PipelineTest, CancelStopsAfterTheStepItWasAskedIn) {
 TEST_F(PipelineTest, RequestsAreCheckedBeforeAnythingRuns) {
   auto r = heart();
   r.width = 48;
-  EXPECT_NE(test::error_of([&] { loaded_->generate(r); }).find("width 48 must be a multiple of 32"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { loaded_->generate(r); }).find("width 48: must be a multiple of 32 from 32 to 4096; nearest: 32 or 64"), std::string::npos);
   r = heart();
   r.mask = two_colours();
   EXPECT_NE(test::error_of([&] { loaded_->generate(r); }).find("a mask needs an init image"), std::string::npos);

@@ -113,6 +113,29 @@ TEST(ServeRequests, EveryBadFieldIsNamed) {
   EXPECT_EQ(jobs({{"prompt", "fine"}, {"steps", 20.0}}), "");  // 20.0 is an integer
 }
 
+TEST(ServeRequests, SizesTheModelWasNotTrainedAtAreRefused) {
+  ServeLimits l = limits();
+  l.trained_sizes = {64};
+  EXPECT_EQ(parse_jobs_request(json{{"width", 64}, {"height", 64}}, l).request.width.value(), 64);
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"width", 128}}, l); }), "width");
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"height", 96}}, l); }), "height");
+  EXPECT_EQ(bad_field([&] { parse_openai_generation(json{{"prompt", "x"}, {"size", "128x128"}}, l); }), "size");
+  EXPECT_EQ(bad_field([&] { parse_a1111_request(json{{"width", 128}}, l, false); }), "width");
+  try {
+    parse_jobs_request(json{{"width", 128}}, l);
+  } catch (const RequestError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "width 128: the model was trained at 64 (other sizes draw repeated, broken patterns); the server was started "
+              "without --any-size");
+  }
+  // An init image drawn at its own (untrained) size is refused by its field.
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"init_image", png64(picture(128, 128))}}, l); }), "init_image");
+  // --any-size: every valid size.
+  l.any_size = true;
+  EXPECT_EQ(parse_jobs_request(json{{"width", 128}}, l).request.width.value(), 128);
+  EXPECT_EQ(parse_jobs_request(json{{"init_image", png64(picture(128, 128))}}, l).request.init_image->width, 128);
+}
+
 TEST(ServeRequests, OpenAiGenerationAndEdit) {
   const auto l = limits();
   auto job = parse_openai_generation(json{{"prompt", "a fox"}, {"n", 2}, {"size", "128x64"}, {"response_format", "b64_json"},

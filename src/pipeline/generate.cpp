@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "core/image_file.h"
 #include "core/image_tensor.h"
 #include "pipeline/pipeline.h"
 
@@ -11,8 +12,9 @@ namespace luminars {
 
 namespace fs = std::filesystem;
 
-GenerateResult generate(const GenerateOptions& o) {
-  if (o.out.empty()) throw Error("no output path given (--out)");
+namespace {
+
+PipelineOptions pipeline_options(const GenerateOptions& o) {
   PipelineOptions po;
   po.model_dir = o.model_dir;
   po.denoiser = o.denoiser;
@@ -24,7 +26,23 @@ GenerateResult generate(const GenerateOptions& o) {
   po.keep_loaded = false;
   po.vae_tile = o.vae_tile;
   po.progress = o.progress;
-  Pipeline pipeline(po);
+  return po;
+}
+
+}  // namespace
+
+SizeRule model_size_rule(const GenerateOptions& o) { return Pipeline(pipeline_options(o)).size_rule(); }
+
+GenerateResult generate(const GenerateOptions& o) {
+  if (o.out.empty()) throw Error("no output path given (--out)");
+  image_format_for(o.out);  // refused before any work
+  Pipeline pipeline(pipeline_options(o));
+  if (const SizeRule rule = pipeline.size_rule(); !o.any_size && !rule.trained.empty()) {
+    const auto [width, height] = pipeline.output_size(o.request);
+    const std::string allow = "give --size " + std::to_string(rule.trained.front()) + ", or --any-size to draw it anyway";
+    for (auto [name, v] : {std::pair<const char*, int64_t>{"width", width}, {"height", height}})
+      if (auto error = untrained_size_error(name, v, rule, allow); !error.empty()) throw Error(error);
+  }
   Generation g = pipeline.generate(o.request);
 
   GenerateResult r;
@@ -32,7 +50,10 @@ GenerateResult generate(const GenerateOptions& o) {
   r.count = static_cast<int64_t>(g.images.size());
   r.width = g.images.front().width;
   r.height = g.images.front().height;
-  r.parameters = format_parameters(g.parameters.front());
+  GenerationParameters recorded = g.parameters.front();
+  if (g.parameters.size() > 1)
+    for (const auto& p : g.parameters) recorded.batch_seeds.push_back(p.seed);
+  r.parameters = format_parameters(recorded);
   Image picture = g.images.front();
   if (g.images.size() > 1) {
     std::vector<torch::Tensor> batch;
@@ -40,30 +61,8 @@ GenerateResult generate(const GenerateOptions& o) {
     picture = make_grid(torch::stack(batch));
   }
   if (auto parent = fs::path(o.out).parent_path(); !parent.empty()) fs::create_directories(parent);
-  save_png(o.out, picture, {{"parameters", r.parameters}});
+  save_image(o.out, picture, {{"parameters", r.parameters}});
   return r;
-}
-
-void apply_png_parameters(const std::string& png_path, GenerationRequest& request) {
-  const auto chunks = read_png_text(png_path);
-  const auto it = chunks.find("parameters");
-  if (it == chunks.end()) throw Error(png_path + " has no 'parameters' text (not written by LuminaRS or AUTOMATIC1111)");
-  GenerationParameters p;
-  try {
-    p = parse_parameters(it->second);
-  } catch (const Error& e) {
-    throw Error(png_path + ": " + e.what());
-  }
-  request.prompt = p.prompt;
-  request.negative = p.negative;
-  request.steps = p.steps;
-  request.sampler = p.sampler;
-  request.cfg_scale = p.cfg_scale;
-  request.seed = p.seed;
-  request.shift = p.shift;
-  if (p.width > 0) request.width = p.width;
-  if (p.height > 0) request.height = p.height;
-  if (p.strength) request.strength = *p.strength;
 }
 
 }  // namespace luminars

@@ -32,6 +32,16 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     m.penultimate = j.value("penultimate", m.penultimate);
     // Integers type-checked: value() would convert any float, out of int64's range too (undefined).
     json_fields::read(j, "resolution", m.resolution, file);
+    if (j.contains("trained_sizes")) {
+      const auto& sizes = j["trained_sizes"];
+      if (!sizes.is_array() || sizes.empty() || sizes.size() > 64)
+        throw Error(file + ": field 'trained_sizes' must be a list of 1 to 64 image sides, e.g. [64]");
+      for (const auto& v : sizes) {
+        if (!v.is_number_integer() || v.get<int64_t>() < 8 || v.get<int64_t>() > 16384)
+          throw Error(file + ": field 'trained_sizes' holds " + json_fields::brief(v) + "; sides are integers from 8 to 16384");
+        m.trained_sizes.push_back(v.get<int64_t>());
+      }
+    }
     if (j.contains("sampler")) {
       const auto& s = j["sampler"];
       json_fields::read(s, "steps", m.sampler.steps, file);
@@ -46,6 +56,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     return Error(file + ": field '" + field + "' must be " + range);
   };
   if (m.resolution < 8 || m.resolution > 16384) throw out_of_range("resolution", "between 8 and 16384 pixels");
+  if (m.trained_sizes.empty()) m.trained_sizes = {m.resolution};  // folders written before the field
   if (m.sampler.steps < 1 || m.sampler.steps > 1000) throw out_of_range("sampler.steps", "between 1 and 1000");
   if (!std::isfinite(m.sampler.cfg_scale) || m.sampler.cfg_scale < 0 || m.sampler.cfg_scale > 100)
     throw out_of_range("sampler.cfg_scale", "between 0 and 100");
@@ -63,6 +74,7 @@ void ModelFolder::save() const {
   j["vae"] = vae;
   j["penultimate"] = penultimate;
   j["resolution"] = resolution;
+  j["trained_sizes"] = trained_sizes.empty() ? std::vector<int64_t>{resolution} : trained_sizes;
   j["sampler"] = {{"steps", sampler.steps}, {"method", sampler.method}, {"cfg_scale", sampler.cfg_scale}, {"shift", sampler.shift}};
   fs::create_directories(dir);
   write_file_atomic((fs::path(dir) / "luminars.json").string(), [&](std::ostream& o) { o << j.dump(2) << "\n"; });

@@ -3,7 +3,9 @@
 //   denoiser/       model.safetensors (config in its metadata)
 //   text_encoder/, tokenizer/, vae/   published folders, or paths in luminars.json pointing at them
 #pragma once
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace luminars {
 
@@ -19,7 +21,10 @@ struct ModelFolder {
   std::string denoiser = "denoiser/model.safetensors";  // paths relative to `dir` unless absolute
   std::string text_encoder = "text_encoder", tokenizer = "tokenizer", vae = "vae";
   bool penultimate = false;     // ctx from CLIP's penultimate layer
-  int64_t resolution = 256;     // image side the model was trained at
+  int64_t resolution = 256;     // image side the model was trained at (the default size)
+  // The image sides the model was trained at ("trained_sizes"; folders without it: {resolution}).
+  // `generate` and `serve` refuse other sizes unless --any-size.
+  std::vector<int64_t> trained_sizes;
   SamplerDefaults sampler;
 
   // Absolute path of a component.

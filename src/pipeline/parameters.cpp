@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <system_error>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -49,6 +50,9 @@ T parse_number(const std::string& key, const std::string& value) {
   const auto [ptr, ec] = std::from_chars(value.data(), end, v);
   if (ec != std::errc() || ptr != end || value.empty())
     throw Error("generation parameters: " + key + " is not a valid number: \"" + one_line(value) + "\"");
+  if constexpr (std::is_floating_point_v<T>) {
+    if (!std::isfinite(v)) throw Error("generation parameters: " + key + " is not a finite number: \"" + one_line(value) + "\"");
+  }
   return v;
 }
 
@@ -215,12 +219,29 @@ std::string sampler_label(const std::string& sampler) {
   throw Error("cannot write generation parameters: unknown sampler \"" + one_line(sampler) + "\" (euler or heun)");
 }
 
-std::string sampler_from_label(const std::string& label) {
+// The sampler a label names ("" when LuminaRS lacks it); `ancestral` set for "Euler a".
+std::string sampler_from_label(const std::string& label, bool& ancestral) {
   std::string lower = label;
   std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  ancestral = lower == "euler a";
   if (lower == "euler" || lower == "euler a") return "euler";
   if (lower == "heun") return "heun";
-  throw Error("generation parameters: unsupported sampler \"" + one_line(label) + "\" (LuminaRS samples with Euler or Heun)");
+  return "";
+}
+
+std::vector<uint64_t> parse_seed_list(const std::string& key, const std::string& value) {
+  std::vector<uint64_t> seeds;
+  std::size_t i = 0;
+  while (i < value.size()) {
+    while (i < value.size() && is_space(value[i])) ++i;
+    if (i == value.size()) break;
+    const std::size_t end = std::min(value.find_first_of(" \t", i), value.size());
+    seeds.push_back(parse_number<uint64_t>(key, value.substr(i, end - i)));
+    if (seeds.size() > 64) throw Error("generation parameters: " + key + " lists more than 64 seeds");
+    i = end;
+  }
+  if (seeds.empty()) throw Error("generation parameters: " + key + " is empty");
+  return seeds;
 }
 
 constexpr std::string_view kNegativePrefix = "Negative prompt:";
@@ -238,10 +259,25 @@ std::string format_parameters(const GenerationParameters& p) {
   if (!p.model.empty()) out += ", Model: " + quote(p.model);
   if (p.strength) out += ", Denoising strength: " + format_number(*p.strength);
   out += ", Shift: " + format_number(p.shift);
+  if (p.mask_blur) out += ", Mask blur: " + std::to_string(*p.mask_blur);
+  if (p.batch_seeds.size() > 1) {
+    out += ", Batch size: " + std::to_string(p.batch_seeds.size()) + ", Seeds:";
+    for (const uint64_t seed : p.batch_seeds) out += " " + std::to_string(seed);
+  }
   return out;
 }
 
 GenerationParameters parse_parameters(const std::string& text) {
+  UnreadParameters unread;
+  GenerationParameters p = parse_parameters(text, unread);
+  if (!unread.sampler.empty())
+    throw Error("generation parameters: unsupported sampler \"" + one_line(unread.sampler) +
+                "\" (LuminaRS samples with Euler or Heun)");
+  return p;
+}
+
+GenerationParameters parse_parameters(const std::string& text, UnreadParameters& unread) {
+  unread = {};
   // 1. Lines (CR LF as LF), without trailing blank lines.
   std::vector<std::string> lines;
   for (std::size_t start = 0;;) {
@@ -257,7 +293,7 @@ GenerationParameters parse_parameters(const std::string& text) {
 
   // 2. The last line: "Key: value, …" with at least one key LuminaRS knows.
   static const std::vector<std::string> kKnown = {"Steps", "Sampler", "CFG scale", "Seed", "Size", "Model",
-                                                  "Denoising strength", "Shift"};
+                                                  "Denoising strength", "Shift", "Mask blur", "Batch size", "Seeds"};
   const auto pairs = parse_key_values(lines.back());
   const bool known = pairs && std::any_of(pairs->begin(), pairs->end(), [](const auto& kv) {
                        return std::find(kKnown.begin(), kKnown.end(), kv.first) != kKnown.end();
@@ -285,13 +321,16 @@ GenerationParameters parse_parameters(const std::string& text) {
     }
   }
 
-  // 4. The values; unknown keys are ignored, missing ones keep their defaults.
+  // 4. The values; unknown keys are listed in `unread`, missing ones keep their defaults.
+  int64_t batch_size = 1;
   for (const auto& [key, value] : *pairs) {
     if (key == "Steps") {
       p.steps = parse_number<int64_t>(key, value);
       if (p.steps <= 0) throw Error("generation parameters: Steps must be positive, not " + one_line(value));
     } else if (key == "Sampler") {
-      p.sampler = sampler_from_label(value);
+      const std::string name = sampler_from_label(value, unread.ancestral);
+      if (name.empty()) unread.sampler = value;
+      else p.sampler = name, unread.sampler.clear();
     } else if (key == "CFG scale") {
       p.cfg_scale = parse_number<double>(key, value);
     } else if (key == "Seed") {
@@ -308,8 +347,22 @@ GenerationParameters parse_parameters(const std::string& text) {
       p.strength = parse_number<double>(key, value);
     } else if (key == "Shift") {
       p.shift = parse_number<double>(key, value);
+    } else if (key == "Mask blur") {
+      p.mask_blur = parse_number<int64_t>(key, value);
+      if (*p.mask_blur < 0 || *p.mask_blur > 256)
+        throw Error("generation parameters: Mask blur must be between 0 and 256, not " + one_line(value));
+    } else if (key == "Batch size") {
+      batch_size = parse_number<int64_t>(key, value);
+      if (batch_size < 1 || batch_size > 64) throw Error("generation parameters: Batch size must be between 1 and 64, not " + one_line(value));
+    } else if (key == "Seeds") {
+      p.batch_seeds = parse_seed_list(key, value);
+    } else {
+      unread.keys.push_back(key);
     }
   }
+  if (p.batch_seeds.empty() && batch_size > 1)  // AUTOMATIC1111: picture i of a batch has Seed + i
+    for (int64_t i = 0; i < batch_size; ++i) p.batch_seeds.push_back(p.seed + static_cast<uint64_t>(i));
+  if (p.batch_seeds.size() == 1) p.batch_seeds.clear();
   return p;
 }
 

@@ -102,6 +102,7 @@ struct Pipeline::Parts {
   int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
 
   Settings resolve(const GenerationRequest& r) const;
+  SizeRule size_rule() const { return {multiple(), 4096, folder.trained_sizes}; }
 };
 
 Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
@@ -133,12 +134,9 @@ Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
   };
   s.width = side(r.width, r.init_image ? r.init_image->width : 0);
   s.height = side(r.height, r.init_image ? r.init_image->height : 0);
-  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", s.width}, {"height", s.height}}) {
-    if (v < m || v > 4096) throw Error(std::string(name) + " must be between " + std::to_string(m) + " and 4096 pixels, got " + std::to_string(v));
-    if (v % m != 0)
-      throw Error(std::string(name) + " " + std::to_string(v) + " must be a multiple of " + std::to_string(m) + " (VAE factor " +
-                  std::to_string(factor()) + " × denoiser levels " + std::to_string(config.size_multiple()) + ")");
-  }
+  const SizeRule rule = size_rule();
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", s.width}, {"height", s.height}})
+    if (auto error = size_error(name, v, rule); !error.empty()) throw Error(error);
   if (r.init_image) s.init = resize_to_cover(*r.init_image, static_cast<int>(s.width), static_cast<int>(s.height));
   if (r.mask) s.mask = resize_to_cover(*r.mask, static_cast<int>(s.width), static_cast<int>(s.height));
   return s;
@@ -177,6 +175,12 @@ const ModelFolder& Pipeline::folder() const { return parts_->folder; }
 std::string Pipeline::model_name() const { return fs::path(parts_->folder.dir).filename().string(); }
 int64_t Pipeline::resolution() const { return parts_->folder.resolution; }
 int64_t Pipeline::size_multiple() const { return parts_->multiple(); }
+SizeRule Pipeline::size_rule() const { return parts_->size_rule(); }
+
+std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& request) const {
+  const Settings s = parts_->resolve(request);
+  return {s.width, s.height};
+}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Prompt → the denoiser's conditioning (and the negative prompt's, for guidance).
@@ -311,6 +315,7 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
     gp.height = s.height;
     gp.model = model_name();
     if (s.init) gp.strength = r.strength;
+    if (s.mask) gp.mask_blur = r.mask_blur;
     gp.shift = s.shift;
     g.parameters.push_back(gp);
   }

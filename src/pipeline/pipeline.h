@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "pipeline/generation.h"
+#include "pipeline/image_sizes.h"
 #include "pipeline/model_folder.h"
 
 namespace luminars {
@@ -50,6 +52,9 @@ class Pipeline {
   std::string model_name() const;  // the folder's name
   int64_t resolution() const;      // the image side the model was trained at
   int64_t size_multiple() const;   // width and height must be multiples of this (VAE × denoiser levels)
+  SizeRule size_rule() const;      // that multiple, the largest side and the trained sides
+  // The width and height `request` would be drawn at (checked as generate() checks it).
+  std::pair<int64_t, int64_t> output_size(const GenerationRequest& request) const;
 
  private:
   struct Parts;

@@ -11,6 +11,7 @@
 #include "core/base64.h"
 #include "core/json_fields.h"
 #include "core/utf8.h"
+#include "pipeline/image_sizes.h"
 
 namespace luminars::serve {
 
@@ -78,12 +79,21 @@ std::optional<std::string> string_field(const json& body, const char* key, std::
 // ---------------------------------------------------------------------------------------------
 // Shared pieces of every API.
 // ---------------------------------------------------------------------------------------------
+// A side the model was not trained at draws repeated, broken patterns: refused unless any_size.
+void check_trained(const char* key, int64_t v, const ServeLimits& l) {
+  if (l.any_size) return;
+  const SizeRule rule{l.size_multiple, l.max_size, l.trained_sizes};
+  if (auto error = untrained_size_error(key, v, rule, "the server was started without --any-size"); !error.empty())
+    throw RequestError(key, error);
+}
+
 void check_side(const char* key, int64_t v, const ServeLimits& l) {
   if (v < l.size_multiple || v > l.max_size)
     throw RequestError(key, std::string(key) + " must be between " + std::to_string(l.size_multiple) + " and " +
                                 std::to_string(l.max_size) + ", got " + std::to_string(v));
   if (v % l.size_multiple != 0)
     throw RequestError(key, std::string(key) + " must be a multiple of " + std::to_string(l.size_multiple) + ", got " + std::to_string(v));
+  check_trained(key, v, l);
 }
 
 std::string sampler_name(const std::string& key, const std::string& name) {
@@ -202,6 +212,8 @@ void check_init_size(const GenerationRequest& r, const char* key, const ServeLim
     throw RequestError(key, std::string(key) + " is " + std::to_string(r.init_image->width) + "x" +
                                 std::to_string(r.init_image->height) + ": give width and height between " +
                                 std::to_string(l.size_multiple) + " and " + std::to_string(l.max_size) + ", or a smaller image");
+  check_trained(key, w, l);
+  check_trained(key, h, l);
 }
 
 void apply_defaults(GenerationRequest& r, const ServeLimits& l) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "pipeline/generation.h"
@@ -19,6 +20,8 @@ struct ServeLimits {
   int64_t max_size = 1024;           // width and height in pixels
   int64_t size_multiple = 8;         // width and height must be multiples (the model's)
   int64_t resolution = 64;           // default width and height
+  std::vector<int64_t> trained_sizes;  // sides the model was trained at; others refused (400) unless any_size
+  bool any_size = false;             // `serve --any-size`: every valid size accepted
   std::size_t max_prompt_bytes = 4000;
   int64_t default_steps = 12;
   double default_cfg_scale = 4;

@@ -75,6 +75,8 @@ struct ImageServer::State {
     limits.max_size = options.max_size;
     limits.size_multiple = model.size_multiple;
     limits.resolution = model.resolution;
+    limits.trained_sizes = model.trained_sizes;
+    limits.any_size = options.any_size;
     limits.max_prompt_bytes = options.max_prompt_bytes;
     limits.default_steps = model.steps;
     limits.default_cfg_scale = model.cfg_scale;

@@ -34,12 +34,14 @@ struct ServerOptions {
   bool log_requests = true;             // one line per request on stderr
   bool log_prompts = false;             // the prompt in that line too
   HttpLimits http;                      // connections, deadlines (max_body_bytes is copied in)
+  bool any_size = false;                // accept sizes the model was not trained at
 };
 
 // What the server tells clients about its model.
 struct ModelInfo {
   std::string name, path;
   int64_t resolution = 64, size_multiple = 8;
+  std::vector<int64_t> trained_sizes;   // empty: every valid size
   int64_t steps = 12;
   double cfg_scale = 4;
   std::string sampler = "euler";

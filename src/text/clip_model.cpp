@@ -22,7 +22,7 @@ using json = nlohmann::json;
 namespace {
 
 // Buffers that transformers before 4.31 saved; the towers recompute them.
-const char* kIgnoredTensors[] = {"text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"};
+const char* kIgnoredClipTensors[] = {"text_model.embeddings.position_ids", "vision_model.embeddings.position_ids"};
 
 json text_config_object(const ClipTextConfig& t) {
   return {{"model_type", "clip_text_model"},
@@ -218,7 +218,7 @@ ClipModel load_clip_model(const std::string& dir, torch::Device device) {
   const std::string path = (d / "model.safetensors").string();
   if (!fs::exists(path)) throw Error(path + ": file not found (CLIP model weights)");
   auto tensors = load_tensors(path, torch::kFloat32);
-  for (const char* name : kIgnoredTensors) tensors.erase(name);
+  for (const char* name : kIgnoredClipTensors) tensors.erase(name);
   ClipModel model(config, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   load_module_state(*model, tensors, path);
   const std::string processor_path = (d / "preprocessor_config.json").string();

@@ -324,7 +324,8 @@ void ClipTextModelImpl::init_weights(uint64_t seed, double factor) {
 // Loading
 // ---------------------------------------------------------------------------------------------
 ClipTextModel load_clip_text_model(const std::string& dir, torch::Device device) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": text encoder folder not found");
+  if (!fs::is_directory(dir))
+    throw Error("text encoder folder not found: " + fs::absolute(dir).lexically_normal().string() + " (config.json and model.safetensors)");
   const std::string config_path = (fs::path(dir) / "config.json").string();
   ClipTextConfig config = ClipTextConfig::from_file(config_path);
 

@@ -126,7 +126,8 @@ std::vector<std::string> clip_pre_tokenize(const std::string& text, const std::v
 ClipTokenizer::ClipTokenizer() : cache_(std::make_shared<Cache>()) {}
 
 ClipTokenizer ClipTokenizer::from_dir(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": tokenizer folder not found");
+  if (!fs::is_directory(dir))
+    throw Error("tokenizer folder not found: " + fs::absolute(dir).lexically_normal().string() + " (vocab.json and merges.txt)");
   ClipTokenizer tok;
 
   // vocab.json: token string -> id.

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "model_components.h"
 #include "text/text_encoder.h"
 
 namespace luminars::cli {
@@ -31,19 +32,23 @@ void print_row(const char* name, const torch::Tensor& t) {
 
 void register_encode_text(CLI::App& app, GlobalOptions& g) {
   struct Opts {
-    std::string text_encoder = "text_encoder", tokenizer = "tokenizer";
+    std::string text_encoder, tokenizer, model;
     std::vector<std::string> texts;
     bool penultimate = false;
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand("encode-text", "encode prompts with the CLIP text encoder; print shapes and norms");
-  cmd->add_option("--text-encoder", o->text_encoder, "folder with config.json and model.safetensors")
+  cmd->add_option("--text-encoder", o->text_encoder, "folder with config.json and model.safetensors (default: the model's)")
       ->envname("LUMINARS_TEXT_ENCODER");
-  cmd->add_option("--tokenizer", o->tokenizer, "folder with vocab.json and merges.txt")->envname("LUMINARS_TOKENIZER");
+  cmd->add_option("--tokenizer", o->tokenizer, "folder with vocab.json and merges.txt (default: the model's)")
+      ->envname("LUMINARS_TOKENIZER");
+  cmd->add_option("--model", o->model, "model folder whose text encoder and tokenizer to use (default: the shipped models/emoji)");
   cmd->add_flag("--penultimate", o->penultimate, "ctx from the penultimate layer instead of the last hidden state");
   cmd->add_option("text", o->texts, "one or more prompts (one batch)")->required();
   cmd->callback([o, &g] {
     apply_global(g);
+    if (o->text_encoder.empty()) o->text_encoder = model_component(o->model, &ModelFolder::text_encoder);
+    if (o->tokenizer.empty()) o->tokenizer = model_component(o->model, &ModelFolder::tokenizer);
     auto encoder = TextEncoder::load(o->text_encoder, o->tokenizer);
     const auto& cfg = encoder.model()->config();
     auto out = encoder.encode_all(o->texts);

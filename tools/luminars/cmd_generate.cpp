@@ -1,66 +1,98 @@
-// luminars generate: prompt -> PNG with a model folder; image-to-image and inpainting with
+// luminars generate: prompt -> PNG or JPEG with a model folder; image-to-image and inpainting with
 // --init-image (and --mask); --from-png repeats a picture's recorded parameters.
+#include <filesystem>
 #include <iostream>
 
+#include "cli_validators.h"
 #include "commands.h"
+#include "from_png.h"
 #include "pipeline/export_model.h"
 #include "pipeline/generate.h"
 
 namespace luminars::cli {
+
+namespace {
+
+std::string folder_name(const std::string& dir) {
+  auto path = std::filesystem::path(dir).lexically_normal();
+  if (path.filename().empty()) path = path.parent_path();
+  return path.filename().string();
+}
+
+}  // namespace
 
 void register_generate(CLI::App& app, GlobalOptions& g) {
   auto o = std::make_shared<GenerateOptions>();
   struct Extra {
     int64_t steps = 0, size = 0, width = 0, height = 0, batch = 1, mask_blur = 4;
     double cfg = -1, shift = -1, strength = -1;
-    uint64_t seed = 0;
+    std::string seed = "-1";
     std::string sampler, prompt, negative, init_image, mask, from_png;
     bool quiet = false, no_bf16 = false;
   };
   auto x = std::make_shared<Extra>();
+  const std::string side_rule = "a multiple of the model's size step (32 for the shipped model) from that step to 4096";
   auto* cmd = app.add_subcommand("generate", "generate an image from a prompt (text-to-image, image-to-image, inpainting)");
   cmd->add_option("--model", o->model_dir, "model folder (luminars.json, denoiser/, …); default: the shipped models/emoji");
   cmd->add_option("--prompt", x->prompt, "what to draw (required unless --from-png gives it)");
   cmd->add_option("--negative", x->negative, "what to steer away from (default: the empty prompt)");
   cmd->add_option("--steps", x->steps, "sampling steps (default from luminars.json, 12)")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", x->cfg, "guidance scale (default from luminars.json, 4)")->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--seed", x->seed, "noise seed (image i of a batch uses seed + i)")->capture_default_str();
+  cmd->add_option("--seed", x->seed,
+                  "noise seed from 0 to " + std::to_string(kMaxSeed) + "; -1 or none: a random one, printed and recorded "
+                  "(image i of a batch uses seed + i)")
+      ->check(seed_value());
   cmd->add_option("--sampler", x->sampler, "euler or heun")->check(CLI::IsMember({"euler", "heun"}));
   cmd->add_option("--shift", x->shift, "time shift (>1 spends more steps near noise)")->check(CLI::Range(0.01, 100.0));
   cmd->add_option("--batch", x->batch, "images (written as a grid)")->capture_default_str()->check(CLI::Range(1, 64));
-  cmd->add_option("--size", x->size, "image side in pixels (default: the model's resolution)")->check(CLI::Range(8, 4096));
-  cmd->add_option("--width", x->width, "image width in pixels (overrides --size)")->check(CLI::Range(8, 4096));
-  cmd->add_option("--height", x->height, "image height in pixels (overrides --size)")->check(CLI::Range(8, 4096));
+  cmd->add_option("--size", x->size, "image side in pixels: " + side_rule + "; default: the model's resolution")
+      ->check(CLI::Range(1, 4096));
+  cmd->add_option("--width", x->width, "image width in pixels (overrides --size): " + side_rule)->check(CLI::Range(1, 4096));
+  cmd->add_option("--height", x->height, "image height in pixels (overrides --size): " + side_rule)->check(CLI::Range(1, 4096));
+  cmd->add_flag("--any-size", o->any_size,
+                "draw sizes the model was not trained at (luminars.json trained_sizes; others draw repeated, broken patterns)");
   cmd->add_option("--init-image", x->init_image, "image-to-image: start from this picture")->check(CLI::ExistingFile);
   cmd->add_option("--strength", x->strength, "image-to-image: how much to change, in (0, 1] (default 0.75)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--mask", x->mask, "inpainting: white repaints, black keeps (the init image's size)")->check(CLI::ExistingFile);
   cmd->add_option("--mask-blur", x->mask_blur, "inpainting: soft edge in pixels")->capture_default_str()->check(CLI::Range(0, 256));
-  cmd->add_option("--from-png", x->from_png, "take prompt and settings from a PNG's parameters (options given override)")
+  cmd->add_option("--from-png", x->from_png,
+                  "repeat a picture's recorded settings, its seed(s) included (options given override; what cannot be "
+                  "restored is said on stderr)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--denoiser", o->denoiser, "override: denoiser .safetensors")->check(CLI::ExistingFile);
   cmd->add_option("--text-encoder", o->text_encoder, "override: text_encoder/ folder")->check(CLI::ExistingDirectory);
   cmd->add_option("--tokenizer", o->tokenizer, "override: tokenizer/ folder")->check(CLI::ExistingDirectory);
   cmd->add_option("--vae", o->vae, "override: vae/ folder")->check(CLI::ExistingDirectory);
-  cmd->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str();
-  cmd->add_option("--out", o->out, "PNG to write")->required();
+  o->device = "auto";
+  cmd->add_option("--device", o->device, "auto (CUDA when present), cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--out", o->out, "picture to write: .png (settings recorded in it) or .jpg/.jpeg")
+      ->required()
+      ->check(image_file_name());
   cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
   cmd->add_option("--vae-tile", o->vae_tile,
                   "decode pictures larger than this many pixels in overlapping tiles (bounded memory); 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 65536));
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
-  o->device = "auto";
   cmd->callback([o, x, cmd, &g] {
     apply_global(g);
     if (o->model_dir.empty()) o->model_dir = default_model_dir();
     auto& r = o->request;
-    auto given = [&](const char* name) { return cmd->count(name) > 0; };
-    if (!x->from_png.empty()) apply_png_parameters(x->from_png, r);
+    auto given = [&](const std::string& name) { return cmd->count(name) > 0; };
+    const bool recorded_strength =
+        !x->from_png.empty() && apply_from_png(x->from_png, given, folder_name(o->model_dir), r, std::cerr);
     if (given("--prompt")) r.prompt = x->prompt;
     if (x->from_png.empty() && !given("--prompt")) throw CLI::RequiredError("--prompt");
     if (given("--negative")) r.negative = x->negative;
-    if (given("--seed") || x->from_png.empty()) r.seed = x->seed;
+    if (given("--batch")) r.batch = x->batch;
+    bool random = false;
+    if (given("--seed") || x->from_png.empty()) {
+      const auto seed = parse_seed(x->seed);
+      random = !seed;
+      r.seed = seed ? *seed : random_seed();
+    }
+    check_seed_range(r.seed, r.batch, given("--seed") || x->from_png.empty() ? "--seed" : "the seed from " + x->from_png);
     if (x->steps > 0) r.steps = x->steps;
     if (x->cfg >= 0) r.cfg_scale = x->cfg;
     if (x->shift > 0) r.shift = x->shift;
@@ -68,7 +100,16 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     if (x->size > 0) r.width = r.height = x->size;
     if (x->width > 0) r.width = x->width;
     if (x->height > 0) r.height = x->height;
-    r.batch = x->batch;
+    // Sides given on the command line: the model's rule, then its trained sizes, named by flag.
+    if (given("--size") || given("--width") || given("--height")) {
+      const SizeRule rule = model_size_rule(*o);
+      for (const auto& [flag, value] : {std::pair<std::string, int64_t>{"--size", x->size}, {"--width", x->width}, {"--height", x->height}}) {
+        if (!given(flag)) continue;
+        if (auto error = size_error(flag, value, rule); !error.empty()) throw Error(error);
+        if (auto error = untrained_size_error(flag, value, rule, "pass --any-size to draw it anyway"); !o->any_size && !error.empty())
+          throw Error(error);
+      }
+    }
     if (!x->init_image.empty()) r.init_image = load_image(x->init_image);
     if (!x->mask.empty()) {
       if (x->init_image.empty()) throw Error("--mask needs --init-image (inpainting repaints part of a picture)");
@@ -78,15 +119,17 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       if (x->init_image.empty()) throw Error("--strength needs --init-image");
       if (x->strength <= 0) throw Error("--strength must be in (0, 1], got 0");
       r.strength = x->strength;
-    } else if (x->mask.empty() == false) {
+    } else if (!x->mask.empty() && !recorded_strength) {
       r.strength = 1.0;  // inpainting repaints the masked region from noise unless asked otherwise
     }
-    r.mask_blur = x->mask_blur;
+    if (given("--mask-blur") || x->from_png.empty()) r.mask_blur = x->mask_blur;
     o->progress = !x->quiet;
     o->bf16 = !x->no_bf16;
     auto res = generate(*o);
     std::cout << "wrote " << res.path << " (" << res.count << " image" << (res.count > 1 ? "s" : "") << ", " << res.width << "x"
-              << res.height << ")\n";
+              << res.height << ", seed" << (res.count > 1 ? "s " : " ") << r.seed;
+    if (res.count > 1) std::cout << " to " << r.seed + static_cast<uint64_t>(res.count - 1);
+    std::cout << (random ? ", random" : "") << ")\n";
   });
 }
 

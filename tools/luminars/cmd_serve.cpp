@@ -53,9 +53,11 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
                   "a web origin (e.g. http://localhost:3000, or *) whose pages may call the API; repeatable");
   cmd->add_flag("--log-prompts", so->log_prompts, "put each request's prompt in its log line");
   cmd->add_flag("--quiet", x->quiet, "no log line per request");
-  cmd->add_option("--device", po->device, "auto, cpu or cuda")->capture_default_str();
-  cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
+  cmd->add_flag("--any-size", so->any_size,
+                "accept sizes the model was not trained at (luminars.json trained_sizes; others get 400)");
   po->device = "auto";
+  cmd->add_option("--device", po->device, "auto (CUDA when present), cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
   cmd->callback([po, so, x, &g] {
     apply_global(g);
     if (po->model_dir.empty()) po->model_dir = default_model_dir();
@@ -74,6 +76,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
     model.path = pipeline.folder().dir;
     model.resolution = pipeline.resolution();
     model.size_multiple = pipeline.size_multiple();
+    model.trained_sizes = pipeline.folder().trained_sizes;
     model.steps = pipeline.folder().sampler.steps;
     model.cfg_scale = pipeline.folder().sampler.cfg_scale;
     model.sampler = pipeline.folder().sampler.method;

@@ -2,6 +2,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "cli_validators.h"
 #include "commands.h"
 #include "core/device.h"
 #include "distributed_flags.h"
@@ -81,7 +82,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--validate-every", o->validate_every, "steps between validation losses (0 = off)")->capture_default_str();
   cmd->add_option("--sample-every", o->sample_every, "steps between sample grids (0 = off)")->capture_default_str();
   cmd->add_option("--val-fraction", o->val_fraction, "held-out fraction of the images")->capture_default_str()->check(CLI::Range(0.0, 0.9));
-  cmd->add_option("--seed", o->seed, "seed of data order, noise and t")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "seed of data order, noise and t")->capture_default_str()->check(fixed_seed());
   cmd->add_option("--device", x->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_flag("--no-bf16", x->no_bf16, "no bf16 autocast on CUDA");
   cmd->add_flag("--cpu-bf16", o->cpu_bf16, "bf16 autocast on the CPU too, where it has native bf16 (AVX-512 BF16, AMX)");
@@ -138,6 +139,7 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     m.vae = info.vae;
     m.penultimate = info.penultimate;  // generation conditions on the layer training saw
     m.resolution = info.resolution;
+    m.trained_sizes = {info.resolution};
     fs::create_directories(fs::path(m.dir) / "denoiser");
     export_ema_denoiser(r.checkpoint, m.path_of(m.denoiser));
     m.save();

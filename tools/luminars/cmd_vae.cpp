@@ -7,6 +7,7 @@
 #include <iostream>
 #include <set>
 
+#include "cli_validators.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/image.h"
@@ -97,7 +98,7 @@ void register_vae(CLI::App& app, GlobalOptions& g) {
   rt_cmd->add_option("--latent-noise", rt->latent_noise,
                      "add Gaussian noise of this standard deviation to the unit-variance latents before decoding")
       ->check(CLI::Range(0.0, 10.0));
-  rt_cmd->add_option("--seed", rt->seed, "seed of that noise");
+  rt_cmd->add_option("--seed", rt->seed, "seed of that noise")->check(fixed_seed());
   rt_cmd->callback([rt, &g] {
     apply_global(g);
     if (lower_extension(rt->output) != ".png") throw Error("output " + rt->output + " must be a .png file");

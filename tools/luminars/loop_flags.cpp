@@ -1,5 +1,6 @@
 #include "loop_flags.h"
 
+#include "cli_validators.h"
 #include "core/device.h"
 
 namespace luminars::cli {
@@ -20,7 +21,7 @@ void add_loop_flags(CLI::App* cmd, const std::shared_ptr<LoopFlags>& f) {
   cmd->add_option("--validate-every", l.validate_every, "steps between held-out figures (0 = off)")->capture_default_str();
   cmd->add_option("--sample-every", l.sample_every, "steps between picture grids (0 = off)")->capture_default_str();
   cmd->add_option("--val-fraction", f->val_fraction, "held-out fraction of the images")->capture_default_str()->check(CLI::Range(0.0, 0.9));
-  cmd->add_option("--seed", l.seed, "seed of weights, data order and noise")->capture_default_str();
+  cmd->add_option("--seed", l.seed, "seed of weights, data order and noise")->capture_default_str()->check(fixed_seed());
   cmd->add_option("--device", f->device, "auto, cpu or cuda")->capture_default_str();
   cmd->add_flag("--no-bf16", f->no_bf16, "no bf16 autocast on CUDA");
   cmd->add_flag("--cpu-bf16", l.cpu_bf16, "bf16 autocast on the CPU too, where it has native bf16 (AVX-512 BF16, AMX)");

@@ -4,9 +4,11 @@
 #include <csignal>
 #include <iostream>
 
+#include "cli_validators.h"
 #include "commands.h"
 #include "core/error.h"
 #include "core/threads.h"
+#include "suggestions.h"
 
 namespace luminars::cli {
 
@@ -42,9 +44,20 @@ int main(int argc, char** argv) {
 #ifdef LUMINARS_HAVE_SERVE
   register_serve(app, g);
 #endif
+  refuse_non_finite_numbers(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    // A misspelled subcommand or flag: name it and the nearest known one (help and version exit 0).
+    if (e.get_exit_code() != 0)
+      if (const auto why = explain_unknown_names(app, {argv + 1, argv + argc}); !why.empty()) {
+        std::cerr << "luminars: error: " << why << "\n";
+        return e.get_exit_code();
+      }
+    if (e.get_exit_code() != 0) {  // one line, as every other error
+      std::cerr << "luminars: error: " << e.what() << "\n";
+      return e.get_exit_code();
+    }
     return app.exit(e);
   } catch (const luminars::Error& e) {
     std::cerr << "luminars: error: " << e.what() << "\n";
