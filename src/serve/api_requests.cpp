@@ -105,7 +105,8 @@ std::string sampler_name(const std::string& key, const std::string& name) {
 }
 
 void read_seed(const json& body, const char* key, GenerationRequest& r) {
-  auto seed = int_field(body, key, -1, std::numeric_limits<int64_t>::max());
+  // LibTorch's CPU generator keeps the low 32 bits of a seed: larger ones would repeat smaller ones.
+  auto seed = int_field(body, key, -1, std::numeric_limits<uint32_t>::max());
   r.seed = !seed || *seed == -1 ? random_seed() : static_cast<uint64_t>(*seed);
 }
 
