@@ -375,17 +375,15 @@ class Session : public std::enable_shared_from_this<Session> {
     if (!match_.route->blocking) return answer(core_->engine.respond(req_, match_), false);
 
     // A handler that waits: on a thread of its own, while this connection watches for a hang-up.
-    ++core_->busy;
+    ++core_->busy;  // held until the answer's write has begun (or the connection is closed)
+    holding_busy_ = true;
     gone_ = std::make_shared<std::atomic<bool>>(false);
     req_.client_gone = [gone = gone_] { return gone->load(); };
     handler_done_ = false;
     core_->handler_started();
     std::thread([core = core_, self = shared_from_this()]() mutable {
       HttpResponse res = self->core_->engine.respond(self->req_, self->match_);
-      asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable {
-        --self->core_->busy;
-        self->handler_finished(std::move(res));
-      });
+      asio::post(self->stream_.get_executor(), [self, res = std::move(res)]() mutable { self->handler_finished(std::move(res)); });
       self.reset();
       core->handler_ended();
     }).detach();
@@ -432,6 +430,7 @@ class Session : public std::enable_shared_from_this<Session> {
     core_->write_log(line);
     auto msg = std::make_shared<Message>(to_message(std::move(res), keep_alive_, version_));
     ++core_->busy;
+    release_busy();
     stream_.expires_after(ms(limits().write_seconds));
     http::async_write(stream_, *msg, [self = shared_from_this(), msg](beast::error_code ec, std::size_t) {
       --self->core_->busy;
@@ -449,7 +448,15 @@ class Session : public std::enable_shared_from_this<Session> {
     answer(error_response(status, message, status == 413 ? "body" : (status == 431 ? "headers" : "")), /*close=*/true);
   }
 
+  // A blocking handler's hold on `busy` (which keeps stop() waiting) ends once its answer is on
+  // its way or its connection is gone.
+  void release_busy() {
+    if (holding_busy_) --core_->busy;
+    holding_busy_ = false;
+  }
+
   void close() {
+    release_busy();
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     stream_.close();
@@ -468,7 +475,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::size_t served_ = 0;
   Clock::time_point started_ = Clock::now();
   std::shared_ptr<std::atomic<bool>> gone_;
-  bool watching_ = false, handler_done_ = false;
+  bool watching_ = false, handler_done_ = false, holding_busy_ = false;
   HttpResponse pending_;
 };
 
