@@ -25,15 +25,6 @@ namespace fs = std::filesystem;
 
 const std::string kCli = LUMINARS_CLI_PATH;
 
-// Runs of several processes need c10d's Gloo in this build (libgloo-dev at configure time).
-#define REQUIRE_GLOO()                                                                             \
-  do {                                                                                             \
-    if (!gloo_available()) {                                                                       \
-      if (test::in_ci()) FAIL() << "this build has no Gloo process group (LUMINARS_CI=1): install libgloo-dev"; \
-      GTEST_SKIP() << "this build has no Gloo process group (install libgloo-dev and reconfigure)"; \
-    }                                                                                              \
-  } while (0)
-
 // The CLI with one intra-op thread a process (two ranks share this machine's cores).
 test::RunResult cli(const std::string& args, const std::string& env = "") {
   return test::run(env + " " + kCli + " --threads 1 " + args);

@@ -87,3 +87,13 @@ void write_latent_cache(const std::string& dir, int64_t n = 12, LatentCacheShape
 void write_tokenizer(const std::string& dir);
 
 }  // namespace luminars::test
+
+// Tests of several ranks need c10d's Gloo in this build (libgloo-dev at configure time); in CI
+// its absence fails instead of skipping.
+#define REQUIRE_GLOO()                                                                             \
+  do {                                                                                             \
+    if (!::luminars::gloo_available()) {                                                           \
+      if (::luminars::test::in_ci()) FAIL() << "this build has no Gloo process group (LUMINARS_CI=1): install libgloo-dev"; \
+      GTEST_SKIP() << "this build has no Gloo process group (install libgloo-dev and reconfigure)"; \
+    }                                                                                              \
+  } while (0)

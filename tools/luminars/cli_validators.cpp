@@ -42,18 +42,24 @@ std::optional<uint64_t> parse_seed(const std::string& text, const std::string& w
   return seed;
 }
 
+namespace {
+
+// What is wrong with a seed as typed, for CLI11; "" when it is a valid one.
+std::string seed_problem(const std::string& input) {
+  try {
+    parse_seed(input, "");
+  } catch (const Error& e) {
+    std::string message = e.what();
+    return message.substr(message.find_first_not_of(' '));
+  }
+  return "";
+}
+
+}  // namespace
+
 const CLI::Validator& seed_value() {
   static const CLI::Validator v(
-      [](std::string& input) -> std::string {
-        try {
-          parse_seed(input, "");
-        } catch (const Error& e) {
-          std::string message = e.what();
-          return message.substr(message.find_first_not_of(' '));
-        }
-        return "";
-      },
-      "SEED", "seed");
+      [](std::string& input) -> std::string { return seed_problem(input); }, "SEED", "seed");
   return v;
 }
 
@@ -73,13 +79,7 @@ const CLI::Validator& fixed_seed() {
   static const CLI::Validator v(
       [](std::string& input) -> std::string {
         if (input == "-1") return "-1 (random) is not accepted here: give a seed from 0 to " + std::to_string(kMaxSeed);
-        try {
-          parse_seed(input, "");
-        } catch (const Error& e) {
-          std::string message = e.what();
-          return message.substr(message.find_first_not_of(' '));
-        }
-        return "";
+        return seed_problem(input);
       },
       "", "fixed seed");
   return v;
