@@ -19,7 +19,6 @@ namespace luminars::serve {
 
 struct HttpPolicy {
   std::string host = "127.0.0.1";            // the address the server listens on
-  int port = 8080;                           // the port it listens on
   std::string api_key;                       // empty: none required
   std::vector<std::string> cors_origins;     // origins allowed besides the server's own ("*": any)
 

@@ -313,7 +313,6 @@ ImageServer::ImageServer(ServerOptions options, ModelInfo model, GenerateFn gene
   s.routes();
   HttpPolicy policy;
   policy.host = s.options.host;
-  policy.port = s.options.port;
   policy.api_key = s.options.api_key;
   policy.cors_origins = s.options.cors_allow_origins;
   HttpLimits http_limits = s.options.http;
@@ -329,12 +328,16 @@ ImageServer::~ImageServer() {
   state_->http.reset();  // waits for run() and the handlers to end
 }
 
-int ImageServer::bind() {
-  auto& s = *state_;
-  if (!HttpPolicy::is_loopback(s.options.host) && s.options.api_key.empty() && !s.options.insecure)
-    throw Error("refusing to listen on " + s.options.host +
+void check_exposure(const ServerOptions& o) {
+  if (!HttpPolicy::is_loopback(o.host) && o.api_key.empty() && !o.insecure)
+    throw Error("refusing to listen on " + o.host +
                 " without an API key: anyone who can reach this machine could use the server (give --api-key KEY, or "
                 "--insecure to allow it anyway)");
+}
+
+int ImageServer::bind() {
+  auto& s = *state_;
+  check_exposure(s.options);
   return s.http->bind(s.options.host, s.options.port);
 }
 

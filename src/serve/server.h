@@ -50,6 +50,10 @@ struct ModelInfo {
 // Runs one generation on the worker thread (the Pipeline's generate(), or a stand-in in tests).
 using GenerateFn = std::function<Generation(const GenerationRequest&)>;
 
+// Throws when `options` would listen beyond loopback without an API key (and without `insecure`):
+// anyone who could reach the machine could use the server.
+void check_exposure(const ServerOptions& options);
+
 class ImageServer {
  public:
   ImageServer(ServerOptions options, ModelInfo model, GenerateFn generate);

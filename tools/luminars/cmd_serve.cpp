@@ -65,10 +65,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
     po->keep_loaded = true;
     so->max_body_bytes = static_cast<std::size_t>(x->max_body_mb * 1024 * 1024);
     so->log_requests = !x->quiet;
-    if (!serve::HttpPolicy::is_loopback(so->host) && so->api_key.empty() && !so->insecure)
-      throw Error("refusing to listen on " + so->host +
-                  " without an API key: anyone who can reach this machine could use the server (give --api-key KEY, or "
-                  "--insecure to allow it anyway)");
+    serve::check_exposure(*so);  // before the model loads: fail fast
 
     Pipeline pipeline(*po);
     serve::ModelInfo model;
