@@ -1,6 +1,12 @@
 // The staged trainer: what each stage trains, the optimizer, schedule, batches, checkpoints and
 // bit-exact resume, on a small synthetic latent cache.
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <cstdio>
 #include <filesystem>
