@@ -3,7 +3,13 @@
 // step is the network alone; this is what a real `luminars train` step adds unless it overlaps.
 // Arguments: {batch}. 1024 cached images of 16×32×32 (256² pictures), CLIP-L-sized text.
 #include <benchmark/benchmark.h>
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include "core/threads.h"
 #include "train/batch_sampler.h"

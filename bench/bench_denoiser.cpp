@@ -3,7 +3,13 @@
 // PyTorch reference (bench/reference_denoiser.py) in the same session.
 // Arguments: {batch, latent side[, bf16]}. LUMINARS_DEVICE=cuda runs on the GPU (bf16 autocast in training).
 #include <benchmark/benchmark.h>
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <cstdlib>
 

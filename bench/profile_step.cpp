@@ -1,7 +1,13 @@
 // Where a sampling step's time goes: runs one step of the default denoiser a few times under
 // LibTorch's profiler and prints the operators by total time (self time of the top-level ops).
 // Usage: build/profile_step [batch=1] [side=32] [bf16=0] [trace.json]
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include <cstdio>

@@ -6,7 +6,13 @@
 // Prints the median of --runs timed repetitions after warm-up, and the peak CUDA memory.
 // Usage: bench_throughput --mode training --batch 128 [--device cuda] [--runs 10] [--no-bf16]
 #include <CLI/CLI.hpp>
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <algorithm>
 #include <chrono>

@@ -1,7 +1,13 @@
 // Quick start: build the default LuminaRS denoiser and sample one latent in 12 Euler steps,
 // as the original's Python quick start does. (Random weights and text embeddings: a real run
 // loads a trained checkpoint and encodes a prompt with CLIP.)
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <iostream>
 

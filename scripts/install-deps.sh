@@ -11,6 +11,7 @@ packages=(
   libgloo-dev                            # gloo's headers, for c10d's Gloo process group (data-parallel training on the CPU)
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy            # the PyTorch reference, for parity scripts and benchmarks
+  python3-pil python3-pytest python3-tqdm  # the Python package's tests (python/tests)
   librsvg2-bin                           # rasterising SVG training data (scripts/fetch-emoji.sh, fetch-openmoji.sh)
   time                                   # peak-memory measurement (bench/generate_memory.sh)
 )

@@ -1,5 +1,11 @@
 // Checkpoints: config in metadata, any valid config loads, mismatches are named.
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include "core/error.h"
 #include "core/module_state.h"

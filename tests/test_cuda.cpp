@@ -1,6 +1,12 @@
 // The denoiser on a CUDA device: float32 parity with the reference fixtures, and bf16 autocast
 // training (the path `luminars train --device cuda` takes). Skipped where no GPU is present.
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include "core/tensor_io.h"
 #include "one_batch.h"

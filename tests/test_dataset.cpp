@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/image.h"
 #include "test_support.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 
 namespace luminars {
 namespace {

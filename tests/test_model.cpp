@@ -1,6 +1,12 @@
 // The denoiser's module tree: names, shapes and budget against the reference's default manifest,
 // initialisation rules, and input checks.
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <fstream>
 #include <nlohmann/json.hpp>

@@ -19,14 +19,14 @@ using test::mean_abs_difference;
 
 GenerateOptions red_heart(const std::string& out, bool bf16) {
   GenerateOptions o;
-  o.model_dir = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+  o.pipeline.model_dir = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
   o.request.prompt = "a red heart, noto style";
   o.request.steps = 12;
   o.request.cfg_scale = 4.0;
   o.request.seed = 1;
   o.out = out;
-  o.progress = false;
-  o.bf16 = bf16;
+  o.pipeline.progress = false;
+  o.pipeline.bf16 = bf16;
   return o;
 }
 

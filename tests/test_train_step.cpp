@@ -1,5 +1,11 @@
 // One fixed batch, AdamW: the tiny preset must overfit it (loss down at least 10×).
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include "one_batch.h"
 #include "test_support.h"

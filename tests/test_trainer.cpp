@@ -1,6 +1,12 @@
 // The staged trainer: what each stage trains, the optimizer, schedule, batches, checkpoints and
 // bit-exact resume, on a small synthetic latent cache.
-#include <luminars/luminars.h>
+#include "flow/flow_matching.h"
+#include "flow/sampler.h"
+#include "model/checkpoint.h"
+#include "model/config.h"
+#include "model/luminars.h"
+#include "pipeline/pipeline.h"
+#include "text/text_encoder.h"
 
 #include <cstdio>
 #include <filesystem>
@@ -17,7 +23,7 @@
 #include "train/adamw.h"
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 #include "train/ema.h"
 #include "train/latent_cache.h"
 #include "train/run_checkpoint.h"
@@ -36,16 +42,16 @@ void make_cache(const std::string& dir, int64_t n = 12) { test::write_latent_cac
 TrainOptions small_options(const std::string& cache, const std::string& out) {
   TrainOptions o;
   o.cache_dir = cache;
-  o.out_dir = out;
+  o.loop.out_dir = out;
   o.config = Config::preset("tiny");
   o.batch_size = 4;
-  o.warmup = 2;
-  o.validate_every = 2;
-  o.sample_every = 0;
-  o.checkpoint_every = 2;
+  o.loop.warmup = 2;
+  o.loop.validate_every = 2;
+  o.loop.sample_every = 0;
+  o.loop.checkpoint_every = 2;
   o.val_fraction = 0.2;
-  o.quiet = true;
-  o.seed = 5;
+  o.loop.quiet = true;
+  o.loop.seed = 5;
   return o;
 }
 
@@ -249,19 +255,19 @@ TEST(Trainer, ResumeIsBitExact) {
   auto straight = small_options(dir.file("cache"), dir.file("straight"));
   straight.stages = {1, 2};
   straight.steps = {4, 2};
-  straight.grad_accum = 2;
+  straight.loop.grad_accum = 2;
   auto r1 = train(straight);
   ASSERT_TRUE(r1.finished);
   EXPECT_EQ(r1.global_step, 6);
 
   auto halves = straight;
-  halves.out_dir = dir.file("halves");
-  halves.stop_after = 3;
+  halves.loop.out_dir = dir.file("halves");
+  halves.loop.stop_after = 3;
   auto r2 = train(halves);
   EXPECT_FALSE(r2.finished);
   EXPECT_EQ(r2.global_step, 3);
-  halves.resume = true;
-  halves.stop_after = 0;
+  halves.loop.resume = true;
+  halves.loop.stop_after = 0;
   auto r3 = train(halves);
   EXPECT_TRUE(r3.finished);
   EXPECT_EQ(r3.global_step, 6);
@@ -280,7 +286,7 @@ TEST(Trainer, CheckpointsLogsAndPlots) {
   make_cache(dir.file("cache"));
   auto o = small_options(dir.file("cache"), dir.file("run"));
   o.steps = {6};
-  o.keep_checkpoints = 2;
+  o.loop.keep_checkpoints = 2;
   auto r = train(o);
   ASSERT_TRUE(r.finished);
   EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
@@ -315,7 +321,7 @@ TEST(Trainer, SampleGridThroughDecodeHook) {
   make_cache(dir.file("cache"));
   auto o = small_options(dir.file("cache"), dir.file("run"));
   o.steps = {2};
-  o.sample_every = 2;
+  o.loop.sample_every = 2;
   TrainHooks hooks;
   int calls = 0;
   hooks.decode = [&](const torch::Tensor& latents) {
@@ -368,7 +374,7 @@ TEST(Trainer, RefusesAnEarlierRunUnlessResumeOrOverwrite) {
   EXPECT_NE(message.find("--resume"), std::string::npos) << message;
   EXPECT_NE(message.find("--overwrite"), std::string::npos) << message;
   EXPECT_TRUE(fs::exists(dir.file("run/checkpoints/step-0000006")));  // nothing touched
-  o.overwrite = true;
+  o.loop.overwrite = true;
   auto r = train(o);
   ASSERT_TRUE(r.finished);
   EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
@@ -404,10 +410,10 @@ TEST(Trainer, ResumeRefusesOtherOptions) {
   auto o = small_options(dir.file("cache"), dir.file("run"));
   o.stages = {1, 2};
   o.steps = {3, 2};
-  o.stop_after = 2;
+  o.loop.stop_after = 2;
   ASSERT_FALSE(train(o).finished);
-  o.resume = true;
-  o.stop_after = 0;
+  o.loop.resume = true;
+  o.loop.stop_after = 0;
   auto changed = [&](const std::function<void(TrainOptions&)>& change) {
     auto c = o;
     change(c);
@@ -419,21 +425,21 @@ TEST(Trainer, ResumeRefusesOtherOptions) {
     EXPECT_EQ(message.rfind(at + difference + " (fields that may change on resume: ", 0), 0u) << message;
   };
   expect_refused([](TrainOptions& c) { c.batch_size = 3; }, "--batch was 4, now 3");
-  expect_refused([](TrainOptions& c) { c.grad_accum = 2; }, "--grad-accum was 1, now 2");
+  expect_refused([](TrainOptions& c) { c.loop.grad_accum = 2; }, "--grad-accum was 1, now 2");
   expect_refused([](TrainOptions& c) { c.lr = {1e-3, 1e-5}; }, "--lr was [0.0001,1e-05], now [0.001,1e-05]");
   // One stage fewer: its learning rate is the first field (by name) to differ.
   expect_refused([](TrainOptions& c) { c.stages = {1}; c.steps = {3}; }, "--lr was [0.0001,1e-05], now [0.0001]");
   expect_refused([](TrainOptions& c) { c.stages = {1, 3}; c.lr = {1e-4, 1e-5}; }, "--stage was [1,2], now [1,3]");
-  expect_refused([](TrainOptions& c) { c.decay = LrDecay::Cosine; }, "--lr-schedule was constant, now cosine");
-  expect_refused([](TrainOptions& c) { c.min_lr_ratio = 0.2; }, "--min-lr-ratio was 0.1, now 0.2");
-  expect_refused([](TrainOptions& c) { c.beta1 = 0.8; }, "--beta1 was 0.9, now 0.8");
-  expect_refused([](TrainOptions& c) { c.beta2 = 0.99; }, "--beta2 was 0.999, now 0.99");
-  expect_refused([](TrainOptions& c) { c.adam_eps = 1e-6; }, "--adam-eps was 1e-08, now 1e-06");
-  expect_refused([](TrainOptions& c) { c.weight_decay = 0.1; }, "--weight-decay was 0.01, now 0.1");
-  expect_refused([](TrainOptions& c) { c.clip_grad = 0.5; }, "--clip-grad was 1.0, now 0.5");
-  expect_refused([](TrainOptions& c) { c.ema_decay = 0.99; }, "--ema was 0.999, now 0.99");
-  expect_refused([](TrainOptions& c) { c.warmup = 3; }, "--warmup was 2, now 3");
-  expect_refused([](TrainOptions& c) { c.seed = 6; }, "--seed was 5, now 6");
+  expect_refused([](TrainOptions& c) { c.loop.decay = LrDecay::Cosine; }, "--lr-schedule was constant, now cosine");
+  expect_refused([](TrainOptions& c) { c.loop.min_lr_ratio = 0.2; }, "--min-lr-ratio was 0.1, now 0.2");
+  expect_refused([](TrainOptions& c) { c.loop.beta1 = 0.8; }, "--beta1 was 0.9, now 0.8");
+  expect_refused([](TrainOptions& c) { c.loop.beta2 = 0.99; }, "--beta2 was 0.999, now 0.99");
+  expect_refused([](TrainOptions& c) { c.loop.adam_eps = 1e-6; }, "--adam-eps was 1e-08, now 1e-06");
+  expect_refused([](TrainOptions& c) { c.loop.weight_decay = 0.1; }, "--weight-decay was 0.01, now 0.1");
+  expect_refused([](TrainOptions& c) { c.loop.clip_grad = 0.5; }, "--clip-grad was 1.0, now 0.5");
+  expect_refused([](TrainOptions& c) { c.loop.ema_decay = 0.99; }, "--ema was 0.999, now 0.99");
+  expect_refused([](TrainOptions& c) { c.loop.warmup = 3; }, "--warmup was 2, now 3");
+  expect_refused([](TrainOptions& c) { c.loop.seed = 6; }, "--seed was 5, now 6");
   expect_refused([](TrainOptions& c) { c.caption_dropout = 0.2; }, "--caption-dropout was 0.1, now 0.2");
   expect_refused([](TrainOptions& c) { c.time_sampling = TimeSampling::Uniform; }, "--time-sampling was logit-normal, now uniform");
   expect_refused([](TrainOptions& c) { c.grad_last_recursion_only = true; }, "--grad-last-recursion was false, now true");
@@ -449,10 +455,10 @@ TEST(Trainer, ResumeRefusesOtherOptions) {
   o.cache_dir = dir.file("moved");
   // Steps, checkpoints, the intervals and threads may change.
   o.steps = {4, 2};
-  o.checkpoint_every = 3;
-  o.keep_checkpoints = 5;
-  o.validate_every = 3;
-  o.sample_every = 0;
+  o.loop.checkpoint_every = 3;
+  o.loop.keep_checkpoints = 5;
+  o.loop.validate_every = 3;
+  o.loop.sample_every = 0;
   auto r = train(o);
   EXPECT_TRUE(r.finished);
   EXPECT_EQ(r.global_step, 6);

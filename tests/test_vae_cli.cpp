@@ -9,7 +9,7 @@
 #include "core/safetensors.h"
 #include "core/error.h"
 #include "test_support.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 #include "train/image_set.h"
 #include "train/vae_trainer.h"
 #include "vae/autoencoder_kl.h"

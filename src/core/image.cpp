@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/utf8.h"
 
 namespace luminars {
 namespace {
@@ -98,29 +99,6 @@ std::string stb_reason() {
 // tEXt chunk's bytes are not valid UTF-8)
 // ---------------------------------------------------------------------------------------------
 
-// The code point of the UTF-8 sequence at `i` (advancing `i`), or -1 when malformed.
-long next_code_point(std::string_view s, std::size_t& i) {
-  const unsigned char b0 = static_cast<unsigned char>(s[i++]);
-  if (b0 < 0x80) return b0;
-  const int extra = b0 >= 0xf0 ? 3 : b0 >= 0xe0 ? 2 : b0 >= 0xc0 ? 1 : -1;
-  if (extra < 0 || b0 > 0xf4 || i + extra > s.size()) return -1;
-  long cp = b0 & (0x3f >> extra);
-  for (int k = 0; k < extra; ++k) {
-    const unsigned char b = static_cast<unsigned char>(s[i++]);
-    if ((b & 0xc0) != 0x80) return -1;
-    cp = (cp << 6) | (b & 0x3f);
-  }
-  static constexpr long kMin[] = {0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[extra] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return -1;
-  return cp;
-}
-
-bool is_utf8(std::string_view s) {
-  for (std::size_t i = 0; i < s.size();)
-    if (next_code_point(s, i) < 0) return false;
-  return true;
-}
-
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) < 0x80; });
 }
@@ -182,7 +160,7 @@ void append_text_chunk(std::string& out, const std::string& keyword, const std::
   data.push_back('\0');
   const bool ascii = is_ascii(text);
   if (!ascii) {
-    if (!is_utf8(text)) throw Error("PNG text \"" + keyword + "\" is not valid UTF-8");
+    if (!is_valid_utf8(text)) throw Error("PNG text \"" + keyword + "\" is not valid UTF-8");
     data.append(4, '\0');  // compression flag, compression method, language tag "", translated keyword ""
   }
   data += text;
@@ -212,7 +190,7 @@ std::map<std::string, std::string> text_chunks(std::string_view png, const std::
       const std::string key = latin1_to_utf8(data.substr(0, key_end));
       if (type == "tEXt") {
         const std::string_view text = data.substr(key_end + 1);
-        out[key] = is_utf8(text) ? std::string(text) : latin1_to_utf8(text);
+        out[key] = is_valid_utf8(text) ? std::string(text) : latin1_to_utf8(text);
       } else {
         // keyword \0 flag method language \0 translated-keyword \0 text
         const std::size_t lang_end = data.size() >= key_end + 3 ? data.find('\0', key_end + 3) : std::string_view::npos;

@@ -29,6 +29,18 @@ bool is_valid_utf8(std::string_view s) {
   return true;
 }
 
+long next_code_point(std::string_view s, std::size_t& i) {
+  utf8proc_int32_t c = -1;
+  const auto n = utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(s.data() + i),
+                                  static_cast<utf8proc_ssize_t>(s.size() - i), &c);
+  if (n <= 0 || c < 0) {
+    ++i;
+    return -1;
+  }
+  i += static_cast<std::size_t>(n);
+  return c;
+}
+
 std::string to_valid_utf8(std::string_view s) {
   if (is_valid_utf8(s)) return std::string(s);
   std::string out;

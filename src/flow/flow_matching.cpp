@@ -1,7 +1,5 @@
 #include "flow/flow_matching.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include "core/error.h"
 
 namespace luminars {
@@ -37,6 +35,5 @@ torch::Tensor sample_times(int64_t n, double shift) {
   return (1 - sigma).to(torch::kFloat32);
 }
 
-torch::Generator make_generator(uint64_t seed) { return at::make_generator<at::CPUGeneratorImpl>(seed); }
 
 }  // namespace luminars

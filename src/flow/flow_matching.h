@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "core/generator.h"  // make_generator, for the noise of flow matching
 #include "model/luminars.h"
 
 namespace luminars {
@@ -26,8 +27,5 @@ torch::Tensor flow_matching_loss(LuminaRS& model, const torch::Tensor& x_clean, 
 // n+1 times from 0 (noise) to 1 (clean); shift > 1 spends more steps near the noise end
 // (sigma = 1−t mapped to shift·sigma / (1 + (shift−1)·sigma), as in SD3). Float32 [n+1].
 torch::Tensor sample_times(int64_t n, double shift = 1.0);
-
-// A CPU generator with a fixed seed (same noise on every device: draw on the CPU, then move).
-torch::Generator make_generator(uint64_t seed);
 
 }  // namespace luminars

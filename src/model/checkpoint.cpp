@@ -1,6 +1,7 @@
 #include "model/checkpoint.h"
 
 #include "core/error.h"
+#include "core/format_version.h"
 #include "core/module_state.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
@@ -10,11 +11,13 @@ namespace luminars {
 void save_denoiser(LuminaRS& model, const std::string& path, torch::Dtype dtype,
                    std::map<std::string, std::string> metadata) {
   metadata[kConfigMetadataKey] = model->config().to_json();
+  metadata[kFormatVersionKey] = std::to_string(kFormatVersion);
   save_tensors(path, module_state(*model), metadata, dtype);
 }
 
 Config read_denoiser_config(const std::string& path) {
   safetensors::Reader reader(path);
+  read_format_version(reader.metadata(), path);
   auto it = reader.metadata().find(kConfigMetadataKey);
   if (it == reader.metadata().end())
     throw Error(path + ": no '" + std::string(kConfigMetadataKey) + "' in the safetensors metadata (not a LuminaRS checkpoint)");

@@ -15,17 +15,8 @@ namespace fs = std::filesystem;
 namespace {
 
 PipelineOptions pipeline_options(const GenerateOptions& o) {
-  PipelineOptions po;
-  po.model_dir = o.model_dir;
-  po.denoiser = o.denoiser;
-  po.text_encoder = o.text_encoder;
-  po.tokenizer = o.tokenizer;
-  po.vae = o.vae;
-  po.device = o.device;
-  po.bf16 = o.bf16;
+  PipelineOptions po = o.pipeline;
   po.keep_loaded = false;
-  po.vae_tile = o.vae_tile;
-  po.progress = o.progress;
   return po;
 }
 

@@ -7,18 +7,22 @@
 
 #include "pipeline/generation.h"
 #include "pipeline/image_sizes.h"
+#include "pipeline/pipeline.h"
 
 namespace luminars {
 
 struct GenerateOptions {
-  std::string model_dir;                 // a model folder (luminars.json)
-  std::string denoiser, text_encoder, tokenizer, vae;  // overrides of the folder's paths
+  // The model folder, its overrides, device, precision, tiling and progress bar; keep_loaded is
+  // not used (generate loads each part when it is needed).
+  PipelineOptions pipeline = [] {
+    PipelineOptions p;
+    p.device = "auto";
+    p.keep_loaded = false;
+    p.progress = true;
+    return p;
+  }();
   GenerationRequest request;             // prompt, sampler settings, seed, batch, size, init image, mask
   std::string out;                       // .png, .jpg or .jpeg path (a grid for batch > 1)
-  std::string device = "auto";
-  bool bf16 = true;                      // bf16 autocast on CUDA and on CPUs with native bf16
-  bool progress = true;
-  int64_t vae_tile = 320;                // decode larger pictures in overlapping tiles; 0 = never
   bool any_size = false;                 // draw sizes the model was not trained at (--any-size)
 };
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format_version.h"
 #include "core/json_fields.h"
 
 namespace luminars {
@@ -25,6 +26,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
   m.dir = fs::absolute(dir).lexically_normal().string();
   try {
     auto j = json_fields::parse(read_file(file), file);
+    read_format_version(j, file);
     m.denoiser = j.value("denoiser", m.denoiser);
     m.text_encoder = j.value("text_encoder", m.text_encoder);
     m.tokenizer = j.value("tokenizer", m.tokenizer);
@@ -68,6 +70,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
 void ModelFolder::save() const {
   nlohmann::ordered_json j;
   j["format"] = "luminars";
+  j[kFormatVersionKey] = kFormatVersion;
   j["denoiser"] = denoiser;
   j["text_encoder"] = text_encoder;
   j["tokenizer"] = tokenizer;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/number_text.h"
 
 namespace luminars {
 namespace {
@@ -36,12 +37,6 @@ std::string one_line(std::string_view s) {
 // ---------------------------------------------------------------------------------------------
 // Values: numbers in shortest form, JSON-quoted strings
 // ---------------------------------------------------------------------------------------------
-
-std::string format_number(double v) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);  // shortest text that reads back exactly
-  return std::string(buf, r.ptr);
-}
 
 template <class T>
 T parse_number(const std::string& key, const std::string& value) {

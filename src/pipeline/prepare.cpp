@@ -11,7 +11,7 @@
 #include "core/progress.h"
 #include "core/safetensors.h"
 #include "text/text_encoder.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 #include "train/latent_cache.h"
 #include "vae/vae.h"
 

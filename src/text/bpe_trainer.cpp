@@ -13,7 +13,7 @@
 #include "core/files.h"
 #include "core/progress.h"
 #include "text/clip_tokenizer.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 
 namespace luminars {
 

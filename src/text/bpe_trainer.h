@@ -53,7 +53,7 @@ BpeVocabulary learn_clip_bpe(const WordCounts& words, const BpeTrainerOptions& o
 void save_clip_tokenizer(const BpeVocabulary& vocab, const std::string& dir, int64_t context_length = 77);
 
 struct TrainTokenizerOptions {
-  std::string data_dir;                 // captioned image folder (train/dataset.h: imagefolder or .txt sidecars)
+  std::string data_dir;                 // captioned image folder (data/dataset.h: imagefolder or .txt sidecars)
   std::string out_dir;                  // tokenizer folder to write
   std::string caption_column = "text";  // imagefolder: the metadata.jsonl caption column
   int64_t context_length = 77;          // tokenizer_config.json's model_max_length (at least 2)

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "train/dataset.h"
+#include "data/dataset.h"
 
 namespace luminars {
 

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format_version.h"
 #include "core/json_fields.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
@@ -21,7 +22,7 @@ std::string shard_name(int64_t index) {
 
 std::string CacheInfo::to_json() const {
   nlohmann::ordered_json j;
-  j["version"] = 1;
+  j[kFormatVersionKey] = kFormatVersion;
   j["resolution"] = resolution;
   j["latent_channels"] = latent_channels;
   j["latent_size"] = latent_size;
@@ -44,6 +45,7 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
   CacheInfo c;
   try {
     auto j = json_fields::parse(text, source);
+    read_format_version(j, source, "version");  // "version" in caches written before format_version
     c.resolution = j.at("resolution");
     c.latent_channels = j.at("latent_channels");
     c.latent_size = j.at("latent_size");
@@ -71,6 +73,10 @@ std::string cache_content_key(const std::string& dir) {
   auto index = json_fields::parse(read_file(index_file), index_file);
   if (!index.is_object()) throw Error(index_file + ": expected a JSON object");
   for (const char* where : {"vae", "text_encoder", "tokenizer"}) index.erase(where);  // paths: a copy elsewhere is the same cache
+  if (index.contains(kFormatVersionKey)) {  // hashed under its earlier name: a cache keeps its key
+    index["version"] = index[kFormatVersionKey];
+    index.erase(kFormatVersionKey);
+  }
   uint64_t h = fnv1a("luminars-cache-content-v1\n");
   h = fnv1a(index.dump() + "\n", h);
   for (const auto& shard : CacheInfo::from_json(read_file(index_file), index_file).shards) {

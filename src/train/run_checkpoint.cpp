@@ -8,8 +8,10 @@
 
 #include "core/error.h"
 #include "core/files.h"
+#include "core/format_version.h"
 #include "core/json_fields.h"
 #include "core/module_state.h"
+#include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
 
@@ -19,6 +21,7 @@ namespace fs = std::filesystem;
 
 std::string RunState::to_json() const {
   nlohmann::ordered_json j;
+  j[kFormatVersionKey] = kFormatVersion;
   j["global_step"] = global_step;
   j["stage_index"] = stage_index;
   j["stage_step"] = stage_step;
@@ -31,6 +34,7 @@ RunState RunState::from_json(const std::string& text, const std::string& source)
   RunState s;
   try {
     auto j = json_fields::parse(text, source);
+    read_format_version(j, source);
     s.global_step = j.at("global_step");
     s.stage_index = j.at("stage_index");
     s.stage_step = j.at("stage_step");
@@ -81,9 +85,11 @@ std::string save_training_checkpoint(const std::string& run_dir, const Checkpoin
   try {
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    save_tensors((tmp / (m.name + ".safetensors")).string(), module_state(m.module), m.metadata, torch::kFloat32);
+    auto metadata = m.metadata;
+    metadata[kFormatVersionKey] = std::to_string(kFormatVersion);
+    save_tensors((tmp / (m.name + ".safetensors")).string(), module_state(m.module), metadata, torch::kFloat32);
     kill_here_if_asked(state.global_step);
-    save_tensors((tmp / "ema.safetensors").string(), ema.weights(), m.metadata, torch::kFloat32);
+    save_tensors((tmp / "ema.safetensors").string(), ema.weights(), metadata, torch::kFloat32);
     save_tensors((tmp / "optimizer.safetensors").string(), opt.state());
     write_file_atomic((tmp / "state.json").string(), [&](std::ostream& o) { o << state.to_json() << "\n"; });
     sync_directory(tmp.string());
@@ -134,6 +140,7 @@ LoadedCheckpoint load_training_checkpoint(const std::string& dir, const Checkpoi
   const fs::path d(dir);
   const auto weights = (d / (m.name + ".safetensors")).string();
   if (!fs::exists(weights)) throw Error(dir + ": no " + m.name + ".safetensors (a checkpoint of another kind of run?)");
+  read_format_version(safetensors::Reader(weights).metadata(), weights);
   load_module_state(m.module, load_tensors(weights, torch::kFloat32), weights);
   ema.load(load_tensors((d / "ema.safetensors").string(), torch::kFloat32), (d / "ema.safetensors").string());
   return {dir, RunState::from_json(read_file((d / "state.json").string()), (d / "state.json").string())};

@@ -9,7 +9,7 @@
 #include "model/checkpoint.h"
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 #include "train/heldout_loss.h"
 #include "train/latent_cache.h"
 #include "train/stages.h"
@@ -47,12 +47,12 @@ class DenoiserTask : public TrainTask {
         hooks_(hooks),
         cache_(LatentCache::load(o.cache_dir)),
         cache_key_(cache_content_key(o.cache_dir)),
-        split_(split_indices(cache_.size(), o.val_fraction, o.seed)),
-        sampler_(cache_, split_.train, o.seed, o.caption_dropout, o.time_sampling),
-        batches_(sampler_, o.batch_size, o.group ? batch_part(o.batch_size, o.group->rank(), o.group->size()) : BatchPart{}),
+        split_(split_indices(cache_.size(), o.val_fraction, o.loop.seed)),
+        sampler_(cache_, split_.train, o.loop.seed, o.caption_dropout, o.time_sampling),
+        batches_(sampler_, o.batch_size, o.loop.group ? batch_part(o.batch_size, o.loop.group->rank(), o.loop.group->size()) : BatchPart{}),
         model_(nullptr) {
     const Config cfg = config_for_cache(o.config, cache_);
-    torch::manual_seed(o.seed);
+    torch::manual_seed(o.loop.seed);
     model_ = LuminaRS(cfg);
     if (!o.init.empty()) load_denoiser_weights(model_, o.init);
   }
@@ -77,20 +77,20 @@ class DenoiserTask : public TrainTask {
     Batch b = batches_.get(index);
     ForwardOptions fo;
     fo.grad_last_recursion_only = o_.grad_last_recursion_only;
-    const auto d = o_.device;
+    const auto d = o_.loop.device;
     return {flow_matching_loss(model_, b.x_clean.to(d), b.noise.to(d), b.t.to(d), b.ctx.to(d), b.pooled.to(d), fo), {}};
   }
 
   // Mean flow-matching loss over the held-out images, at fixed t and fixed noise, first caption.
   std::optional<Validation> validate() override {
     if (split_.validation.empty()) return std::nullopt;
-    return Validation{heldout_flow_loss(model_, cache_, split_.validation, o_.batch_size, o_.device), {}};
+    return Validation{heldout_flow_loss(model_, cache_, split_.validation, o_.batch_size, o_.loop.device), {}};
   }
 
   // A grid of the cache's sample prompts, fixed noise, 12 Euler steps, guidance 4.
   void write_samples(const std::string& path) override {
     if (!hooks_.decode || !cache_.sample_ctx.defined() || cache_.sample_ctx.size(0) == 0) return;
-    const auto d = o_.device;
+    const auto d = o_.loop.device;
     const int64_t k = cache_.sample_ctx.size(0), s = cache_.info.latent_size;
     auto gen = seeded_generator({0x5A3B1E});
     auto noise = torch::randn({k, cache_.info.latent_channels, s, s}, gen).to(d);
@@ -118,35 +118,10 @@ class DenoiserTask : public TrainTask {
 }  // namespace
 
 LoopOptions loop_options(const TrainOptions& o) {
-  LoopOptions l;
-  l.out_dir = o.out_dir;
+  LoopOptions l = o.loop;
   l.stages.clear();
   for (std::size_t i = 0; i < o.stages.size(); ++i)
     l.stages.push_back({o.stages[i], o.steps[i], o.lr.empty() ? default_stage_lr(o.stages[i]) : o.lr[i]});
-  l.grad_accum = o.grad_accum;
-  l.beta1 = o.beta1;
-  l.beta2 = o.beta2;
-  l.adam_eps = o.adam_eps;
-  l.weight_decay = o.weight_decay;
-  l.warmup = o.warmup;
-  l.decay = o.decay;
-  l.min_lr_ratio = o.min_lr_ratio;
-  l.clip_grad = o.clip_grad;
-  l.ema_decay = o.ema_decay;
-  l.checkpoint_every = o.checkpoint_every;
-  l.keep_checkpoints = o.keep_checkpoints;
-  l.validate_every = o.validate_every;
-  l.sample_every = o.sample_every;
-  l.seed = o.seed;
-  l.device = o.device;
-  l.bf16 = o.bf16;
-  l.cpu_bf16 = o.cpu_bf16;
-  l.resume = o.resume;
-  l.overwrite = o.overwrite;
-  l.stop_after = o.stop_after;
-  l.skip_nonfinite = o.skip_nonfinite;
-  l.quiet = o.quiet;
-  l.group = o.group;
   return l;
 }
 

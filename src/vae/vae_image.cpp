@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/image_tensor.h"
-#include "flow/flow_matching.h"
+#include "core/generator.h"
 
 namespace luminars {
 

@@ -33,7 +33,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   auto x = std::make_shared<Extra>();
   const std::string side_rule = "a multiple of the model's size step (32 for the shipped model) from that step to 4096";
   auto* cmd = app.add_subcommand("generate", "generate an image from a prompt (text-to-image, image-to-image, inpainting)");
-  cmd->add_option("--model", o->model_dir, "model folder (luminars.json, denoiser/, …); default: the shipped models/emoji");
+  cmd->add_option("--model", o->pipeline.model_dir, "model folder (luminars.json, denoiser/, …); default: the shipped models/emoji");
   cmd->add_option("--prompt", x->prompt, "what to draw (required unless --from-png gives it)");
   cmd->add_option("--negative", x->negative, "what to steer away from (default: the empty prompt)");
   cmd->add_option("--steps", x->steps, "sampling steps (default from luminars.json, 12)")->check(CLI::Range(1, 1000));
@@ -60,28 +60,28 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
                   "repeat a picture's recorded settings, its seed(s) included (options given override; what cannot be "
                   "restored is said on stderr)")
       ->check(CLI::ExistingFile);
-  cmd->add_option("--denoiser", o->denoiser, "override: denoiser .safetensors")->check(CLI::ExistingFile);
-  cmd->add_option("--text-encoder", o->text_encoder, "override: text_encoder/ folder")->check(CLI::ExistingDirectory);
-  cmd->add_option("--tokenizer", o->tokenizer, "override: tokenizer/ folder")->check(CLI::ExistingDirectory);
-  cmd->add_option("--vae", o->vae, "override: vae/ folder")->check(CLI::ExistingDirectory);
-  o->device = "auto";
-  cmd->add_option("--device", o->device, "auto (CUDA when present), cpu, cuda or cuda:N")->capture_default_str();
+  cmd->add_option("--denoiser", o->pipeline.denoiser, "override: denoiser .safetensors")->check(CLI::ExistingFile);
+  cmd->add_option("--text-encoder", o->pipeline.text_encoder, "override: text_encoder/ folder")->check(CLI::ExistingDirectory);
+  cmd->add_option("--tokenizer", o->pipeline.tokenizer, "override: tokenizer/ folder")->check(CLI::ExistingDirectory);
+  cmd->add_option("--vae", o->pipeline.vae, "override: vae/ folder")->check(CLI::ExistingDirectory);
+  o->pipeline.device = "auto";
+  cmd->add_option("--device", o->pipeline.device, "auto (CUDA when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_option("--out", o->out, "picture to write: .png (settings recorded in it) or .jpg/.jpeg")
       ->required()
       ->check(image_file_name());
   cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
-  cmd->add_option("--vae-tile", o->vae_tile,
+  cmd->add_option("--vae-tile", o->pipeline.vae_tile,
                   "decode pictures larger than this many pixels in overlapping tiles (bounded memory); 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 65536));
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
   cmd->callback([o, x, cmd, &g] {
     apply_global(g);
-    if (o->model_dir.empty()) o->model_dir = default_model_dir();
+    if (o->pipeline.model_dir.empty()) o->pipeline.model_dir = default_model_dir();
     auto& r = o->request;
     auto given = [&](const std::string& name) { return cmd->count(name) > 0; };
     const bool recorded_strength =
-        !x->from_png.empty() && apply_from_png(x->from_png, given, folder_name(o->model_dir), r, std::cerr);
+        !x->from_png.empty() && apply_from_png(x->from_png, given, folder_name(o->pipeline.model_dir), r, std::cerr);
     if (given("--prompt")) r.prompt = x->prompt;
     if (x->from_png.empty() && !given("--prompt")) throw CLI::RequiredError("--prompt");
     if (given("--negative")) r.negative = x->negative;
@@ -123,8 +123,8 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       r.strength = 1.0;  // inpainting repaints the masked region from noise unless asked otherwise
     }
     if (given("--mask-blur") || x->from_png.empty()) r.mask_blur = x->mask_blur;
-    o->progress = !x->quiet;
-    o->bf16 = !x->no_bf16;
+    o->pipeline.progress = !x->quiet;
+    o->pipeline.bf16 = !x->no_bf16;
     auto res = generate(*o);
     std::cout << "wrote " << res.path << " (" << res.count << " image" << (res.count > 1 ? "s" : "") << ", " << res.width << "x"
               << res.height << ", seed" << (res.count > 1 ? "s " : " ") << r.seed;

@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/image.h"
 #include "core/safetensors.h"
-#include "train/dataset.h"
+#include "data/dataset.h"
 #include "train/image_set.h"
 #include "train/vae_trainer.h"
 #include "vae/autoencoder_kl.h"

@@ -1,19 +1,12 @@
 #include "from_png.h"
 
-#include <charconv>
-
 #include "core/error.h"
+#include "core/number_text.h"
 #include "pipeline/png_recipe.h"
 
 namespace luminars::cli {
 
 namespace {
-
-std::string shortest(double v) {
-  char buf[32];
-  const auto r = std::to_chars(buf, buf + sizeof buf, v);
-  return std::string(buf, r.ptr);
-}
 
 bool consecutive(const std::vector<uint64_t>& seeds) {
   for (std::size_t i = 1; i < seeds.size(); ++i)
@@ -36,7 +29,7 @@ bool apply_from_png(const std::string& png, const std::function<bool(const std::
     throw Error(png + " was inpainted (Mask blur " + std::to_string(*p.mask_blur) +
                 "): pass --init-image and --mask with the picture and the mask it repainted");
   if (recipe.image_to_image() && !given("--init-image"))
-    throw Error(png + " was drawn image-to-image (Denoising strength " + shortest(*p.strength) +
+    throw Error(png + " was drawn image-to-image (Denoising strength " + format_number(*p.strength) +
                 "): pass --init-image with the picture it started from");
 
   r.prompt = p.prompt;

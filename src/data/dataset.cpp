@@ -1,4 +1,4 @@
-#include "train/dataset.h"
+#include "data/dataset.h"
 
 #include <stb_image.h>
 
@@ -16,6 +16,7 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/files.h"
+#include "core/utf8.h"
 
 namespace luminars {
 
@@ -155,16 +156,6 @@ Dataset scan_imagefolder(const fs::path& root, const std::vector<fs::path>& meta
   return d;
 }
 
-// Whether `s` is valid UTF-8 (nlohmann's encoder checks it strictly).
-bool is_utf8(const std::string& s) {
-  try {
-    (void)json(s).dump();
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-
 Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, const std::set<fs::path>& texts,
                      bool captions_required) {
   Dataset d;
@@ -184,7 +175,8 @@ Dataset scan_sidecar(const fs::path& root, const std::vector<fs::path>& images, 
     }
     // Names and captions end up in JSON (the cache's index, logs): an item that is not UTF-8 is
     // skipped and counted here rather than failing the whole run when that JSON is written.
-    if (!is_utf8(item.path) || !std::all_of(item.captions.begin(), item.captions.end(), is_utf8)) {
+    if (!is_valid_utf8(item.path) ||
+        !std::all_of(item.captions.begin(), item.captions.end(), [](const std::string& c) { return is_valid_utf8(c); })) {
       ++d.not_utf8;
       continue;
     }
