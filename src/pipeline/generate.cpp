@@ -26,6 +26,7 @@ PipelineOptions pipeline_options(const GenerateOptions& o) {
   po.keep_loaded = false;
   po.vae_tile = o.vae_tile;
   po.progress = o.progress;
+  po.lora_dir = o.lora_dir;
   return po;
 }
 

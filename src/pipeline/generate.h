@@ -20,6 +20,7 @@ struct GenerateOptions {
   bool progress = true;
   int64_t vae_tile = 320;                // decode larger pictures in overlapping tiles; 0 = never
   bool any_size = false;                 // draw sizes the model was not trained at (--any-size)
+  std::string lora_dir;                  // where the prompt's <lora:NAME:WEIGHT> tags are found (request.loras: files)
 };
 
 struct GenerateResult {
