@@ -94,6 +94,7 @@ TEST(ServeLora, ListsTheFolderAndPassesLorasToTheGenerator) {
   const int port = server.bind();
   std::thread t([&] { server.run(); });
   httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(60);
   auto res = c.Get("/sdapi/v1/loras");
   ASSERT_TRUE(res);
   ASSERT_EQ(res->status, 200);

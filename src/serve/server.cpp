@@ -312,7 +312,8 @@ void ImageServer::State::routes() {
       const std::string path = (std::filesystem::path(model.lora_dir) / (name + ".safetensors")).string();
       json metadata = json::object();
       try {
-        for (const auto& [k, v] : safetensors::Reader(path).metadata()) metadata[k] = v;
+        const safetensors::Reader file(path);
+        for (const auto& [k, v] : file.metadata()) metadata[k] = v;
       } catch (const std::exception& e) {
         metadata = {{"error", e.what()}};
       }
