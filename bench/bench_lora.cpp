@@ -2,9 +2,10 @@
 // denoising of one 64×64 picture (12 Euler steps with guidance, float32, the prompt's conditioning
 // computed once as generation does), with no LoRA, one rank-8 LoRA applied unmerged (low-rank
 // products at every step), and the same LoRA fused (a working copy of each adapted weight).
-// Run with --benchmark_repetitions=N --benchmark_report_aggregates_only=true for medians.
+// LUMINARS_THREADS=N sets the threads (default: every core). Run with --benchmark_repetitions=N --benchmark_report_aggregates_only=true for medians.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/threads.h"
@@ -22,7 +23,8 @@ struct Setup {
   torch::Tensor noise, ctx, pooled;
   luminars::SampleOptions so;
   Setup() {
-    luminars::configure_threads();
+    const char* threads = std::getenv("LUMINARS_THREADS");  // e.g. 1 on a shared machine
+    luminars::configure_threads(threads ? std::atoi(threads) : 0);
     const auto path = fs::path(LUMINARS_BENCH_SOURCE_DIR) / "models" / "emoji" / "denoiser" / "model.safetensors";
     model = luminars::load_denoiser(path.string());
     model->eval();

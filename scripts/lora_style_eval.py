@@ -49,7 +49,7 @@ def generate(args, prompt, seed, lora, out):
     cmd = [args.luminars, "--threads", str(args.threads), "generate", "--model", args.model, "--prompt", prompt,
            "--seed", str(seed), "--out", out, "--quiet"]
     if lora:
-        cmd += ["--lora", lora]
+        cmd += ["--lora", f"{lora}:{args.lora_weight}"]
     subprocess.run(cmd, check=True, capture_output=True)
     return ev.read_png(out)
 
@@ -67,6 +67,8 @@ def main():
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lora-weight", type=float, default=1.0)
+    ap.add_argument("--classifier-cache", help="a .pt file: the fitted classifier, reused when it exists")
     ap.add_argument("--out-md")
     ap.add_argument("--grid-dir")
     args = ap.parse_args()
@@ -81,7 +83,14 @@ def main():
     new_label = len(styles) - 1
     x = np.stack([p for s in sorted(old_train) for p in old_train[s]] + new_fit)
     y = [i for i, s in enumerate(sorted(old_train)) for _ in old_train[s]] + [new_label] * len(new_fit)
-    model, seconds = ev.train_classifier(x, y, len(styles), args.epochs, args.seed, width=16, label="style classifier")
+    if args.classifier_cache and os.path.exists(args.classifier_cache):
+        model, seconds = ev.Classifier(len(styles), width=16), 0.0
+        model.load_state_dict(torch.load(args.classifier_cache))
+        model.eval()
+    else:
+        model, seconds = ev.train_classifier(x, y, len(styles), args.epochs, args.seed, width=16, label="style classifier")
+        if args.classifier_cache:
+            torch.save(model.state_dict(), args.classifier_cache)
     xt = np.stack([p for s in sorted(old_test) for p in old_test[s]] + new_test)
     yt = np.array([i for i, s in enumerate(sorted(old_test)) for _ in old_test[s]] + [new_label] * len(new_test))
     pred = ev.predict(model, xt)[0].argmax(1)
@@ -115,9 +124,9 @@ def main():
         f"| style classifier: real held-out pictures, 9 styles | {100 * real_acc:.1f}% correct |",
         f"| style classifier: real new-style pictures called new | {100 * real_new:.1f}% |",
         f"| style classifier: real old-style pictures called new | {100 * real_old_as_new:.1f}% |",
-        f"| generated with the LoRA, called new style ({len(concepts)} prompts) | **{100 * share_with:.1f}%** |",
+        f"| generated with the LoRA (weight {args.lora_weight:g}), called new style ({len(concepts)} prompts) | **{100 * share_with:.1f}%** |",
         f"| generated without the LoRA, called new style (same prompts and seeds) | **{100 * share_without:.1f}%** |",
-        f"| classifier training time | {seconds:.0f} s |",
+        f"| classifier training time | {seconds:.0f} s (0: loaded from --classifier-cache) |",
     ]
     text = "\n".join(lines)
     print(text)
