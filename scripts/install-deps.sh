@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config git
   libtorch-dev libopenblas0-pthread      # LibTorch; OpenBLAS, else matrix products run ~30x slower
   nlohmann-json3-dev libcli11-dev libstb-dev libcpp-httplib-dev libutf8proc-dev zlib1g-dev
+  libssl-dev                             # SHA-256 (libcrypto): identities of base models and LoRA files
   libboost1.81-dev                       # Boost.Beast and Asio (header-only): the HTTP layer of `luminars serve`
   libgloo-dev                            # gloo's headers, for c10d's Gloo process group (data-parallel training on the CPU)
   libgtest-dev libbenchmark-dev

@@ -39,7 +39,7 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t channels, int64_t text_dim, int64
 }
 
 TextKV CrossAttentionImpl::project_text(const torch::Tensor& ctx) {
-  auto kvs = kv(ctx).chunk(2, -1);  // key, value: [B,L,hd] each
+  auto kvs = (kv_lora.empty() ? kv(ctx) : kv_lora.linear(ctx, kv->weight, {})).chunk(2, -1);  // key, value: [B,L,hd] each
   return {kvs[0] * (1.0 / std::sqrt(static_cast<double>(head_dim))), kvs[1]};
 }
 
@@ -47,11 +47,11 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const TextKV& 
   const int64_t B = x.size(0), C = x.size(1), H = x.size(2), W = x.size(3);
   auto tokens = layer_norm(norm, x.permute({0, 2, 3, 1}));                 // [B,H,W,C]
   // Every query head meets the same key, so the heads fold into the token axis: one batched matmul.
-  auto qh = pointwise(tokens, q->weight, {}).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
+  auto qh = q_lora.pointwise(tokens, q->weight, {}).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
   auto kt = text.key.transpose(1, 2);                                       // [B,hd,L]
   auto a = bias.defined() ? torch::baddbmm(bias, qh, kt) : torch::bmm(qh, kt);  // [B,HW*heads,L]
   auto o = torch::bmm(a.softmax(-1), text.value).view({B, H, W, C});       // [B,H,W,C]
-  return pointwise(o, out->weight, out->bias).permute({0, 3, 1, 2});       // [B,C,H,W]
+  return out_lora.pointwise(o, out->weight, out->bias).permute({0, 3, 1, 2});       // [B,C,H,W]
 }
 
 torch::Tensor attention_bias(const torch::Tensor& mask, const torch::Tensor& like) {
@@ -79,7 +79,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
                                  const torch::Tensor& bias) {
   // The pointwise part runs on the NHWC view (free when x is channels-last, as LuminaRS keeps it).
   const int64_t B = x.size(0), C = x.size(1);
-  auto ssg = ada(emb_act).chunk(3, 1);                         // scale, shift, gate: [B,C]
+  auto ssg = (ada_lora.empty() ? ada(emb_act) : ada_lora.linear(emb_act, ada->weight, ada->bias)).chunk(3, 1);                         // scale, shift, gate: [B,C]
   torch::Tensor d;
   {
     // The depthwise convolution stays float32 under autocast: memory-bound, it gains nothing from
@@ -89,8 +89,8 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
   }
   auto h = norm->ln(d.permute({0, 2, 3, 1}));                   // [B,H,W,C]
   h = torch::addcmul(ssg[1].view({B, 1, 1, C}), h, 1 + ssg[0].view({B, 1, 1, C}));  // h·(1+scale) + shift
-  auto m = pointwise(h, mlp_in->weight, mlp_in->bias);                    // [B,H,W,4C]
-  m = pointwise(torch::gelu(m), mlp_out->weight, mlp_out->bias);          // exact (erf) GELU; [B,H,W,C]
+  auto m = mlp_in_lora.pointwise(h, mlp_in->weight, mlp_in->bias);                    // [B,H,W,4C]
+  m = mlp_out_lora.pointwise(torch::gelu(m), mlp_out->weight, mlp_out->bias);          // exact (erf) GELU; [B,H,W,C]
   auto y = x + (ssg[2].view({B, 1, 1, C}) * m).permute({0, 3, 1, 2});                // gated residual
   return y + attn->forward(y, text, bias);
 }
@@ -132,13 +132,13 @@ SelfAttentionImpl::SelfAttentionImpl(int64_t c, int64_t heads_) : heads(heads_) 
 
 torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& tokens) {
   const int64_t B = tokens.size(0), H = tokens.size(1), W = tokens.size(2), C = tokens.size(3), N = H * W, hd = C / heads;
-  auto qkv = pointwise(tokens, in_proj_weight, in_proj_bias)      // [B,H,W,3C]
+  auto qkv = in_proj_lora.pointwise(tokens, in_proj_weight, in_proj_bias)      // [B,H,W,3C]
                  .reshape({B, N, 3, heads, hd})
                  .permute({2, 0, 3, 1, 4});                       // [3,B,heads,N,hd]
   auto q = qkv[0], k = qkv[1], v = qkv[2];
   auto a = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [B,heads,N,N]
   auto o = torch::matmul(a.softmax(-1), v).transpose(1, 2).reshape({B, H, W, C});      // [B,H,W,C]
-  return pointwise(o, out_proj->weight, out_proj->bias);
+  return out_proj_lora.pointwise(o, out_proj->weight, out_proj->bias);
 }
 
 }  // namespace luminars

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/upsample_conv.h"
+#include "model/lora_slot.h"
 
 namespace luminars {
 
@@ -42,6 +43,7 @@ struct CrossAttentionImpl : torch::nn::Module {
   int64_t heads, head_dim;
   torch::nn::LayerNorm norm{nullptr};
   torch::nn::Linear q{nullptr}, kv{nullptr}, out{nullptr};  // kv rows [0,hd) key, [hd,2hd) value
+  LoraSlot q_lora, kv_lora, out_lora;  // adapters (model/lora.h); empty: the layers alone
 };
 TORCH_MODULE(CrossAttention);
 
@@ -57,6 +59,7 @@ struct BlockImpl : torch::nn::Module {
   torch::nn::Linear ada{nullptr};
   torch::nn::Conv2d mlp_in{nullptr}, mlp_out{nullptr};
   CrossAttention attn{nullptr};
+  LoraSlot ada_lora, mlp_in_lora, mlp_out_lora;
 };
 TORCH_MODULE(Block);
 
@@ -87,6 +90,7 @@ struct SelfAttentionImpl : torch::nn::Module {
   int64_t heads;
   torch::Tensor in_proj_weight, in_proj_bias;
   torch::nn::Linear out_proj{nullptr};
+  LoraSlot in_proj_lora, out_proj_lora;  // in_proj's adapters take the module path "in_proj"
 };
 TORCH_MODULE(SelfAttention);
 

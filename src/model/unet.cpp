@@ -94,12 +94,12 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb
   auto t = layer_norm(mid->attn_norm, x.permute({0, 2, 3, 1}));                         // [B,H,W,C]
   x = x + mid->attn->forward(t).permute({0, 3, 1, 2});
   for (std::size_t j = 0; j < up.size(); ++j) {
-    x = up[j]->skip(torch::cat({x, skips.back()}, 1));                         // fuse [x, skip]
+    x = up[j]->skip_lora.conv1x1(torch::cat({x, skips.back()}, 1), up[j]->skip);                         // fuse [x, skip]
     skips.pop_back();
     x = run_blocks(up[j]->block_list, x, emb_act, text, next, bias);
     if (j < upsample.size()) x = upsample[j]->forward(x);
   }
-  return out(x);
+  return out_lora.conv1x1(x, out);
 }
 
 }  // namespace luminars

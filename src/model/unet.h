@@ -13,6 +13,7 @@ namespace luminars {
 struct LevelImpl : torch::nn::Module {
   LevelImpl(int64_t channels, int64_t depth, const Config& cfg, bool with_skip);
   torch::nn::Conv2d skip{nullptr};
+  LoraSlot skip_lora;
   torch::nn::ModuleList blocks;
   std::vector<Block> block_list;  // typed view of `blocks`
 };
@@ -41,6 +42,7 @@ struct UNetImpl : torch::nn::Module {
   std::vector<Upsample> upsample;
   Mid mid{nullptr};
   torch::nn::Conv2d out{nullptr};
+  LoraSlot out_lora;
 };
 TORCH_MODULE(UNet);
 

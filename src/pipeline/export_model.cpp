@@ -2,10 +2,12 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "core/error.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
+#include "model/lora_file.h"
 #include "pipeline/model_folder.h"
 #include "vae/autoencoder_kl.h"
 
@@ -51,6 +53,7 @@ ExportSummary export_model(const ExportOptions& o) {
   const fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
   const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
+  for (const auto& spec : o.merge_loras) read_lora_file(spec.path);  // refused before anything is written
   fs::remove_all(tmp);
   fs::create_directories(tmp);
 
@@ -67,7 +70,20 @@ ExportSummary export_model(const ExportOptions& o) {
   export_component(src.path_of(src.vae), tmp / "vae", o.dtype);
   fs::create_directories(tmp / "denoiser");
   auto denoiser = load_denoiser(src.path_of(src.denoiser));
-  save_denoiser(denoiser, (tmp / m.denoiser).string(), o.dtype);
+  std::map<std::string, std::string> merged;
+  if (!o.merge_loras.empty()) {
+    const std::string base_hash = denoiser_weights_hash(src.path_of(src.denoiser));
+    std::string list;
+    for (const auto& spec : o.merge_loras) {
+      const LoraFile lora = read_lora_file(spec.path);
+      check_lora_base(lora, fs::path(src.dir).filename().string(), base_hash);
+      attach_lora(denoiser, lora.tensors, spec.weight, "LoRA file " + spec.path);
+      list += (list.empty() ? "" : ", ") + fs::path(spec.path).stem().string() + ":" + std::to_string(spec.weight);
+    }
+    merge_lora_into_weights(denoiser);
+    merged["merged_loras"] = list;
+  }
+  save_denoiser(denoiser, (tmp / m.denoiser).string(), o.dtype, merged);
   m.save();
 
   // Replace the old folder only now that the new one is complete.

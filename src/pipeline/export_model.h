@@ -7,6 +7,10 @@
 
 #include <torch/torch.h>
 
+#include <vector>
+
+#include "pipeline/generation.h"
+
 namespace luminars {
 
 struct ExportOptions {
@@ -16,6 +20,9 @@ struct ExportOptions {
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;
+  // LoRAs merged into the exported denoiser's weights (W + Σ alpha/r·weight·B·A), each checked
+  // against the source denoiser as generation checks it.
+  std::vector<LoraSpec> merge_loras;
 };
 
 struct ExportSummary {

@@ -14,6 +14,14 @@
 
 namespace luminars {
 
+// A LoRA file applied at generation (model/lora_file.h), with its weight (negative: the style
+// pushed away). `name` is how PNG parameters record it ("" = the file's stem).
+struct LoraSpec {
+  std::string path;
+  double weight = 1.0;
+  std::string name;
+};
+
 struct GenerationRequest {
   std::string prompt, negative;          // negative "" = the unconditional prompt
   std::optional<int64_t> steps;          // unset: the model folder's defaults (luminars.json)
@@ -31,6 +39,9 @@ struct GenerationRequest {
   // region is re-imposed after every step and the picture is composited with a soft edge.
   std::optional<Image> mask;
   int64_t mask_blur = 4;                 // soft edge, in pixels
+
+  // LoRAs besides those the prompt names as <lora:NAME:WEIGHT> (PipelineOptions::lora_dir).
+  std::vector<LoraSpec> loras;
 
   std::function<void(int64_t step, int64_t steps)> on_step;  // after each sampling step
   std::function<bool()> cancelled;       // polled after each step; true stops with Cancelled

@@ -255,6 +255,11 @@ std::string format_parameters(const GenerationParameters& p) {
   if (p.strength) out += ", Denoising strength: " + format_number(*p.strength);
   out += ", Shift: " + format_number(p.shift);
   if (p.mask_blur) out += ", Mask blur: " + std::to_string(*p.mask_blur);
+  if (!p.lora_hashes.empty()) {
+    std::string list;
+    for (const auto& [name, hash] : p.lora_hashes) list += (list.empty() ? "" : ", ") + name + ": " + hash;
+    out += ", Lora hashes: " + quote(list);
+  }
   if (p.batch_seeds.size() > 1) {
     out += ", Batch size: " + std::to_string(p.batch_seeds.size()) + ", Seeds:";
     for (const uint64_t seed : p.batch_seeds) out += " " + std::to_string(seed);
@@ -351,6 +356,16 @@ GenerationParameters parse_parameters(const std::string& text, UnreadParameters&
       if (batch_size < 1 || batch_size > 64) throw Error("generation parameters: Batch size must be between 1 and 64, not " + one_line(value));
     } else if (key == "Seeds") {
       p.batch_seeds = parse_seed_list(key, value);
+    } else if (key == "Lora hashes") {
+      for (std::size_t start = 0; start < value.size();) {
+        std::size_t end = value.find(',', start);
+        if (end == std::string::npos) end = value.size();
+        const std::string item(trim(std::string_view(value).substr(start, end - start)));
+        const std::size_t colon = item.rfind(':');
+        if (colon != std::string::npos) p.lora_hashes.emplace_back(std::string(trim(std::string_view(item).substr(0, colon))),
+                                                            std::string(trim(std::string_view(item).substr(colon + 1))));
+        start = end + 1;
+      }
     } else {
       unread.keys.push_back(key);
     }

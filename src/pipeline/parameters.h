@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace luminars {
@@ -22,6 +23,9 @@ struct GenerationParameters {
   // A grid of several pictures: "Batch size: 4, Seeds: 3 4 5 6" (Seed is the first picture's).
   // Empty for one picture.
   std::vector<uint64_t> batch_seeds;
+  // "Lora hashes: \"name: 1a2b3c4d5e6f, …\"" (AUTOMATIC1111's key): the LoRAs the prompt's
+  // <lora:NAME:WEIGHT> tags applied, each with the first 12 hex digits of its file's SHA-256.
+  std::vector<std::pair<std::string, std::string>> lora_hashes;
 };
 
 // What the lenient parse_parameters below could not take from a text.

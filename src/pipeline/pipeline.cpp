@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <optional>
 
 #include "core/autocast.h"
@@ -14,7 +15,9 @@
 #include "flow/flow_matching.h"
 #include "flow/sampler.h"
 #include "model/checkpoint.h"
+#include "model/lora_file.h"
 #include "pipeline/inpainting.h"
+#include "pipeline/lora_prompt.h"
 #include "text/text_encoder.h"
 #include "vae/vae.h"
 #include "vae/vae_tiling.h"
@@ -49,6 +52,7 @@ std::string str(double v) {
 struct Latents {
   torch::Tensor x;    // [B,C,h,w] float32 in the denoiser's space
   Settings settings;  // what the request resolved to (init image and mask fitted), for decode()
+  std::vector<std::pair<std::string, std::string>> loras;  // name and short hash of each LoRA applied
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -98,12 +102,58 @@ struct Pipeline::Parts {
     if (!options.keep_loaded) part.reset();
   }
 
+  // LoRA files read once each (re-read when the file changes), the base's hash computed once.
+  struct CachedLora {
+    fs::file_time_type stamp;
+    std::shared_ptr<const LoraFile> file;
+    std::string short_hash;
+  };
+  std::map<std::string, CachedLora> lora_files;
+  std::string base_hash;
+  const CachedLora& lora_file(const std::string& path);
+  // Attaches `loras` to the loaded denoiser (replacing any earlier ones); returns name and hash of each.
+  std::vector<std::pair<std::string, std::string>> apply_loras(const std::vector<LoraSpec>& loras);
+
   int64_t factor() const { return vae_geometry.downscale_factor; }
   int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
 
   Settings resolve(const GenerationRequest& r) const;
   SizeRule size_rule() const { return {multiple(), 4096, folder.trained_sizes}; }
 };
+
+const Pipeline::Parts::CachedLora& Pipeline::Parts::lora_file(const std::string& path) {
+  std::error_code ec;
+  const auto stamp = fs::last_write_time(path, ec);
+  if (ec) throw Error("LoRA file " + path + " does not exist");
+  auto it = lora_files.find(path);
+  if (it == lora_files.end() || it->second.stamp != stamp) {
+    auto file = std::make_shared<const LoraFile>(read_lora_file(path));
+    it = lora_files.insert_or_assign(path, CachedLora{stamp, file, lora_file_short_hash(path)}).first;
+  }
+  return it->second;
+}
+
+std::vector<std::pair<std::string, std::string>> Pipeline::Parts::apply_loras(const std::vector<LoraSpec>& loras) {
+  auto& m = model();
+  detach_lora(m);
+  std::vector<std::pair<std::string, std::string>> used;
+  if (loras.empty()) return used;
+  if (base_hash.empty()) base_hash = denoiser_weights_hash(denoiser_path);
+  try {
+    for (const auto& spec : loras) {
+      if (!std::isfinite(spec.weight)) throw Error("LoRA " + spec.path + ": weight must be a finite number");
+      const auto& cached = lora_file(spec.path);
+      check_lora_base(*cached.file, fs::path(folder.dir).filename().string(), base_hash);
+      attach_lora(m, cached.file->tensors, spec.weight, "LoRA file " + spec.path);
+      used.emplace_back(lora_name(spec), cached.short_hash);
+    }
+    if (options.fuse_loras) fuse_lora(m);
+  } catch (...) {
+    detach_lora(m);
+    throw;
+  }
+  return used;
+}
 
 Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
   Settings s;
@@ -177,6 +227,19 @@ int64_t Pipeline::resolution() const { return parts_->folder.resolution; }
 int64_t Pipeline::size_multiple() const { return parts_->multiple(); }
 SizeRule Pipeline::size_rule() const { return parts_->size_rule(); }
 
+std::vector<LoraSpec> Pipeline::loras_of(const GenerationRequest& r) const {
+  std::vector<PromptLora> tags;
+  strip_lora_tags(r.prompt, &tags);
+  std::vector<LoraSpec> out;
+  for (const auto& t : tags) out.push_back({resolve_lora(t.name, parts_->options.lora_dir), t.weight, t.name});
+  for (const auto& spec : r.loras) {
+    if (!std::isfinite(spec.weight)) throw Error("LoRA " + spec.path + ": weight must be a finite number");
+    if (!fs::is_regular_file(spec.path)) throw Error("LoRA file " + spec.path + " does not exist");
+    out.push_back(spec);
+  }
+  return out;
+}
+
 std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& request) const {
   const Settings s = parts_->resolve(request);
   return {s.width, s.height};
@@ -188,7 +251,7 @@ std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& reque
 std::shared_ptr<PromptEncoding> Pipeline::encode_prompt(const GenerationRequest& r) {
   auto& p = *parts_;
   torch::NoGradGuard no_grad;
-  auto emb = p.text_encoder().encode({r.prompt, r.negative}, p.folder.penultimate);
+  auto emb = p.text_encoder().encode({strip_lora_tags(r.prompt), r.negative}, p.folder.penultimate);
   p.release(p.text);
   auto out = std::make_shared<PromptEncoding>();
   out->ctx = emb.ctx.narrow(0, 0, 1);
@@ -241,8 +304,17 @@ std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const Pro
   auto x = s.init ? interpolate(z0, noise, torch::full({1}, times[first].item<float>())) : noise;
   if (after_step) x = after_step(x, times[first].item<float>());
 
-  // Guided flow over the remaining times.
+  // Guided flow over the remaining times, with the request's LoRAs attached for as long as it runs.
   auto& model = p.model();
+  auto used_loras = p.apply_loras(loras_of(r));
+  struct Detach {  // on every way out, before the model may be released
+    LuminaRS* m;
+    void now() {
+      if (m) detach_lora(*m);
+      m = nullptr;
+    }
+    ~Detach() { now(); }
+  } detach{&model};
   Guidance g;
   g.scale = s.cfg_scale;
   auto rows = [&](const torch::Tensor& t) {
@@ -272,10 +344,12 @@ std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const Pro
     out = integrate_over(v, x, tail, sampler_from_name(s.sampler), on_step, after_step).to(torch::kFloat32);
   }
   if (bar) bar->finish();
+  detach.now();
   p.release(p.denoiser);
   auto result = std::make_shared<Latents>();
   result->x = out;
   result->settings = s;
+  result->loras = std::move(used_loras);
   return result;
 }
 
@@ -306,6 +380,9 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
     g.images.push_back(tensor_to_image(images[i]));
     GenerationParameters gp;
     gp.prompt = r.prompt;
+    // LoRAs given beside the prompt are recorded in it as tags, as AUTOMATIC1111 records every LoRA.
+    for (const auto& spec : r.loras) gp.prompt += " <lora:" + lora_name(spec) + ":" + str(spec.weight) + ">";
+    gp.lora_hashes = latents.loras;
     gp.negative = r.negative;
     gp.steps = s.steps;
     gp.sampler = s.sampler;
@@ -324,6 +401,7 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
 
 Generation Pipeline::generate(const GenerationRequest& r) {
   parts_->resolve(r);  // every field checked before anything is loaded
+  loras_of(r);
   auto prompt = encode_prompt(r);
   auto latents = denoise(r, *prompt);
   return decode(r, *latents);

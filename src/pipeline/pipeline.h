@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "pipeline/generation.h"
 #include "pipeline/image_sizes.h"
@@ -24,6 +25,11 @@ struct PipelineOptions {
   bool keep_loaded = true;  // false: each part loaded when needed and released after (low memory)
   int64_t vae_tile = 320;   // decode pictures larger than this in overlapping tiles; 0 = never
   bool progress = false;    // a progress bar on stderr while sampling
+  // LoRAs: <lora:NAME:WEIGHT> in a prompt reads DIR/NAME.safetensors; "" = the prompt syntax is refused.
+  std::string lora_dir;
+  // Apply LoRAs as a precomputed working copy of each adapted layer's weight (W + Σ scale·B·A) instead
+  // of unmerged low-rank products at every step. The base weights stay untouched either way.
+  bool fuse_loras = false;
 };
 
 // The prompt's conditioning, opaque outside the pipeline (tensors on the pipeline's device).
@@ -55,6 +61,9 @@ class Pipeline {
   SizeRule size_rule() const;      // that multiple, the largest side and the trained sides
   // The width and height `request` would be drawn at (checked as generate() checks it).
   std::pair<int64_t, int64_t> output_size(const GenerationRequest& request) const;
+  // The LoRAs `request` applies: its prompt's tags (resolved in lora_dir) then request.loras, each
+  // with its name; throws naming a tag or file that is missing or malformed.
+  std::vector<LoraSpec> loras_of(const GenerationRequest& request) const;
 
  private:
   struct Parts;

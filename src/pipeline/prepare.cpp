@@ -44,7 +44,7 @@ uint64_t components_key(const PrepareOptions& o) {
   for (const auto& dir : {o.vae, o.text_encoder, o.tokenizer}) h = fnv1a(hex64(folder_fingerprint(dir)), h);
   const std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
                               " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
-                              " caption_column=" + o.caption_column;
+                              " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger);
   return fnv1a(options, h);
 }
 
@@ -67,6 +67,12 @@ PrepareSummary prepare(const PrepareOptions& o) {
   if (o.resolution < 16 || o.resolution > 4096) throw Error("resolution must be between 16 and 4096, got " + std::to_string(o.resolution));
   if (o.shard_size < 1 || o.batch_size < 1) throw Error("shard size and batch size must be at least 1");
   Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
+  if (!o.trigger.empty())
+    for (auto& item : data.items) {
+      for (auto& c : item.captions)
+        if (c.find(o.trigger) == std::string::npos) c = o.trigger + (c.empty() ? "" : ", " + c);
+      if (item.captions.empty()) item.captions.push_back(o.trigger);
+    }
   if (o.progress) std::fprintf(stderr, "%s\n", data.summary().c_str());
 
   // 2. The frozen encoders.

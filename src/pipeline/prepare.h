@@ -18,6 +18,7 @@ struct PrepareOptions {
   bool penultimate = false;       // ctx from CLIP's penultimate layer
   bool random_crop = false;       // a seeded random square instead of the centre one
   bool flip = false;              // also cache each image mirrored (twice the images, same captions)
+  std::string trigger;            // put before every caption that lacks it ("TRIGGER, caption"); a picture without captions gets it alone
   torch::Device device = torch::kCPU;
   bool progress = true;
 };

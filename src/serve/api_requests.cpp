@@ -12,6 +12,7 @@
 #include "core/json_fields.h"
 #include "core/utf8.h"
 #include "pipeline/image_sizes.h"
+#include "pipeline/lora_prompt.h"
 
 namespace luminars::serve {
 
@@ -110,12 +111,48 @@ void read_seed(const json& body, const char* key, GenerationRequest& r) {
   r.seed = !seed || *seed == -1 ? random_seed() : static_cast<uint64_t>(*seed);
 }
 
+// The prompt's <lora:NAME:WEIGHT> tags and the "loras" field, resolved in the server's LoRA folder.
+void read_loras(const json& body, const char* prompt_key, const ServeLimits& l, GenerationRequest& r) {
+  std::vector<PromptLora> tags;
+  try {
+    strip_lora_tags(r.prompt, &tags);
+    for (const auto& t : tags) resolve_lora(t.name, l.lora_dir);
+  } catch (const Error& e) {
+    throw RequestError(prompt_key, e.what());
+  }
+  const json* f = field(body, "loras");
+  if (!f) return;
+  std::vector<std::pair<std::string, json>> items;
+  if (f->is_array()) {
+    for (const auto& item : *f) {
+      if (!item.is_object() || !item.contains("name") || !item["name"].is_string())
+        throw RequestError("loras", "loras must be a list of {\"name\": NAME, \"weight\": W}");
+      items.emplace_back(item["name"].get<std::string>(), item.contains("weight") ? item["weight"] : json(1.0));
+    }
+  } else if (f->is_object()) {
+    for (auto it = f->begin(); it != f->end(); ++it) items.emplace_back(it.key(), it.value());
+  } else {
+    throw RequestError("loras", "loras must be a list of {\"name\": NAME, \"weight\": W} or an object NAME: W");
+  }
+  if (items.size() > 16) throw RequestError("loras", "at most 16 LoRAs a request");
+  for (const auto& [name, weight] : items) {
+    if (!weight.is_number() || !std::isfinite(weight.get<double>()) || std::abs(weight.get<double>()) > 10)
+      throw RequestError("loras", "the weight of LoRA '" + name + "' must be a number from -10 to 10");
+    try {
+      r.loras.push_back({resolve_lora(name, l.lora_dir), weight.get<double>(), name});
+    } catch (const Error& e) {
+      throw RequestError("loras", e.what());
+    }
+  }
+}
+
 void read_prompts(const json& body, const char* prompt_key, const char* negative_key, const ServeLimits& l,
                   GenerationRequest& r, bool required) {
   auto prompt = string_field(body, prompt_key, l.max_prompt_bytes);
   if (required && (!prompt || prompt->empty())) throw RequestError(prompt_key, std::string(prompt_key) + " is required");
   r.prompt = prompt.value_or("");
   r.negative = string_field(body, negative_key, l.max_prompt_bytes).value_or("");
+  read_loras(body, prompt_key, l, r);
 }
 
 // The fields the jobs API and AUTOMATIC1111's share: prompt, negative_prompt, steps, cfg_scale, seed.

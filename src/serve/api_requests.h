@@ -27,6 +27,7 @@ struct ServeLimits {
   double default_cfg_scale = 4;
   std::string default_sampler = "euler";
   double default_strength = 0.75;
+  std::string lora_dir;              // LoRAs requests may name (NAME.safetensors); "" = none
 };
 
 class RequestError : public Error {
@@ -49,6 +50,10 @@ inline constexpr std::size_t kMaxJsonValues = 10000;
 // `text` as a JSON object, else RequestError("body", …): not JSON, nested deeper than 64 levels,
 // more than kMaxJsonValues values.
 nlohmann::json parse_json_body(const std::string& text);
+
+// Every JSON request may name LoRAs of ServeLimits::lora_dir in its prompt (<lora:NAME:WEIGHT>) and
+// in a field "loras": [{"name": NAME, "weight": W}, …] or {"NAME": W, …} (weights finite, from
+// −10 to 10). Names that are not in the folder are RequestErrors naming the field.
 
 // POST /api/jobs: prompt, negative_prompt, steps, cfg_scale, seed (−1 random), n, width, height,
 // sampler, init_image, mask (base64 PNG or data URL), strength, mask_blur.

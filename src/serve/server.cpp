@@ -4,11 +4,14 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <filesystem>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
 
 #include "core/base64.h"
+#include "core/safetensors.h"
+#include "pipeline/lora_prompt.h"
 #include "serve/api_requests.h"
 #include "serve/http_policy.h"
 #include "serve/job_queue.h"
@@ -81,6 +84,7 @@ struct ImageServer::State {
     limits.default_steps = model.steps;
     limits.default_cfg_scale = model.cfg_scale;
     limits.default_sampler = model.sampler;
+    limits.lora_dir = model.lora_dir;
   }
 
   // The worker's part of a job: generate, then encode every picture with its parameters.
@@ -301,6 +305,22 @@ void ImageServer::State::routes() {
   };
   router.add("POST", "/sdapi/v1/txt2img", BodyKind::Json, true, a1111(false));
   router.add("POST", "/sdapi/v1/img2img", BodyKind::Json, true, a1111(true));
+  // AUTOMATIC1111's list of LoRAs: name, alias, path and the file's metadata (trigger words, base, ...).
+  router.add("GET", "/sdapi/v1/loras", BodyKind::None, false, [this](R, W res) {
+    json list = json::array();
+    for (const auto& name : list_loras(model.lora_dir)) {
+      const std::string path = (std::filesystem::path(model.lora_dir) / (name + ".safetensors")).string();
+      json metadata = json::object();
+      try {
+        const safetensors::Reader file(path);
+        for (const auto& [k, v] : file.metadata()) metadata[k] = v;
+      } catch (const std::exception& e) {
+        metadata = {{"error", e.what()}};
+      }
+      list.push_back({{"name", name}, {"alias", name}, {"path", path}, {"metadata", metadata}});
+    }
+    send_json(res, 200, list);
+  });
   router.add("GET", "/sdapi/v1/sd-models", BodyKind::None, false, [this](R, W res) {
     send_json(res, 200, json::array({{{"title", model.name}, {"model_name", model.name}, {"hash", nullptr},
                                       {"sha256", nullptr}, {"filename", model.path}, {"config", nullptr}}}));

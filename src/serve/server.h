@@ -45,6 +45,7 @@ struct ModelInfo {
   int64_t steps = 12;
   double cfg_scale = 4;
   std::string sampler = "euler";
+  std::string lora_dir;                 // LoRAs requests may name; listed at /sdapi/v1/loras
 };
 
 // Runs one generation on the worker thread (the Pipeline's generate(), or a stand-in in tests).

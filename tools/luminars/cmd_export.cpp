@@ -4,6 +4,7 @@
 #include "commands.h"
 #include "core/error.h"
 #include "pipeline/export_model.h"
+#include "pipeline/lora_prompt.h"
 
 namespace luminars::cli {
 
@@ -16,8 +17,11 @@ void register_export(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--dtype", *dtype, "weight storage: f16, bf16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "bf16", "f32"}));
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
-  cmd->callback([o, dtype, &g] {
+  auto merge = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--merge-lora", *merge, "merge a LoRA into the denoiser: FILE or FILE:WEIGHT (repeatable)");
+  cmd->callback([o, dtype, merge, &g] {
     apply_global(g);
+    for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
     o->dtype = *dtype == "f16" ? torch::kFloat16 : *dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
     std::cout << export_model(*o).text << "\n";
   });

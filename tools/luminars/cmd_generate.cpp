@@ -8,6 +8,7 @@
 #include "from_png.h"
 #include "pipeline/export_model.h"
 #include "pipeline/generate.h"
+#include "pipeline/lora_prompt.h"
 
 namespace luminars::cli {
 
@@ -28,6 +29,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     double cfg = -1, shift = -1, strength = -1;
     std::string seed = "-1";
     std::string sampler, prompt, negative, init_image, mask, from_png;
+    std::vector<std::string> loras;
     bool quiet = false, no_bf16 = false;
   };
   auto x = std::make_shared<Extra>();
@@ -60,6 +62,11 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
                   "repeat a picture's recorded settings, its seed(s) included (options given override; what cannot be "
                   "restored is said on stderr)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--lora", x->loras,
+                  "apply a LoRA file: FILE or FILE:WEIGHT (default weight 1; negative pushes its style away; repeatable)");
+  cmd->add_option("--lora-dir", o->pipeline.lora_dir,
+                  "folder of LoRAs named in the prompt as <lora:NAME:WEIGHT> (NAME.safetensors); default: the model folder's loras/")
+      ->check(CLI::ExistingDirectory);
   cmd->add_option("--denoiser", o->pipeline.denoiser, "override: denoiser .safetensors")->check(CLI::ExistingFile);
   cmd->add_option("--text-encoder", o->pipeline.text_encoder, "override: text_encoder/ folder")->check(CLI::ExistingDirectory);
   cmd->add_option("--tokenizer", o->pipeline.tokenizer, "override: tokenizer/ folder")->check(CLI::ExistingDirectory);
@@ -78,6 +85,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->callback([o, x, cmd, &g] {
     apply_global(g);
     if (o->pipeline.model_dir.empty()) o->pipeline.model_dir = default_model_dir();
+    if (o->pipeline.lora_dir.empty()) o->pipeline.lora_dir = (std::filesystem::path(o->pipeline.model_dir) / "loras").string();
     auto& r = o->request;
     auto given = [&](const std::string& name) { return cmd->count(name) > 0; };
     const bool recorded_strength =
@@ -123,6 +131,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       r.strength = 1.0;  // inpainting repaints the masked region from noise unless asked otherwise
     }
     if (given("--mask-blur") || x->from_png.empty()) r.mask_blur = x->mask_blur;
+    for (const auto& l : x->loras) r.loras.push_back(parse_lora_argument(l));
     o->pipeline.progress = !x->quiet;
     o->pipeline.bf16 = !x->no_bf16;
     auto res = generate(*o);

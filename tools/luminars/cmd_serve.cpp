@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -28,6 +29,8 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   auto x = std::make_shared<Extra>();
   auto* cmd = app.add_subcommand("serve", "serve a model over HTTP: web page, jobs API, OpenAI and AUTOMATIC1111 APIs");
   cmd->add_option("--model", po->model_dir, "model folder; default: the shipped models/emoji");
+  cmd->add_option("--lora-dir", po->lora_dir,
+                  "folder of LoRAs requests may name (<lora:NAME:WEIGHT> or \"loras\"); default: the model folder's loras/");
   cmd->add_option("--host", so->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", so->port, "port (0: any free port)")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--queue", so->queue, "jobs that may wait behind the running one (more: 429)")
@@ -61,6 +64,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   cmd->callback([po, so, x, &g] {
     apply_global(g);
     if (po->model_dir.empty()) po->model_dir = default_model_dir();
+    if (po->lora_dir.empty()) po->lora_dir = (std::filesystem::path(po->model_dir) / "loras").string();
     po->bf16 = !x->no_bf16;
     po->keep_loaded = true;
     so->max_body_bytes = static_cast<std::size_t>(x->max_body_mb * 1024 * 1024);
@@ -77,6 +81,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
     model.steps = pipeline.folder().sampler.steps;
     model.cfg_scale = pipeline.folder().sampler.cfg_scale;
     model.sampler = pipeline.folder().sampler.method;
+    model.lora_dir = po->lora_dir;
     serve::ImageServer server(*so, model, [&pipeline](const GenerationRequest& r) { return pipeline.generate(r); });
     const int port = server.bind();
     std::cout << "luminars serve: model " << model.name << " (" << model.resolution << " px); listening on http://" << so->host

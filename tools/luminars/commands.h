@@ -18,6 +18,7 @@ void apply_global(const GlobalOptions& g);
 void register_info(CLI::App& app, GlobalOptions& g);
 void register_prepare(CLI::App& app, GlobalOptions& g);
 void register_train(CLI::App& app, GlobalOptions& g);
+void register_train_lora(CLI::App& app, GlobalOptions& g);
 void register_generate(CLI::App& app, GlobalOptions& g);
 void register_vae(CLI::App& app, GlobalOptions& g);
 void register_tokenize(CLI::App& app, GlobalOptions& g);

@@ -31,6 +31,7 @@ int main(int argc, char** argv) {
   register_info(app, g);
   register_prepare(app, g);
   register_train(app, g);
+  register_train_lora(app, g);
   register_generate(app, g);
   register_vae(app, g);
   register_tokenize(app, g);
