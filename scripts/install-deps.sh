@@ -11,6 +11,7 @@ packages=(
   libgloo-dev                            # gloo's headers, for c10d's Gloo process group (data-parallel training on the CPU)
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy            # the PyTorch reference, for parity scripts and benchmarks
+  python3-venv python3-dev               # PyTorch 2.x from PyPI (scripts/install-reference.sh); Python.h for torch.compile's C++
   librsvg2-bin                           # rasterising SVG training data (scripts/fetch-emoji.sh, fetch-openmoji.sh)
   time                                   # peak-memory measurement (bench/generate_memory.sh)
 )
