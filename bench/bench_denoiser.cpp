@@ -75,6 +75,31 @@ void BM_SamplingStep(benchmark::State& state) {
   state.counters["threads"] = torch::get_num_threads();
 }
 
+// One sampling step doing the reference's work per call: the prompt's part (context embedding, every
+// cross-attention's keys and values) recomputed inside the timed loop, as the reference's forward
+// does. The like-for-like peer of bench/reference_denoiser.py --mode sampling; BM_SamplingStep is the
+// step as `luminars generate` runs it. Arguments as BM_SamplingStep's.
+void BM_SamplingStepWithPrompt(benchmark::State& state) {
+  const bool bf16 = state.range(2) != 0;
+  if (bf16 && !bench_device().is_cuda() && !luminars::cpu_has_fast_bf16()) {
+    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
+    for (auto _ : state) {
+    }
+    return;
+  }
+  Setup s(state.range(0), state.range(1));
+  s.model->eval();
+  c10::InferenceMode guard;
+  luminars::AutocastGuard autocast(bf16, s.device, /*allow_cpu=*/true);
+  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, s.ctx, s.pooled);  // warm-up
+  for (auto _ : state) {
+    auto v = s.model->forward(s.x, s.t, s.ctx, s.pooled);
+    synchronize(s.device);
+    benchmark::DoNotOptimize(v.data_ptr());
+  }
+  state.counters["threads"] = torch::get_num_threads();
+}
+
 // One training step (forward, backward, AdamW). Third argument 1: bf16 autocast, on the CPU too
 // where it has native bf16 (luminars train --bf16 cpu).
 void BM_TrainingStep(benchmark::State& state) {
@@ -118,6 +143,7 @@ void BM_TrainingStep(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_SamplingStep)->ArgsProduct({{1, 2}, {32}, {0, 1}})->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_SamplingStepWithPrompt)->ArgsProduct({{1, 2}, {32}, {0, 1}})->Unit(benchmark::kMillisecond)->MinTime(2.0);
 // How the step's cost grows with the latent side and the batch (bench/cost_growth.sh); run it by
 // name: --benchmark_filter=BM_SamplingStepSweep.
 void BM_SamplingStepSweep(benchmark::State& state) { BM_SamplingStep(state); }

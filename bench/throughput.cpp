@@ -2,9 +2,11 @@
 // settings of bench/reference_denoiser.py: the default preset, 32×32 latents, 77 text tokens.
 //   training: forward, backward and AdamW (bf16 autocast on CUDA), as `luminars train` steps;
 //   sample-run: a whole 12-step Euler run, batch 1 unguided or one prompt with guidance (batch 2
-//               through the network), bf16 autocast on CUDA, as `luminars generate` samples.
+//               through the network), bf16 autocast on CUDA with the weights cast to bf16 once, as
+//               `luminars generate` samples; --graph replays the run captured in a CUDA graph.
 // Prints the median of --runs timed repetitions after warm-up, and the peak CUDA memory.
 // Usage: bench_throughput --mode training --batch 128 [--device cuda] [--runs 10] [--no-bf16]
+//        bench_throughput --mode sample-run --batch 2 --device cuda --graph
 #include <CLI/CLI.hpp>
 #include "flow/flow_matching.h"
 #include "flow/sampler.h"
@@ -23,6 +25,8 @@
 #include "core/threads.h"
 #include "train/adamw.h"
 #include "core/autocast.h"
+#include "flow/captured_sampling.h"
+#include "model/bf16_weights.h"
 
 #ifdef LUMINARS_CUDA_ALLOCATOR_STATS
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -64,7 +68,7 @@ int main(int argc, char** argv) {
   std::string mode = "training", device_name = "auto";
   int64_t batch = 0, side = 32, runs = 10, warmup = 3, steps = 12;
   double cfg_scale = 4.0;
-  bool no_bf16 = false;
+  bool no_bf16 = false, graph = false;
   app.add_option("--mode", mode, "training or sample-run (a whole sampling run)")->check(CLI::IsMember({"training", "sample-run"}))->capture_default_str();
   app.add_option("--device", device_name, "auto, cpu or cuda")->capture_default_str();
   app.add_option("--batch", batch, "training: images per step; sampling: 1 (unguided) or 2 (one prompt, guided)")
@@ -75,8 +79,13 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps, "sampling steps")->capture_default_str()->check(CLI::Range(1, 1000));
   app.add_option("--cfg", cfg_scale, "guidance scale at batch 2")->capture_default_str();
   app.add_flag("--no-bf16", no_bf16, "float32 on CUDA");
+  app.add_flag("--graph", graph, "sample-run: capture the run in a CUDA graph once, then replay it");
   CLI11_PARSE(app, argc, argv);
   if (batch == 0) batch = mode == "training" ? 32 : 1;
+  if (graph && mode != "sample-run") {
+    std::fprintf(stderr, "error: --graph applies to --mode sample-run\n");
+    return 1;
+  }
   if (mode == "sample-run" && batch > 2) {
     std::fprintf(stderr, "error: sample-run takes --batch 1 (unguided) or 2 (guided)\n");
     return 1;
@@ -105,6 +114,7 @@ int main(int argc, char** argv) {
   luminars::NamedTensors params;
   std::unique_ptr<luminars::AdamW> opt;
   luminars::SampleOptions so;
+  std::unique_ptr<luminars::CapturedSampling> captured;
   if (mode == "training") {
     model->train();
     for (const auto& p : model->named_parameters()) params.emplace_back(p.key(), p.value());
@@ -127,10 +137,24 @@ int main(int argc, char** argv) {
       so.guidance.null_ctx = torch::zeros_like(ctx);
       so.guidance.null_pooled = torch::zeros_like(pooled);
     }
-    run = [&] {
+    if (bf16) luminars::cast_matmul_weights(model);  // as `luminars generate` loads it on the GPU
+    if (graph) {
+      if (!device.is_cuda()) {
+        std::fprintf(stderr, "error: --graph needs --device cuda\n");
+        return 1;
+      }
+      torch::NoGradGuard no_grad;
       luminars::AutocastGuard autocast(bf16, device);
-      luminars::sample_flow(model, noise, ctx, pooled, so);
-    };
+      // The prompt's keys and values live in the velocity function, the times in the graph.
+      captured = std::make_unique<luminars::CapturedSampling>(luminars::guided_velocity(model, ctx, pooled, so.guidance), noise,
+                                                              luminars::sample_times(steps));
+      run = [&] { captured->run(noise); };
+    } else {
+      run = [&] {
+        luminars::AutocastGuard autocast(bf16, device);
+        luminars::sample_flow(model, noise, ctx, pooled, so);
+      };
+    }
   }
 
   for (int64_t i = 0; i < warmup; ++i) run();
@@ -146,9 +170,9 @@ int main(int argc, char** argv) {
   const double med = median(ms);
   const auto [lo, hi] = std::minmax_element(ms.begin(), ms.end());
   std::printf("%.3f\n", med);  // median ms, alone on the first line
-  std::fprintf(stderr, "luminars %s batch %lld %lldx%lld on %s%s: median %.2f ms (min %.2f, max %.2f, runs %lld)", mode.c_str(),
+  std::fprintf(stderr, "luminars %s batch %lld %lldx%lld on %s%s%s: median %.2f ms (min %.2f, max %.2f, runs %lld)", mode.c_str(),
                static_cast<long long>(batch), static_cast<long long>(side), static_cast<long long>(side), device.str().c_str(),
-               bf16 ? " bf16" : "", med, *lo, *hi, static_cast<long long>(runs));
+               bf16 ? " bf16" : "", graph ? " cuda-graph" : "", med, *lo, *hi, static_cast<long long>(runs));
   if (mode == "training") std::fprintf(stderr, ", %.1f img/s", 1000.0 * static_cast<double>(batch) / med);
   if (device.is_cuda() && peak_cuda_gib() >= 0) std::fprintf(stderr, ", peak %.2f GiB", peak_cuda_gib());
   std::fprintf(stderr, "\n");

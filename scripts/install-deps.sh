@@ -13,6 +13,7 @@ packages=(
   libgtest-dev libbenchmark-dev
   python3-torch python3-numpy            # the PyTorch reference, for parity scripts and benchmarks
   python3-pil python3-pytest python3-tqdm  # the Python package's tests (python/tests)
+  python3-venv python3-dev               # PyTorch 2.x from PyPI (scripts/install-reference.sh); Python.h for torch.compile's C++
   librsvg2-bin                           # rasterising SVG training data (scripts/fetch-emoji.sh, fetch-openmoji.sh)
   time                                   # peak-memory measurement (bench/generate_memory.sh)
 )

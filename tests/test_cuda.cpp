@@ -13,6 +13,8 @@
 #include "test_support.h"
 #include "train/adamw.h"
 #include "core/autocast.h"
+#include "flow/captured_sampling.h"
+#include "model/bf16_weights.h"
 
 namespace luminars {
 namespace {
@@ -118,6 +120,51 @@ TEST(Cuda, Bf16AutocastTrainingOverfitsOneBatch) {
     EXPECT_EQ(p.scalar_type(), torch::kFloat32);
     EXPECT_TRUE(p.is_cuda());
   }
+}
+
+// A guided 4-step run captured in a CUDA graph gives what the same run gives eagerly, for two
+// different noises through the same static buffers; then with bf16 weights under autocast.
+TEST(Cuda, CapturedSamplingMatchesEagerSampling) {
+  LUMINARS_REQUIRE_CUDA();
+  ASSERT_TRUE(CapturedSampling::available());
+  NoTf32 no_tf32;
+  const torch::Device cuda(torch::kCUDA);
+  torch::manual_seed(5);
+  LuminaRS model(Config::preset("tiny"));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters())
+      if (p.abs().max().item<float>() == 0.f) p.normal_(0, 0.05);
+  }
+  model->to(cuda);
+  model->eval();
+  const auto& cfg = model->config();
+  auto ctx = torch::randn({1, 9, cfg.text_dim}).to(cuda), pooled = torch::randn({1, cfg.text_dim}).to(cuda);
+  Guidance g;
+  g.scale = 3.0;
+  g.null_ctx = torch::zeros_like(ctx);
+  g.null_pooled = torch::zeros_like(pooled);
+  const auto times = sample_times(4);
+  auto noise_a = torch::randn({1, cfg.latent_channels, 16, 16}).to(cuda), noise_b = torch::randn_like(noise_a);
+  torch::NoGradGuard no_grad;
+  auto velocity = guided_velocity(model, ctx, pooled, g);
+  CapturedSampling captured(velocity, noise_a, times);
+  for (const auto& noise : {noise_a, noise_b}) {
+    auto eager = integrate_over(velocity, noise, times);
+    EXPECT_LE(test::rel_error(captured.run(noise).cpu(), eager.cpu()), 1e-5);
+  }
+  EXPECT_NE(test::error_of([&] { captured.run(torch::randn({2, cfg.latent_channels, 16, 16}).to(cuda)); }), "(no error)");
+
+  // bf16: the autocast run with float32 weights, and the captured run with weights cast once.
+  torch::Tensor eager_bf16;
+  {
+    AutocastGuard autocast(/*bf16=*/true, cuda);
+    eager_bf16 = integrate_over(guided_velocity(model, ctx, pooled, g), noise_a, times).to(torch::kFloat32);
+  }
+  EXPECT_GT(cast_matmul_weights(model), 0);
+  AutocastGuard autocast(/*bf16=*/true, cuda);
+  CapturedSampling captured_bf16(guided_velocity(model, ctx, pooled, g), noise_a, times);
+  EXPECT_LE(test::rel_error(captured_bf16.run(noise_a).to(torch::kFloat32).cpu(), eager_bf16.cpu()), 1e-2);
 }
 
 }  // namespace

@@ -4,8 +4,16 @@
 #include <limits>
 #include <vector>
 
+#include <torch/version.h>
+
 #include "core/pointwise.h"
 #include "core/upsample_conv.h"
+
+// Fused attention (flash or memory-efficient kernels) on CUDA where LibTorch has
+// scaled_dot_product_attention with an explicit scale (2.1 on); the CPU keeps its matrix products.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+#define LUMINARS_FUSED_ATTENTION 1
+#endif
 
 namespace luminars {
 
@@ -48,6 +56,14 @@ torch::Tensor CrossAttentionImpl::forward(const torch::Tensor& x, const TextKV& 
   auto tokens = layer_norm(norm, x.permute({0, 2, 3, 1}));                 // [B,H,W,C]
   // Every query head meets the same key, so the heads fold into the token axis: one batched matmul.
   auto qh = q_lora.pointwise(tokens, q->weight, {}).reshape({B, H * W * heads, head_dim});  // [B,HW*heads,hd]
+#ifdef LUMINARS_FUSED_ATTENTION
+  if (x.is_cuda()) {  // one head of HW*heads queries over the L shared keys (already scaled: scale 1)
+    auto mask = bias.defined() ? c10::optional<at::Tensor>(bias.unsqueeze(1)) : c10::nullopt;  // [B,1,1,L]
+    auto o = at::scaled_dot_product_attention(qh.unsqueeze(1), text.key.unsqueeze(1), text.value.unsqueeze(1), mask,
+                                              /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/1.0);
+    return out_lora.pointwise(o.view({B, H, W, C}), out->weight, out->bias).permute({0, 3, 1, 2});
+  }
+#endif
   auto kt = text.key.transpose(1, 2);                                       // [B,hd,L]
   auto a = bias.defined() ? torch::baddbmm(bias, qh, kt) : torch::bmm(qh, kt);  // [B,HW*heads,L]
   auto o = torch::bmm(a.softmax(-1), text.value).view({B, H, W, C});       // [B,H,W,C]
@@ -136,6 +152,12 @@ torch::Tensor SelfAttentionImpl::forward(const torch::Tensor& tokens) {
                  .reshape({B, N, 3, heads, hd})
                  .permute({2, 0, 3, 1, 4});                       // [3,B,heads,N,hd]
   auto q = qkv[0], k = qkv[1], v = qkv[2];
+#ifdef LUMINARS_FUSED_ATTENTION
+  if (tokens.is_cuda()) {  // scale 1/√hd, as below
+    auto o = at::scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape({B, H, W, C});
+    return out_proj_lora.pointwise(o, out_proj->weight, out_proj->bias);
+  }
+#endif
   auto a = torch::matmul(q, k.transpose(-2, -1)) / std::sqrt(static_cast<double>(hd));  // [B,heads,N,N]
   auto o = torch::matmul(a.softmax(-1), v).transpose(1, 2).reshape({B, H, W, C});      // [B,H,W,C]
   return out_proj_lora.pointwise(o, out_proj->weight, out_proj->bias);

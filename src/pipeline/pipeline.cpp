@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "flow/flow_matching.h"
 #include "flow/sampler.h"
+#include "model/bf16_weights.h"
 #include "model/checkpoint.h"
 #include "model/lora_file.h"
 #include "pipeline/inpainting.h"
@@ -83,6 +84,9 @@ struct Pipeline::Parts {
     if (!denoiser) {
       denoiser.emplace(load_denoiser(denoiser_path, device));
       (*denoiser)->eval();
+      // Sampling on the GPU runs under bf16 autocast: its weights become bf16 once, here, not
+      // in every step (the CPU keeps float32 weights; its autocast casts them per generation).
+      if (device.is_cuda() && options.bf16) cast_matmul_weights(*denoiser);
     }
     return *denoiser;
   }
