@@ -25,6 +25,7 @@ PipelineOptions pipeline_options(const GenerateOptions& o) {
   po.bf16 = o.bf16;
   po.keep_loaded = false;
   po.vae_tile = o.vae_tile;
+  po.low_memory = o.low_memory;
   po.progress = o.progress;
   return po;
 }

@@ -19,6 +19,7 @@ struct GenerateOptions {
   bool bf16 = true;                      // bf16 autocast on CUDA and on CPUs with native bf16
   bool progress = true;
   int64_t vae_tile = 320;                // decode larger pictures in overlapping tiles; 0 = never
+  bool low_memory = false;               // quantized weights stay packed, a block dequantized at a time
   bool any_size = false;                 // draw sizes the model was not trained at (--any-size)
 };
 
