@@ -20,7 +20,7 @@ build=build-arm64
 # `luminars` program are left out: it would need binfmt_misc to run under emulation).
 tests=${LUMINARS_ARM64_TESTS:-test_quantize|test_shipped_model|test_model_parity|test_vae_parity|test_clip_text_model}
 root_packages=libtorch-dev,libopenblas0-pthread,libc6-dev,libstdc++-12-dev,zlib1g-dev,libutf8proc-dev,nlohmann-json3-dev,libcli11-dev,libstb-dev,libgtest-dev
-root_stamp=$root/.luminars-root-v1
+root_stamp=$root/.luminars-root-v2
 
 install_tools() {
   local missing=()
@@ -42,11 +42,11 @@ prepare_root() {
   mkdir -p "$(dirname "$root")"
   # extract: the packages and their dependencies unpacked, no maintainer scripts run.
   mmdebstrap --quiet --variant=extract --architectures=arm64 --include="$root_packages" bookworm "$root.tmp"
-  # What update-alternatives would have made: OpenBLAS behind libblas.so.3 and liblapack.so.3.
+  # What update-alternatives and ld.so.conf.d would have given: OpenBLAS behind libblas.so.3 and
+  # liblapack.so.3, and its own library, where the loader looks without a cache.
   local lib=$root.tmp/usr/lib/aarch64-linux-gnu
-  ln -sf openblas-pthread/libblas.so.3 "$lib/libblas.so.3"
-  ln -sf openblas-pthread/liblapack.so.3 "$lib/liblapack.so.3"
-  echo "$root_packages" > "$root.tmp/.luminars-root-v1"
+  for f in libblas.so.3 liblapack.so.3 libopenblas.so.0; do ln -sf "openblas-pthread/$f" "$lib/$f"; done
+  echo "$root_packages" > "$root.tmp/.luminars-root-v2"
   rm -rf "$root"
   mv "$root.tmp" "$root"
 }
