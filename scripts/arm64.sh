@@ -6,6 +6,7 @@
 #   scripts/arm64.sh compare      the shipped model's picture drawn by build/luminars (this machine)
 #                                 and by build-arm64/luminars (ARM64 under qemu), float32, same seeds:
 #                                 their mean absolute difference must be at most 1 level of 255
+#                                 (LUMINARS_ARM64_SEEDS: the seeds, default "1 2")
 # The first build installs g++-aarch64-linux-gnu, qemu-user-static and mmdebstrap (idempotent) and
 # prepares an arm64 root: Debian 12's libtorch-dev:arm64 and the other libraries, extracted (not
 # installed) by mmdebstrap into $LUMINARS_ARM64_ROOT (default ~/.cache/luminars-arm64-root, about
@@ -76,18 +77,19 @@ case "${1:-}" in
   compare)
     for b in build/luminars "$build/luminars"; do [ -x "$b" ] || { echo "no $b: build it first" >&2; exit 1; }; done
     dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
-    for seed in 1 2; do
+    for seed in ${LUMINARS_ARM64_SEEDS:-1 2}; do
       args=(generate --model models/emoji --prompt "a red heart, noto style" --seed "$seed" --no-bf16 --quiet)
       build/luminars "${args[@]}" --out "$dir/x86-$seed.png" >/dev/null
       qemu "$build/luminars" "${args[@]}" --out "$dir/arm64-$seed.png" >/dev/null
     done
-    /usr/bin/python3 - "$dir" <<'PY'
+    # shellcheck disable=SC2086
+    /usr/bin/python3 - "$dir" ${LUMINARS_ARM64_SEEDS:-1 2} <<'PY'
 import sys
 import numpy as np
 from PIL import Image
 d = sys.argv[1]
 worst = 0.0
-for seed in (1, 2):
+for seed in sys.argv[2:]:
     a = np.asarray(Image.open(f"{d}/x86-{seed}.png").convert("RGB"), dtype=np.float64)
     b = np.asarray(Image.open(f"{d}/arm64-{seed}.png").convert("RGB"), dtype=np.float64)
     mad = np.abs(a - b).mean()
