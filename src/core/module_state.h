@@ -27,6 +27,9 @@ struct FileLoadOptions {
   bool allow_unexpected = false;
   std::function<std::string(const std::string&)> rename;
   std::function<torch::Tensor(const std::string&, torch::Tensor)> adapt;
+  // Weights (module names) that stay packed when quantized in the file and a quant::KeepPacked
+  // guard is active: dequantized only inside a quant::WeightScope (core/streamed_weights.h).
+  std::function<bool(const std::string&)> streamed;
 };
 void load_module_state(torch::nn::Module& module, const safetensors::Reader& file, const FileLoadOptions& options = {});
 

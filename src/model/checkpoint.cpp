@@ -29,7 +29,13 @@ Config read_denoiser_config(const std::string& path) {
 }
 
 void load_denoiser_weights(LuminaRS& model, const std::string& path) {
-  load_module_state(*model, safetensors::Reader(path));
+  FileLoadOptions lo;
+  // Low-memory loading keeps the blocks' quantized weights packed (model/unet.cpp opens a
+  // quant::WeightScope per block); the small layers around them are dequantized now.
+  lo.streamed = [](const std::string& name) {
+    return name.find(".blocks.") != std::string::npos || name.rfind("unet.mid.attn.", 0) == 0;
+  };
+  load_module_state(*model, safetensors::Reader(path), lo);
 }
 
 LuminaRS load_denoiser(const std::string& path, torch::Device device) {

@@ -1,5 +1,7 @@
 #include "model/unet.h"
 
+#include "core/streamed_weights.h"
+
 namespace luminars {
 
 namespace nn = torch::nn;
@@ -18,7 +20,10 @@ std::vector<Block> make_blocks(nn::ModuleList& list, int64_t c, int64_t n, const
 // Runs `blocks` in order; `next` walks through the per-block text keys and values.
 torch::Tensor run_blocks(std::vector<Block>& blocks, torch::Tensor x, const torch::Tensor& emb_act,
                          const std::vector<TextKV>& text, std::size_t& next, const torch::Tensor& bias) {
-  for (auto& b : blocks) x = b->forward(x, emb_act, text.at(next++), bias);
+  for (auto& b : blocks) {
+    quant::WeightScope weights(*b);  // a block's weights in float32 while it runs (low-memory loading)
+    x = b->forward(x, emb_act, text.at(next++), bias);
+  }
   return x;
 }
 
@@ -72,7 +77,10 @@ UNetImpl::UNetImpl(const Config& cfg) {
 std::vector<TextKV> UNetImpl::project_text(const torch::Tensor& ctx) {
   std::vector<TextKV> text;
   auto add = [&](std::vector<Block>& blocks) {
-    for (auto& b : blocks) text.push_back(b->attn->project_text(ctx));
+    for (auto& b : blocks) {
+      quant::WeightScope weights(*b->attn);
+      text.push_back(b->attn->project_text(ctx));
+    }
   };
   for (auto& l : down) add(l->block_list);
   add(mid->block_list);
@@ -91,8 +99,11 @@ torch::Tensor UNetImpl::forward(const torch::Tensor& z, const torch::Tensor& emb
     if (i < downsample.size()) x = downsample[i]->forward(x);
   }
   x = run_blocks(mid->block_list, x, emb_act, text, next, bias);
-  auto t = layer_norm(mid->attn_norm, x.permute({0, 2, 3, 1}));                         // [B,H,W,C]
-  x = x + mid->attn->forward(t).permute({0, 3, 1, 2});
+  {
+    quant::WeightScope weights(*mid->attn);
+    auto t = layer_norm(mid->attn_norm, x.permute({0, 2, 3, 1}));  // [B,H,W,C]
+    x = x + mid->attn->forward(t).permute({0, 3, 1, 2});
+  }
   for (std::size_t j = 0; j < up.size(); ++j) {
     x = up[j]->skip_lora.conv1x1(torch::cat({x, skips.back()}, 1), up[j]->skip);                         // fuse [x, skip]
     skips.pop_back();

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/module_state.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
 #include "model/lora_file.h"
@@ -24,19 +25,38 @@ int64_t folder_bytes(const fs::path& dir) {
   return n;
 }
 
+// Every tensor of a weights file as float (quantized weights dequantized), and its metadata less
+// the quantization entry.
+NamedTensors read_float_tensors(const std::string& path, std::map<std::string, std::string>& metadata) {
+  safetensors::Reader reader(path);
+  const quant::QuantizedWeights quantized(reader);
+  NamedTensors tensors;
+  for (const auto& v : reader.tensors())
+    if (!quantized.is_part(v.name)) tensors.emplace_back(v.name, to_tensor(v));
+  for (const auto& name : quantized.names()) tensors.emplace_back(name, quantized.dequantize(name));
+  metadata = reader.metadata();
+  metadata.erase(quant::kMetadataKey);
+  return tensors;
+}
+
+void write_weights(const std::string& path, NamedTensors tensors, std::map<std::string, std::string> metadata,
+                   const ExportOptions& o) {
+  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata);
+  save_tensors(path, tensors, metadata, o.dtype);
+}
+
 // Copies the small files of a component folder (configs, tokenizer files) and converts its
-// safetensors weights to `dtype`, keeping names and metadata.
-void export_component(const std::string& from, const fs::path& to, torch::Dtype dtype) {
+// safetensors weights, keeping names and metadata.
+void export_component(const std::string& from, const fs::path& to, const ExportOptions& o) {
   if (!fs::is_directory(from)) throw Error("model component not found: " + from);
   fs::create_directories(to);
   for (const auto& e : fs::directory_iterator(from)) {
     if (!e.is_regular_file()) continue;
     const auto name = e.path().filename().string();
     if (e.path().extension() == ".safetensors") {
-      const std::string path = e.path().string();
-      NamedTensors tensors;
-      for (auto& [k, v] : load_tensors(path)) tensors.emplace_back(k, v);
-      save_tensors((to / name).string(), tensors, safetensors::Reader(path).metadata(), dtype);
+      std::map<std::string, std::string> metadata;
+      auto tensors = read_float_tensors(e.path().string(), metadata);
+      write_weights((to / name).string(), std::move(tensors), std::move(metadata), o);
     } else {
       fs::copy_file(e.path(), to / name, fs::copy_options::overwrite_existing);
     }
@@ -65,11 +85,13 @@ ExportSummary export_model(const ExportOptions& o) {
   m.denoiser = "denoiser/model.safetensors";
   if (o.steps > 0) m.sampler.steps = o.steps;
   if (o.cfg_scale > 0) m.sampler.cfg_scale = o.cfg_scale;
-  export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o.dtype);
-  export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o.dtype);
-  export_component(src.path_of(src.vae), tmp / "vae", o.dtype);
+  m.weights = o.quantize ? quant::scheme_name(*o.quantize)
+              : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
+  export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);
+  export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o);
+  export_component(src.path_of(src.vae), tmp / "vae", o);
   fs::create_directories(tmp / "denoiser");
-  auto denoiser = load_denoiser(src.path_of(src.denoiser));
+  auto denoiser = load_denoiser(src.path_of(src.denoiser));  // checks the file as the model reads it
   std::map<std::string, std::string> merged;
   if (!o.merge_loras.empty()) {
     const std::string base_hash = denoiser_weights_hash(src.path_of(src.denoiser));
@@ -83,7 +105,9 @@ ExportSummary export_model(const ExportOptions& o) {
     merge_lora_into_weights(denoiser);
     merged["merged_loras"] = list;
   }
-  save_denoiser(denoiser, (tmp / m.denoiser).string(), o.dtype, merged);
+  merged[kConfigMetadataKey] = denoiser->config().to_json();
+  merged[kFormatVersionKey] = std::to_string(kFormatVersion);
+  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o);
   m.save();
 
   // Replace the old folder only now that the new one is complete.

@@ -1,8 +1,10 @@
 // A self-contained copy of a model folder: every component (tokenizer, text encoder, VAE,
 // denoiser) copied under the folder with relative paths in luminars.json, floating-point weights
-// stored in F16, BF16 or F32 (every loader computes in float32). This is how a trained run becomes
-// a model that ships (models/emoji/).
+// stored in F16, BF16 or F32, or with the weights of every linear and convolution layer (and the
+// embedding tables) in 8 or 4 bits a value (q8_0, q4_0: core/quantize.h), the rest in F16. Every
+// loader computes in float32. This is how a trained run becomes a model that ships (models/emoji/).
 #pragma once
+#include <optional>
 #include <string>
 
 #include <torch/torch.h>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "pipeline/generation.h"
+#include "core/quantize.h"
 
 namespace luminars {
 
@@ -17,6 +20,7 @@ struct ExportOptions {
   std::string model_dir;                  // a model folder (RUN/model), components anywhere
   std::string out_dir;                    // written afresh: tokenizer/, text_encoder/, vae/, denoiser/, luminars.json
   torch::Dtype dtype = torch::kFloat16;   // storage of floating-point weights
+  std::optional<quant::Scheme> quantize;  // q8_0 or q4_0 for the quantizable weights (dtype: the rest)
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;

@@ -32,6 +32,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     m.tokenizer = j.value("tokenizer", m.tokenizer);
     m.vae = j.value("vae", m.vae);
     m.penultimate = j.value("penultimate", m.penultimate);
+    m.weights = j.value("weights", m.weights);
     // Integers type-checked: value() would convert any float, out of int64's range too (undefined).
     json_fields::read(j, "resolution", m.resolution, file);
     if (j.contains("trained_sizes")) {
@@ -78,6 +79,7 @@ void ModelFolder::save() const {
   j["penultimate"] = penultimate;
   j["resolution"] = resolution;
   j["trained_sizes"] = trained_sizes.empty() ? std::vector<int64_t>{resolution} : trained_sizes;
+  if (!weights.empty()) j["weights"] = weights;
   j["sampler"] = {{"steps", sampler.steps}, {"method", sampler.method}, {"cfg_scale", sampler.cfg_scale}, {"shift", sampler.shift}};
   fs::create_directories(dir);
   write_file_atomic((fs::path(dir) / "luminars.json").string(), [&](std::ostream& o) { o << j.dump(2) << "\n"; });

@@ -26,6 +26,10 @@ struct ModelFolder {
   // `generate` and `serve` refuse other sizes unless --any-size.
   std::vector<int64_t> trained_sizes;
   SamplerDefaults sampler;
+  // How `luminars export` stored the weights ("weights": f16, bf16, f32, q8_0 or q4_0; empty when
+  // not recorded). Informational: each safetensors file describes its own storage (q8_0 and q4_0
+  // in its metadata, core/quantize.h), and every loader reads them all.
+  std::string weights;
 
   // Absolute path of a component.
   std::string path_of(const std::string& component) const;

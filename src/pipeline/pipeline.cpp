@@ -12,6 +12,7 @@
 #include "core/device.h"
 #include "core/image_tensor.h"
 #include "core/progress.h"
+#include "core/streamed_weights.h"
 #include "flow/flow_matching.h"
 #include "flow/sampler.h"
 #include "model/bf16_weights.h"
@@ -73,6 +74,7 @@ struct Pipeline::Parts {
 
   TextEncoder& text_encoder() {
     if (!text) {
+      quant::KeepPacked keep(options.low_memory);  // quantized weights stay packed (low memory)
       text.emplace(TextEncoder::load(text_encoder_dir, tokenizer_dir, device));
       if (text->hidden_size() != config.text_dim)
         throw Error("the text encoder's hidden size " + std::to_string(text->hidden_size()) +
@@ -82,6 +84,7 @@ struct Pipeline::Parts {
   }
   LuminaRS& model() {
     if (!denoiser) {
+      quant::KeepPacked keep(options.low_memory);  // quantized weights stay packed (low memory)
       denoiser.emplace(load_denoiser(denoiser_path, device));
       (*denoiser)->eval();
       // Sampling on the GPU runs under bf16 autocast: its weights become bf16 once, here, not
@@ -93,6 +96,7 @@ struct Pipeline::Parts {
   Vae& vae(VaePart part) {
     auto& slot = part == VaePart::Decoder ? decoder : encoder;
     if (!slot) {
+      quant::KeepPacked keep(options.low_memory);  // quantized weights stay packed (low memory)
       VaeLoadOptions vo;
       vo.part = part;
       vo.device = device;

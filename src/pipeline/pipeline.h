@@ -24,6 +24,10 @@ struct PipelineOptions {
   bool bf16 = true;         // bf16 autocast on CUDA and on CPUs with native bf16; float32 elsewhere
   bool keep_loaded = true;  // false: each part loaded when needed and released after (low memory)
   int64_t vae_tile = 320;   // decode pictures larger than this in overlapping tiles; 0 = never
+  // Weights stored in q8_0/q4_0 stay packed in memory and each block is dequantized only while it
+  // runs (core/streamed_weights.h): with keep_loaded = false, peak memory is about one component's
+  // packed weights, one block in float32 and the activations (`luminars generate --low-memory`).
+  bool low_memory = false;
   bool progress = false;    // a progress bar on stderr while sampling
   // LoRAs: <lora:NAME:WEIGHT> in a prompt reads DIR/NAME.safetensors; "" = the prompt syntax is refused.
   std::string lora_dir;

@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/pointwise.h"
+#include "core/quantize.h"
+#include "core/streamed_weights.h"
 #include "core/files.h"
 #include "core/module_state.h"
 #include "core/safetensors.h"
@@ -27,14 +29,6 @@ namespace {
 const std::set<std::string> kActivations{"quick_gelu", "gelu", "gelu_new", "gelu_pytorch_tanh"};
 // Buffers some published files still hold; the model recomputes them.
 const std::set<std::string> kIgnoredTensors{"text_model.embeddings.position_ids"};
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::ostringstream o;
-  o << "[";
-  for (std::size_t i = 0; i < s.size(); ++i) o << (i ? ", " : "") << s[i];
-  o << "]";
-  return o.str();
-}
 
 void check_text_config(bool ok, const std::string& message) {
   if (!ok) throw Error("invalid CLIP text config: " + message);
@@ -288,11 +282,16 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids_in) {
   auto causal_mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(),
                                  torch::TensorOptions().dtype(torch::kFloat32).device(input_ids.device()))
                          .triu(1);  // [L,L]
-  auto x = text_model->embeddings(input_ids);  // [B,L,D]
+  torch::Tensor x;
+  {
+    quant::WeightScope weights(*text_model->embeddings);  // float32 while used (low-memory loading)
+    x = text_model->embeddings(input_ids);  // [B,L,D]
+  }
   ClipTextOutput out;
   const auto& layers = *text_model->encoder->layers;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     if (i + 1 == layers.size()) out.penultimate_hidden_state = x;
+    quant::WeightScope weights(*layers[i]);
     x = layers[i]->as<ClipEncoderLayer>()->forward(x, causal_mask);
   }
   out.last_hidden_state = text_model->final_layer_norm(x);
@@ -335,33 +334,26 @@ ClipTextModel load_clip_text_model(const std::string& dir, torch::Device device)
   if (!fs::exists(path)) throw Error(path + ": file not found (CLIP text encoder weights)");
   safetensors::Reader reader(path);
 
-  if (reader.contains("text_projection.weight")) config.with_projection = true;
+  const quant::QuantizedWeights quantized(reader);  // 8- or 4-bit weights, when exported so
+  if (reader.contains("text_projection.weight") || quantized.contains("text_projection.weight")) config.with_projection = true;
   const std::string token_name = "text_model.embeddings.token_embedding.weight";
-  if (const auto* tok = reader.find(token_name); tok && tok->shape.size() == 2 && tok->shape[0] != config.vocab_size)
+  std::vector<int64_t> token_shape;
+  if (const auto* tok = reader.find(token_name)) token_shape = tok->shape;
+  if (quantized.contains(token_name)) token_shape = quantized.shape(token_name);
+  if (token_shape.size() == 2 && token_shape[0] != config.vocab_size)
     throw Error(config_path + ": vocab_size " + std::to_string(config.vocab_size) + " does not match the " +
-                std::to_string(tok->shape[0]) + " rows of " + token_name + " in " + path);
+                std::to_string(token_shape[0]) + " rows of " + token_name + " in " + path);
 
   ClipTextModel model(config, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   // Tensor by tensor from the mapped file into the parameters: peak memory stays near the model's.
-  torch::NoGradGuard no_grad;
-  std::set<std::string> names;
-  for (auto& [name, dst] : module_state(*model)) {
-    names.insert(name);
-    const auto* view = reader.find(name);
-    if (!view) throw Error(path + ": missing tensor '" + name + "' (expected shape " + shape_str(dst.sizes().vec()) + ")");
-    if (view->shape != dst.sizes().vec())
-      throw Error(path + ": tensor '" + name + "' has shape " + shape_str(view->shape) + ", expected " +
-                  shape_str(dst.sizes().vec()));
-    if (view->dtype != safetensors::DType::F32 && view->dtype != safetensors::DType::F16 &&
-        view->dtype != safetensors::DType::BF16 && view->dtype != safetensors::DType::F64)
-      throw Error(path + ": tensor '" + name + "' has dtype " + safetensors::dtype_name(view->dtype) +
-                  ", expected a floating-point type");
-    dst.copy_(mapped_tensor(*view));  // read in place, then drop the file's pages
-    reader.release(*view);
-  }
-  for (const auto& view : reader.tensors())
-    if (!names.count(view.name) && !kIgnoredTensors.count(view.name))
-      throw Error(path + ": unexpected tensor '" + view.name + "' (not part of a CLIP text model)");
+  FileLoadOptions lo;
+  lo.rename = [](const std::string& name) { return kIgnoredTensors.count(name) ? std::string() : name; };
+  // Low-memory loading keeps the encoder layers' and the embeddings' quantized weights packed
+  // (forward opens a quant::WeightScope over each).
+  lo.streamed = [](const std::string& name) {
+    return name.rfind("text_model.encoder.layers.", 0) == 0 || name.rfind("text_model.embeddings.", 0) == 0;
+  };
+  load_module_state(*model, reader, lo);
   model->eval();
   return model;
 }

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/module_state.h"
+#include "core/streamed_weights.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -104,8 +105,16 @@ DecoderImpl::DecoderImpl(const VaeConfig& cfg) {
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
-  auto h = mid_block(conv_in(z));
-  for (auto& block : up_list) h = block(h);
+  // One block's weights in float32 at a time under low-memory loading (core/streamed_weights.h).
+  torch::Tensor h;
+  {
+    quant::WeightScope weights(*mid_block);
+    h = mid_block(conv_in(z));
+  }
+  for (auto& block : up_list) {
+    quant::WeightScope weights(*block);
+    h = block(h);
+  }
   return conv_out(silu_temporary(group_norm(conv_norm_out, h)));
 }
 
@@ -221,6 +230,9 @@ AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptio
     if (is_attention_projection(name) && t.dim() == 4 && t.size(2) == 1 && t.size(3) == 1)
       t = t.flatten(1);  // 1×1 conv kernel [C,C,1,1] -> linear weight [C,C]
     return t;
+  };
+  lo.streamed = [](const std::string& name) {
+    return name.rfind("decoder.mid_block.", 0) == 0 || name.rfind("decoder.up_blocks.", 0) == 0;
   };
   load_module_state(*vae, safetensors::Reader(weights), lo);
   vae->to(options.device, options.dtype);

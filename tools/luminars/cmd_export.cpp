@@ -1,4 +1,4 @@
-// luminars export: a self-contained model folder with weights in F16/BF16 (pipeline/export_model.h).
+// luminars export: a self-contained model folder with weights in F16/BF16/F32 or 8/4-bit blocks (pipeline/export_model.h).
 #include <iostream>
 
 #include "commands.h"
@@ -14,7 +14,9 @@ void register_export(CLI::App& app, GlobalOptions& g) {
   auto* cmd = app.add_subcommand("export", "copy a model folder and all its parts into one self-contained folder");
   cmd->add_option("--model", o->model_dir, "model folder (RUN/model)")->required()->check(CLI::ExistingDirectory);
   cmd->add_option("--out", o->out_dir, "folder to write (replaced when complete)")->required();
-  cmd->add_option("--dtype", *dtype, "weight storage: f16, bf16 or f32")->capture_default_str()->check(CLI::IsMember({"f16", "bf16", "f32"}));
+  cmd->add_option("--dtype", *dtype, "weight storage: f16, bf16, f32, or q8_0 / q4_0 (linear, convolution and embedding weights in 8 or 4 bits, blocks of 32 with an F16 scale; the rest F16)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"f16", "bf16", "f32", "q8_0", "q4_0"}));
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
   auto merge = std::make_shared<std::vector<std::string>>();
@@ -22,7 +24,8 @@ void register_export(CLI::App& app, GlobalOptions& g) {
   cmd->callback([o, dtype, merge, &g] {
     apply_global(g);
     for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
-    o->dtype = *dtype == "f16" ? torch::kFloat16 : *dtype == "bf16" ? torch::kBFloat16 : torch::kFloat32;
+    o->quantize = quant::scheme_from_name(*dtype);
+    o->dtype = *dtype == "bf16" ? torch::kBFloat16 : *dtype == "f32" ? torch::kFloat32 : torch::kFloat16;
     std::cout << export_model(*o).text << "\n";
   });
 }

@@ -1,5 +1,6 @@
 // luminars generate: prompt -> PNG or JPEG with a model folder; image-to-image and inpainting with
 // --init-image (and --mask); --from-png repeats a picture's recorded parameters.
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -81,6 +82,9 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
                   "decode pictures larger than this many pixels in overlapping tiles (bounded memory); 0: never")
       ->capture_default_str()
       ->check(CLI::Range(0, 65536));
+  cmd->add_flag("--low-memory", o->pipeline.low_memory,
+                "phones and small boards: q8_0/q4_0 weights stay packed and each block is dequantized only while it "
+                "runs; VAE tiles of 192 pixels unless --vae-tile (the parts are always loaded one at a time)");
   cmd->add_flag("--quiet", x->quiet, "no progress bar");
   cmd->callback([o, x, cmd, &g] {
     apply_global(g);
@@ -88,6 +92,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     if (o->pipeline.lora_dir.empty()) o->pipeline.lora_dir = (std::filesystem::path(o->pipeline.model_dir) / "loras").string();
     auto& r = o->request;
     auto given = [&](const std::string& name) { return cmd->count(name) > 0; };
+    if (o->pipeline.low_memory && !given("--vae-tile")) o->pipeline.vae_tile = std::min<int64_t>(o->pipeline.vae_tile, 192);
     const bool recorded_strength =
         !x->from_png.empty() && apply_from_png(x->from_png, given, folder_name(o->pipeline.model_dir), r, std::cerr);
     if (given("--prompt")) r.prompt = x->prompt;

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# LuminaRS for ARM64 (aarch64), cross-compiled here and run under emulation (qemu-user).
+#   scripts/arm64.sh build        the library, `luminars` and the inference tests into build-arm64/
+#   scripts/arm64.sh run ARGS…    build-arm64/luminars ARGS… under qemu-aarch64
+#   scripts/arm64.sh test [REGEX] the inference and parity tests under qemu (ctest -R REGEX)
+#   scripts/arm64.sh compare      the shipped model's picture drawn by build/luminars (this machine)
+#                                 and by build-arm64/luminars (ARM64 under qemu), float32, same seeds:
+#                                 their mean absolute difference must be at most 1 level of 255
+#                                 (LUMINARS_ARM64_SEEDS: the seeds, default "1 2")
+# The first build installs g++-aarch64-linux-gnu, qemu-user-static and mmdebstrap (idempotent) and
+# prepares an arm64 root: Debian 12's libtorch-dev:arm64 and the other libraries, extracted (not
+# installed) by mmdebstrap into $LUMINARS_ARM64_ROOT (default ~/.cache/luminars-arm64-root, about
+# 1 GB, kept between runs). It is the cross-compiler's sysroot and qemu's -L.
+# LUMINARS_ARM64_TESTS (a regex on tests/*.cpp names) chooses the test files built.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=${LUMINARS_ARM64_ROOT:-$HOME/.cache/luminars-arm64-root}
+build=build-arm64
+# In-process inference and parity tests: the quantized weights, the shipped model's picture, the
+# denoiser's, CLIP's and the VAE's parity with the PyTorch reference (tests that start the
+# `luminars` program are left out: it would need binfmt_misc to run under emulation).
+tests=${LUMINARS_ARM64_TESTS:-test_quantize|test_shipped_model|test_model_parity|test_vae_parity|test_clip_text_model}
+root_packages=libtorch-dev,libopenblas0-pthread,libc6-dev,libstdc++-12-dev,zlib1g-dev,libutf8proc-dev,nlohmann-json3-dev,libcli11-dev,libstb-dev,libgtest-dev
+root_stamp=$root/.luminars-root-v2
+
+install_tools() {
+  local missing=()
+  for p in g++-aarch64-linux-gnu qemu-user-static mmdebstrap binfmt-support cmake ninja-build pkg-config python3-pil python3-numpy; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+prepare_root() {
+  [ -f "$root_stamp" ] && return 0
+  echo "preparing the arm64 root in $root (Debian 12 packages, about 1 GB)"
+  rm -rf "$root.tmp"
+  mkdir -p "$(dirname "$root")"
+  # extract: the packages and their dependencies unpacked, no maintainer scripts run.
+  mmdebstrap --quiet --variant=extract --architectures=arm64 --include="$root_packages" bookworm "$root.tmp"
+  # What update-alternatives and ld.so.conf.d would have given: OpenBLAS behind libblas.so.3 and
+  # liblapack.so.3, and its own library, where the loader looks without a cache.
+  local lib=$root.tmp/usr/lib/aarch64-linux-gnu
+  for f in libblas.so.3 liblapack.so.3 libopenblas.so.0; do ln -sf "openblas-pthread/$f" "$lib/$f"; done
+  echo "$root_packages" > "$root.tmp/.luminars-root-v2"
+  rm -rf "$root"
+  mv "$root.tmp" "$root"
+}
+
+qemu() { QEMU_LD_PREFIX=$root qemu-aarch64-static "$@"; }
+
+case "${1:-}" in
+  build)
+    install_tools
+    prepare_root
+    cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
+      -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DLUMINARS_ARM64_ROOT="$root" \
+      -DLUMINARS_UNITY_BUILD=ON -DLUMINARS_DISTRIBUTED=OFF -DLUMINARS_BUILD_BENCH=OFF \
+      -DLUMINARS_TEST_FILTER="$tests" >/dev/null
+    ninja -C "$build" -j "${LUMINARS_JOBS:-2}" luminars_cli luminars_tests
+    ;;
+  run)
+    shift
+    [ -x "$build/luminars" ] || { echo "no $build/luminars: run scripts/arm64.sh build first" >&2; exit 1; }
+    qemu "$build/luminars" "$@"
+    ;;
+  test)
+    [ -x "$build/luminars_tests" ] || { echo "no $build/luminars_tests: run scripts/arm64.sh build first" >&2; exit 1; }
+    # ctest runs the test binary through qemu (CMAKE_CROSSCOMPILING_EMULATOR).
+    ctest --test-dir "$build" --output-on-failure -j 1 ${2:+-R "$2"}
+    ;;
+  compare)
+    for b in build/luminars "$build/luminars"; do [ -x "$b" ] || { echo "no $b: build it first" >&2; exit 1; }; done
+    dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
+    for seed in ${LUMINARS_ARM64_SEEDS:-1 2}; do
+      args=(generate --model models/emoji --prompt "a red heart, noto style" --seed "$seed" --no-bf16 --quiet)
+      build/luminars "${args[@]}" --out "$dir/x86-$seed.png" >/dev/null
+      qemu "$build/luminars" "${args[@]}" --out "$dir/arm64-$seed.png" >/dev/null
+    done
+    # shellcheck disable=SC2086
+    /usr/bin/python3 - "$dir" ${LUMINARS_ARM64_SEEDS:-1 2} <<'PY'
+import sys
+import numpy as np
+from PIL import Image
+d = sys.argv[1]
+worst = 0.0
+for seed in sys.argv[2:]:
+    a = np.asarray(Image.open(f"{d}/x86-{seed}.png").convert("RGB"), dtype=np.float64)
+    b = np.asarray(Image.open(f"{d}/arm64-{seed}.png").convert("RGB"), dtype=np.float64)
+    mad = np.abs(a - b).mean()
+    worst = max(worst, mad)
+    print(f"seed {seed}: mean absolute difference x86-64 vs ARM64 {mad:.4f} of 255 (max {np.abs(a - b).max():.0f})")
+sys.exit(0 if worst <= 1.0 else 1)
+PY
+    ;;
+  *)
+    echo "usage: scripts/arm64.sh build | run ARGS... | test [REGEX] | compare" >&2
+    exit 2
+    ;;
+esac

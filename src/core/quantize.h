@@ -1,0 +1,85 @@
+// 8-bit and 4-bit weights in safetensors files (ggml's q8_0 and q4_0 layouts): each row of a
+// weight (its first dimension; the rest flattened, zero-padded to a multiple of 32) is cut into
+// blocks of 32 values that share one F16 scale d.
+//   q8_0: value = d · q, q an int8 in [-127, 127], d = max|x| / 127.
+//   q4_0: value = d · (q − 8), q in [0, 15], d = −m / 8 with m the block's value of largest
+//         magnitude (sign kept); two values a byte, value j in the low nibble of byte j and value
+//         j + 16 in the high one.
+// A quantized weight NAME of shape S is stored as two tensors, NAME.q8_0 (or NAME.q4_0; U8,
+// [rows, blocks · bytes a block]) and NAME.q8_0_scale (F16, [rows, blocks]); the file's metadata
+// key "luminars.quantization" holds {"scheme", "block", "shapes": {NAME: S}}. Loaders turn them
+// back into float32 (dequantize_weight below), so a quantized folder needs nothing else to load.
+#pragma once
+#include <torch/torch.h>
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
+
+namespace luminars::quant {
+
+enum class Scheme { q8_0, q4_0 };
+constexpr int64_t kBlock = 32;
+inline constexpr const char* kMetadataKey = "luminars.quantization";
+
+const char* scheme_name(Scheme s);
+std::optional<Scheme> scheme_from_name(const std::string& name);  // nullopt for others
+// Bytes of codes a block of 32 values takes (32 or 16).
+int64_t block_bytes(Scheme s);
+
+struct Packed {
+  torch::Tensor codes;   // uint8 [rows, blocks · block_bytes]
+  torch::Tensor scales;  // float16 [rows, blocks]
+};
+
+// `weight`: floating point, at least 2 dimensions.
+Packed quantize(const torch::Tensor& weight, Scheme s);
+// The float32 weight of shape `shape` back from its blocks.
+torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape);
+
+// Whether export quantizes this tensor: a ".weight" of 2 or more dimensions (linear and
+// convolution kernels, embedding tables) with at least 256 values; norms and biases stay float.
+bool quantizable(const std::string& name, const torch::Tensor& t);
+
+// The tensors of a file with quantizable weights replaced by their packed pair (others unchanged,
+// `float_dtype` applied), and the metadata entry that describes them.
+NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
+                              std::map<std::string, std::string>& metadata);
+
+// The quantized weights of a safetensors file, checked when constructed: every weight in the
+// metadata must have its two tensors with the dtypes and sizes its shape implies; a file that
+// breaks that is refused with one line naming the file and the tensor.
+class QuantizedWeights {
+ public:
+  explicit QuantizedWeights(const safetensors::Reader& file);
+  bool empty() const { return weights_.empty(); }
+  // Whether `file_name` is a codes or scales tensor (not a weight of its own).
+  bool is_part(const std::string& file_name) const { return parts_.count(file_name) != 0; }
+  // The quantized weights' names (as the model calls them).
+  std::vector<std::string> names() const;
+  bool contains(const std::string& name) const { return weights_.count(name) != 0; }
+  // The float32 weight, read from the mapped file; release() drops its mapped pages after.
+  torch::Tensor dequantize(const std::string& name) const;
+  void release(const std::string& name) const;
+  // The weight's blocks, copied out of the file, and its scheme (for weights kept packed).
+  Packed packed(const std::string& name) const;
+  Scheme scheme(const std::string& name) const { return weights_.at(name).scheme; }
+  const std::vector<int64_t>& shape(const std::string& name) const { return weights_.at(name).shape; }
+
+ private:
+  struct Entry {
+    Scheme scheme;
+    std::vector<int64_t> shape;
+    const safetensors::TensorView* codes;
+    const safetensors::TensorView* scales;
+  };
+  const safetensors::Reader& file_;
+  std::map<std::string, Entry> weights_;
+  std::map<std::string, std::string> parts_;  // tensor name in the file -> weight name
+};
+
+}  // namespace luminars::quant

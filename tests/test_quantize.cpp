@@ -1,0 +1,269 @@
+// 8-bit and 4-bit weights (core/quantize.h): the blocks' codes and scales for known values, the
+// round-trip error within each block's bound, a quantized denoiser that loads with nothing else,
+// the shipped model exported as q8_0 and q4_0 drawing close to float32, and refusals of corrupt
+// packed tensors with one line naming the tensor.
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/image.h"
+#include "core/module_state.h"
+#include "core/quantize.h"
+#include "core/tensor_io.h"
+#include "model/checkpoint.h"
+#include "pipeline/export_model.h"
+#include "pipeline/model_folder.h"
+#include "pipeline/pipeline.h"
+#include "test_support.h"
+
+namespace luminars {
+namespace {
+
+namespace fs = std::filesystem;
+using quant::Scheme;
+
+const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+
+// One block of 32 values: `head` then zeros.
+torch::Tensor block(std::vector<float> head) {
+  head.resize(32, 0.f);
+  return torch::tensor(head).reshape({1, 32});
+}
+
+TEST(Quantize, Q8BlockCodesAndScale) {
+  auto p = quant::quantize(block({1.f, -0.5f, 0.25f, -1.f / 127}), Scheme::q8_0);
+  ASSERT_EQ(p.codes.sizes(), (std::vector<int64_t>{1, 32}));
+  ASSERT_EQ(p.scales.sizes(), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(p.scales.scalar_type(), torch::kFloat16);
+  // d = 1/127 in F16 (0.0078735…), codes round(x / d).
+  EXPECT_NEAR(p.scales.item<float>(), 1.f / 127, 1.f / 127 * 1e-3);
+  auto q = p.codes.view(torch::kInt8);
+  EXPECT_EQ(q[0][0].item<int>(), 127);
+  EXPECT_EQ(q[0][1].item<int>(), -64);  // -63.5 rounds to the even -64
+  EXPECT_EQ(q[0][2].item<int>(), 32);
+  EXPECT_EQ(q[0][3].item<int>(), -1);
+  EXPECT_EQ(q[0][4].item<int>(), 0);
+}
+
+TEST(Quantize, Q4BlockCodesNibblesAndScale) {
+  // m = -2 (the first value of largest magnitude), d = m / -8 = 0.25, q = floor(x / d + 8.5) in [0, 15].
+  auto p = quant::quantize(block({-2.f, 1.f, 0.5f, 2.f}), Scheme::q4_0);
+  ASSERT_EQ(p.codes.sizes(), (std::vector<int64_t>{1, 16}));
+  EXPECT_FLOAT_EQ(p.scales.item<float>(), 0.25f);
+  // Byte j: value j low, value j + 16 high (a zero: code 8).
+  EXPECT_EQ(p.codes[0][0].item<int>(), 0x80);  // -2 -> 0
+  EXPECT_EQ(p.codes[0][1].item<int>(), 0x8C);  // 1 -> 12
+  EXPECT_EQ(p.codes[0][2].item<int>(), 0x8A);  // 0.5 -> 10
+  EXPECT_EQ(p.codes[0][3].item<int>(), 0x8F);  // 2 -> 16, clamped to 15
+  EXPECT_EQ(p.codes[0][4].item<int>(), 0x88);
+  auto w = quant::dequantize(p, Scheme::q4_0, {1, 32});
+  EXPECT_FLOAT_EQ(w[0][0].item<float>(), -2.f);
+  EXPECT_FLOAT_EQ(w[0][1].item<float>(), 1.f);
+  EXPECT_FLOAT_EQ(w[0][2].item<float>(), 0.5f);
+  EXPECT_FLOAT_EQ(w[0][3].item<float>(), 1.75f);  // the one value the clamp moves, by d
+  EXPECT_FLOAT_EQ(w[0][4].item<float>(), 0.f);
+}
+
+// Per block: |w − dequantized| ≤ bound · |d| for every value, with d the block's stored scale.
+void expect_block_bound(Scheme s, double bound) {
+  torch::manual_seed(3);
+  // Rows of very different scales (within F16's normal range for d; smaller scales round to its
+  // subnormals, as in ggml), and a row length (3·3·11 = 99) that pads its last block.
+  auto w = torch::randn({24, 11, 3, 3}) * torch::logspace(-2, 1, 24).reshape({24, 1, 1, 1});
+  auto p = quant::quantize(w, s);
+  ASSERT_EQ(p.scales.sizes(), (std::vector<int64_t>{24, 4}));
+  auto back = quant::dequantize(p, s, w.sizes());
+  ASSERT_EQ(back.sizes(), w.sizes());
+  auto err = (back - w).reshape({24, 99});
+  err = torch::constant_pad_nd(err, {0, 128 - 99}).reshape({24, 4, 32}).abs().amax(-1);  // per block
+  auto d = p.scales.to(torch::kFloat32).abs();
+  EXPECT_TRUE((err <= d * bound + 1e-12).all().item<bool>()) << "worst ratio " << (err / d).max().item<float>();
+  // d follows the block's largest magnitude (127 or 8 steps of it), to F16's precision.
+  auto amax = torch::constant_pad_nd(w.reshape({24, 99}), {0, 128 - 99}).reshape({24, 4, 32}).abs().amax(-1);
+  const double steps = s == Scheme::q8_0 ? 127 : 8;
+  EXPECT_LT((d * steps / amax - 1).abs().max().item<double>(), 1e-3);
+}
+
+TEST(Quantize, Q8RoundTripWithinHalfAStepPerBlock) { expect_block_bound(Scheme::q8_0, 0.5 * (1 + 1e-3)); }
+// q4_0's levels run from −8·d to 7·d: the block's extreme of the other sign may sit a full step off.
+TEST(Quantize, Q4RoundTripWithinOneStepPerBlock) { expect_block_bound(Scheme::q4_0, 1.0 * (1 + 1e-3)); }
+
+TEST(Quantize, WhichTensorsAreQuantized) {
+  EXPECT_TRUE(quant::quantizable("blocks.0.attn.qkv.weight", torch::zeros({64, 32})));
+  EXPECT_TRUE(quant::quantizable("conv_in.weight", torch::zeros({32, 16, 3, 3})));
+  EXPECT_FALSE(quant::quantizable("blocks.0.attn.qkv.bias", torch::zeros({64, 32})));
+  EXPECT_FALSE(quant::quantizable("norm.weight", torch::zeros({512})));  // 1-D
+  EXPECT_FALSE(quant::quantizable("tiny.weight", torch::zeros({8, 8})));  // under 256 values
+  EXPECT_FALSE(quant::quantizable("index.weight", torch::zeros({64, 32}, torch::kInt64)));
+}
+
+// A random tiny denoiser stored quantized loads through the ordinary loader: every parameter is the
+// dequantized value of its blocks (quantized ones) or the F16 value (the rest), and it runs.
+void expect_denoiser_loads(Scheme s, double max_rel_output_error) {
+  test::TempDir dir;
+  torch::manual_seed(5);
+  LuminaRS model(Config::preset("tiny"));
+  for (auto& p : model->parameters()) p.data().normal_(0, 0.05);
+  std::map<std::string, std::string> meta{{kConfigMetadataKey, model->config().to_json()}};
+  auto packed = quant::quantize_tensors(module_state(*model), s, torch::kFloat16, meta);
+  save_tensors(dir.file("q.safetensors"), packed, meta);
+
+  auto loaded = load_denoiser(dir.file("q.safetensors"));
+  auto want = module_state(*model);
+  auto got = module_state(*loaded);
+  int quantized = 0;
+  for (std::size_t i = 0; i < want.size(); ++i) {
+    const auto& [name, w] = want[i];
+    ASSERT_EQ(got[i].first, name);
+    torch::Tensor expect = quant::quantizable(name, w) ? quant::dequantize(quant::quantize(w, s), s, w.sizes())
+                                                       : w.to(torch::kFloat16).to(torch::kFloat32);
+    quantized += quant::quantizable(name, w);
+    EXPECT_TRUE(torch::equal(got[i].second, expect)) << name;
+  }
+  EXPECT_GT(quantized, 10);
+  model->eval();
+  loaded->eval();
+  torch::NoGradGuard no_grad;
+  const auto& c = model->config();
+  auto x = torch::randn({1, c.latent_channels, 16, 16});
+  auto t = torch::full({1}, 0.5);
+  auto ctx = torch::randn({1, 7, c.text_dim});
+  auto pooled = torch::randn({1, c.text_dim});
+  auto ref = model->forward(x, t, ctx, pooled);
+  auto out = loaded->forward(x, t, ctx, pooled);
+  const double rel = test::rel_error(out, ref);
+  EXPECT_GT(rel, 0.0);
+  EXPECT_LT(rel, max_rel_output_error);
+}
+
+TEST(Quantize, Q8DenoiserLoadsWithNothingElse) { expect_denoiser_loads(Scheme::q8_0, 0.02); }
+TEST(Quantize, Q4DenoiserLoadsWithNothingElse) { expect_denoiser_loads(Scheme::q4_0, 0.25); }
+
+double psnr(const Image& a, const Image& b) {
+  auto x = torch::from_blob(const_cast<uint8_t*>(a.rgb.data()), {static_cast<int64_t>(a.rgb.size())}, torch::kUInt8).to(torch::kFloat64);
+  auto y = torch::from_blob(const_cast<uint8_t*>(b.rgb.data()), {static_cast<int64_t>(b.rgb.size())}, torch::kUInt8).to(torch::kFloat64);
+  const double mse = (x - y).pow(2).mean().item<double>();
+  return 10 * std::log10(255.0 * 255.0 / std::max(mse, 1e-12));
+}
+
+// The shipped model exported in each storage: the folder records it, loads with nothing else, and
+// draws close to the float32 export for fixed seeds. q8_0 meets its target (≥ 35 dB; measured
+// 44.5 and 47.9 dB); q4_0 does not yet meet its 28 dB (measured 23.2 and 22.0 dB, the denoiser's
+// 4-bit weights the main loss): its bound here is a floor against regressions.
+TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
+  test::TempDir dir;
+  auto draw = [&](const std::string& name, std::optional<Scheme> s) {
+    ExportOptions o;
+    o.model_dir = kModel;
+    o.out_dir = dir.file(name);
+    o.dtype = s ? torch::kFloat16 : torch::kFloat32;
+    o.quantize = s;
+    export_model(o);
+    PipelineOptions po;
+    po.model_dir = o.out_dir;
+    po.bf16 = false;
+    Pipeline pipe(po);
+    std::vector<Image> out;
+    for (uint64_t seed : {1, 2}) {
+      GenerationRequest r;
+      r.prompt = seed == 1 ? "a red heart, noto style" : "a smiling face with sunglasses";
+      r.seed = seed;
+      out.push_back(pipe.generate(r).images.at(0));
+    }
+    return out;
+  };
+  const auto f32 = draw("f32", std::nullopt);
+  const auto q8 = draw("q8", Scheme::q8_0);
+  const auto q4 = draw("q4", Scheme::q4_0);
+  EXPECT_EQ(ModelFolder::load(dir.file("q4")).weights, "q4_0");
+  for (std::size_t i = 0; i < f32.size(); ++i) {
+    EXPECT_GE(psnr(q8[i], f32[i]), 35.0) << "seed " << i + 1;
+    EXPECT_GE(psnr(q4[i], f32[i]), 20.0) << "seed " << i + 1;
+    EXPECT_LT(psnr(q4[i], f32[i]), 90.0) << "seed " << i + 1;  // 4 bits must change something
+  }
+  auto bytes = [&](const std::string& name) {
+    int64_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(dir.file(name)))
+      if (e.is_regular_file()) n += static_cast<int64_t>(e.file_size());
+    return n;
+  };
+  EXPECT_LT(bytes("q4"), 10'000'000);  // the target for the shipped model's q4_0 folder
+  EXPECT_LT(bytes("q4"), bytes("q8"));
+  EXPECT_LT(bytes("q8") * 3, bytes("f32"));
+}
+
+// A quantized denoiser file with one thing broken, and the one-line error it must give.
+std::string load_error(const std::function<void(NamedTensors&, std::map<std::string, std::string>&)>& corrupt) {
+  test::TempDir dir;
+  torch::manual_seed(0);
+  LuminaRS model(Config::preset("tiny"));
+  std::map<std::string, std::string> meta{{kConfigMetadataKey, model->config().to_json()}};
+  auto packed = quant::quantize_tensors(module_state(*model), Scheme::q4_0, torch::kFloat16, meta);
+  corrupt(packed, meta);
+  save_tensors(dir.file("q.safetensors"), packed, meta);
+  return test::error_of([&] { load_denoiser(dir.file("q.safetensors")); });
+}
+
+NamedTensors::iterator find(NamedTensors& t, const std::string& suffix) {
+  return std::find_if(t.begin(), t.end(), [&](const auto& p) {
+    return p.first.size() >= suffix.size() && p.first.compare(p.first.size() - suffix.size(), suffix.size(), suffix) == 0;
+  });
+}
+
+TEST(Quantize, CorruptPackedTensorsAreRefusedNamingTheTensor) {
+  // Codes one block short.
+  std::string codes_name;
+  auto e = load_error([&](NamedTensors& t, auto&) {
+    auto it = find(t, ".q4_0");
+    codes_name = it->first;
+    it->second = it->second.slice(1, 0, it->second.size(1) - 16).contiguous();
+  });
+  EXPECT_NE(e.find("tensor '" + codes_name + "' is U8"), std::string::npos) << e;
+  EXPECT_NE(e.find("expected U8"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  // Scales stored as F32.
+  std::string scales_name;
+  e = load_error([&](NamedTensors& t, auto&) {
+    auto it = find(t, ".q4_0_scale");
+    scales_name = it->first;
+    it->second = it->second.to(torch::kFloat32);
+  });
+  EXPECT_NE(e.find("tensor '" + scales_name + "' is F32"), std::string::npos) << e;
+  // A scales tensor missing.
+  e = load_error([&](NamedTensors& t, auto&) {
+    auto it = find(t, ".q4_0_scale");
+    scales_name = it->first;
+    t.erase(it);
+  });
+  EXPECT_NE(e.find("lacks '" + scales_name + "'"), std::string::npos) << e;
+  // A recorded shape the model does not have (codes and scales consistent with it).
+  std::string weight;
+  e = load_error([&](NamedTensors& t, std::map<std::string, std::string>& meta) {
+    auto j = nlohmann::json::parse(meta.at(quant::kMetadataKey));
+    weight = j["shapes"].begin().key();
+    auto shape = j["shapes"][weight].get<std::vector<int64_t>>();
+    shape[0] *= 2;
+    j["shapes"][weight] = shape;
+    meta[quant::kMetadataKey] = j.dump();
+    for (const auto& suffix : {".q4_0", ".q4_0_scale"}) {
+      auto it = std::find_if(t.begin(), t.end(), [&](const auto& p) { return p.first == weight + suffix; });
+      it->second = torch::cat({it->second, it->second});
+    }
+  });
+  EXPECT_NE(e.find("tensor '" + weight + "' has shape"), std::string::npos) << e;
+  // Metadata that is not JSON, and an unknown scheme.
+  e = load_error([](NamedTensors&, std::map<std::string, std::string>& meta) { meta[quant::kMetadataKey] = "{"; });
+  EXPECT_NE(e.find("metadata 'luminars.quantization' is not JSON"), std::string::npos) << e;
+  e = load_error([](NamedTensors&, std::map<std::string, std::string>& meta) {
+    auto j = nlohmann::json::parse(meta.at(quant::kMetadataKey));
+    j["scheme"] = "q3_k";
+    meta[quant::kMetadataKey] = j.dump();
+  });
+  EXPECT_NE(e.find("unknown scheme 'q3_k'"), std::string::npos) << e;
+}
+
+}  // namespace
+}  // namespace luminars
