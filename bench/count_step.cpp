@@ -3,7 +3,8 @@
 // emulator's): the difference between runs of S+1 and S steps is one step's cost, free of start-up
 // and loading. A guided step is a batch of 2 (prompt and empty prompt).
 // Usage: count_step STEPS [SIDE=256] (SIDE: the picture's side; latents are SIDE/8)
-#include <luminars/luminars.h>
+#include "model/config.h"
+#include "model/luminars.h"
 
 #include <cstdio>
 #include <cstdlib>

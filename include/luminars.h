@@ -84,10 +84,11 @@ typedef struct luminars_model_params {
   int threads;                  /* CPU threads for the whole process; 0: every available core */
   int low_memory;               /* nonzero: load each part when needed and release it after */
   int vae_tile;                 /* decode pictures larger than this side in tiles; 0: never */
+  const char* lora_dir;         /* where a prompt's <lora:NAME:WEIGHT> finds NAME.safetensors; NULL: MODEL_DIR/loras */
 } luminars_model_params;
 
-/* Fills the defaults: "auto", LUMINARS_PRECISION_AUTO, 0 threads, low_memory 0, vae_tile 320
- * (the settings of `luminars generate`). */
+/* Fills the defaults: "auto", LUMINARS_PRECISION_AUTO, 0 threads, low_memory 0, vae_tile 320,
+ * lora_dir NULL (the settings of `luminars generate`). */
 LUMINARS_API void luminars_model_params_defaults(luminars_model_params* params);
 
 /* Loads a model folder (luminars.json, denoiser/, text_encoder/, tokenizer/, vae/). params may be
@@ -103,7 +104,13 @@ LUMINARS_API int luminars_model_resolution(const luminars_model* model);
 LUMINARS_API int luminars_model_size_multiple(const luminars_model* model);
 
 /* ---- LoRAs ----------------------------------------------------------------------------------- */
-/* Reserved: loading LoRA adapters onto a loaded model, with a weight each, and removing them. */
+/* A LoRA file (`luminars train-lora`) and its weight (1: as trained; negative pushes its style
+ * away). LoRAs apply to one luminars_generate call, unmerged: the loaded model stays untouched, so
+ * calls with different LoRAs need no reload. A prompt may also name them as <lora:NAME:WEIGHT>. */
+typedef struct luminars_lora {
+  const char* path;
+  double weight;
+} luminars_lora;
 
 /* ---- Generation ------------------------------------------------------------------------------ */
 
@@ -125,12 +132,14 @@ typedef struct luminars_generate_params {
   /* Inpainting (with init_image, of its size): white repaints, black keeps. */
   const luminars_image* mask;        /* NULL: no inpainting */
   int mask_blur;                     /* soft edge in pixels */
+  const luminars_lora* loras;        /* lora_count LoRAs besides those the prompt names; NULL: none */
+  size_t lora_count;
   luminars_progress_fn progress;     /* NULL: none */
   void* progress_user_data;
 } luminars_generate_params;
 
 /* Fills the defaults: prompt "", seed 0, the folder's sampler settings, no init image or mask,
- * strength 0, mask_blur 4, no progress callback. */
+ * strength 0, mask_blur 4, no LoRAs, no progress callback. */
 LUMINARS_API void luminars_generate_params_defaults(luminars_generate_params* params);
 
 /* Draws `count` pictures (1 to 64, seeds seed .. seed + count - 1) into the caller's images, which

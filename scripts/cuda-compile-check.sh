@@ -7,9 +7,10 @@
 # cccl) at the version the wheel pins. On a GPU machine, scripts/gpu-check.sh builds the same
 # sources against that machine's own PyTorch and CUDA instead.
 # Usage: scripts/cuda-compile-check.sh [--ci | ninja targets…]   (default: every target)
-#   --ci  what CI builds on 2 cores: the library, the program (server included), bench_throughput
-#         and the CUDA tests' object files (tests/test_cuda.cpp, tests/test_bf16_weights.cpp); the
-#         other tests share their code and API with these and are built on the GPU machine.
+#   --ci  what CI compiles on 2 cores (not linked): each file with CUDA-only code, one object per
+#         file (no unity build): CUDA graph capture, fused attention, the NCCL process group,
+#         bench_throughput and the CUDA tests. The rest is the same source as the CPU build, and a
+#         GPU machine (scripts/gpu-check.sh) builds and links everything.
 # LUMINARS_CUDA_CHECK_SECONDS bounds the build (default 1800); LUMINARS_JOBS its parallelism;
 # LUMINARS_REFERENCE_VENV the virtual environment (default .venv-reference; CI keeps it in ~/.cache).
 set -euo pipefail
@@ -22,7 +23,9 @@ torch_cmake=$("$py" -c 'import torch; print(torch.utils.cmake_prefix_path)')
 cuda=$site/nvidia/cu$("$py" -c 'import torch; print(torch.version.cuda.split(".")[0])')
 log=$(mktemp)
 # The torch prefix ahead of the system's: a Debian LibTorch in /usr/lib must not be found instead.
-cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLUMINARS_UNITY_BUILD=ON \
+unity=ON
+[ "${1:-}" = --ci ] && unity=OFF
+cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DLUMINARS_UNITY_BUILD=$unity \
   -DCMAKE_PREFIX_PATH="$torch_cmake;$site/torch" \
   -DCUDA_TOOLKIT_ROOT_DIR="$cuda" -DCMAKE_CUDA_COMPILER="$cuda/bin/nvcc" -DTORCH_CUDA_ARCH_LIST=9.0 \
   >"$log" 2>&1 || { tail -40 "$log"; exit 1; }
@@ -38,7 +41,11 @@ grep -E 'data-parallel training|CUDA code' build-cuda/configure.log || true
 echo "configured against $(sed -n 's/^Torch_DIR:PATH=//p' build-cuda/CMakeCache.txt) after $((SECONDS - start)) s"
 targets=("$@")
 if [ "${1:-}" = --ci ]; then
-  targets=(luminars_cli bench_throughput CMakeFiles/luminars_tests.dir/tests/test_cuda.cpp.o
+  targets=(CMakeFiles/luminars_internal.dir/src/flow/captured_sampling.cpp.o
+           CMakeFiles/luminars_internal.dir/src/model/blocks.cpp.o
+           CMakeFiles/luminars_internal.dir/src/train/distributed.cpp.o
+           CMakeFiles/bench_throughput.dir/bench/throughput.cpp.o
+           CMakeFiles/luminars_tests.dir/tests/test_cuda.cpp.o
            CMakeFiles/luminars_tests.dir/tests/test_bf16_weights.cpp.o)
 fi
 timeout "${LUMINARS_CUDA_CHECK_SECONDS:-1800}" ninja -C build-cuda -j "${LUMINARS_JOBS:-$(nproc)}" "${targets[@]}"

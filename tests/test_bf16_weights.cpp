@@ -2,12 +2,14 @@
 // its float32 result as autocast with float32 weights, while float32-only parts stay float32. Checked on the CPU, whose
 // autocast follows the same rules for these operations. Also: captured sampling is refused
 // clearly by a LibTorch without CUDA.
-#include <luminars/luminars.h>
+#include "model/config.h"
+#include "model/luminars.h"
 
 #include <cstdlib>
 
 #include "core/autocast.h"
 #include "flow/captured_sampling.h"
+#include "flow/flow_matching.h"
 #include "model/bf16_weights.h"
 #include "test_support.h"
 

@@ -1,5 +1,7 @@
 // LoRA: adapters on the denoiser (zero adapters change nothing, merged = unmerged, gradients reach
 // only the adapters), the LoRA file and its refusals, the prompt syntax, and generation with LoRAs.
+#include <luminars.h>
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -351,6 +353,64 @@ TEST(LoraGeneration, ZeroAdapterGivesTheSamePictureAndWeightsAreRecorded) {
   EXPECT_NE(text.find("a red heart, noto style <lora:zero:-1.5>"), std::string::npos) << text;
   EXPECT_NE(text.find("Lora hashes: \"zero: "), std::string::npos) << text;
   EXPECT_EQ(format_parameters(tagged.parameters[0]).find("a red heart, noto style <lora:zero:0.9>\n"), 0u);
+}
+
+// The C API (include/luminars.h) applies LoRAs as the pipeline does: an explicit list with weights
+// and the prompt's <lora:NAME:WEIGHT> in the model's lora_dir, bit for bit; bad entries refused.
+TEST(LoraGeneration, CApiAppliesLorasAsThePipeline) {
+  test::TempDir dir;
+  const auto lora = write_shipped_lora(dir.file("style.safetensors"), false, 0.05);
+  luminars_model_params mp;
+  luminars_model_params_defaults(&mp);
+  mp.device = "cpu";
+  mp.precision = LUMINARS_PRECISION_FLOAT32;
+  const std::string lora_dir = dir.path.string();
+  mp.lora_dir = lora_dir.c_str();
+  luminars_model* model = nullptr;
+  ASSERT_EQ(luminars_model_load(shipped_model().c_str(), &mp, &model), LUMINARS_OK) << luminars_last_error();
+  PipelineOptions po;
+  po.model_dir = shipped_model();
+  po.bf16 = false;
+  po.lora_dir = lora_dir;
+  Pipeline pipe(po);
+  auto draw = [&](const char* prompt, const luminars_lora* loras, size_t count) {
+    luminars_generate_params p;
+    luminars_generate_params_defaults(&p);
+    p.prompt = prompt;
+    p.seed = 11;
+    p.steps = 6;
+    p.loras = loras;
+    p.lora_count = count;
+    std::vector<uint8_t> rgb(64 * 64 * 3);
+    luminars_image out{rgb.data(), 64, 64};
+    EXPECT_EQ(luminars_generate(model, &p, &out, 1), LUMINARS_OK) << luminars_last_error();
+    return rgb;
+  };
+  const luminars_lora explicit_lora{lora.c_str(), 0.8};
+  const auto with_list = draw("a red heart, noto style", &explicit_lora, 1);
+  const auto with_tag = draw("a red heart, noto style <lora:style:0.8>", nullptr, 0);
+  const auto plain = draw("a red heart, noto style", nullptr, 0);
+  auto r = request("a red heart, noto style");
+  r.loras.push_back({lora, 0.8, ""});
+  EXPECT_EQ(with_list, pipe.generate(r).images[0].rgb);
+  EXPECT_EQ(with_tag, pipe.generate(request("a red heart, noto style <lora:style:0.8>")).images[0].rgb);
+  EXPECT_EQ(plain, pipe.generate(request("a red heart, noto style")).images[0].rgb);  // nothing stays applied
+  EXPECT_NE(with_list, plain);
+
+  luminars_generate_params p;
+  luminars_generate_params_defaults(&p);
+  p.prompt = "a red heart";
+  p.lora_count = 1;  // and no array
+  std::vector<uint8_t> rgb(64 * 64 * 3);
+  luminars_image out{rgb.data(), 64, 64};
+  EXPECT_EQ(luminars_generate(model, &p, &out, 1), LUMINARS_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(luminars_last_error()).find("lora_count is 1 but loras is NULL"), std::string::npos);
+  const std::string missing = dir.file("missing.safetensors");
+  const luminars_lora absent{missing.c_str(), 1.0};
+  p.loras = &absent;
+  EXPECT_NE(luminars_generate(model, &p, &out, 1), LUMINARS_OK);
+  EXPECT_NE(std::string(luminars_last_error()).find("missing.safetensors"), std::string::npos) << luminars_last_error();
+  luminars_model_free(model);
 }
 
 TEST(LoraGeneration, UnmergedFusedAndExportedMergedSamplesAgree) {

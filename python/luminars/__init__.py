@@ -8,6 +8,7 @@ A thin layer over libluminars.so (include/luminars.h) through ctypes: the pictur
 `luminars generate` draws with the same settings, bit for bit.
 """
 import ctypes
+import os
 import random
 import threading
 
@@ -110,9 +111,11 @@ class Pipeline:
     precision: "auto" (bfloat16 on CUDA and on CPUs with native bf16, as `luminars generate`) or "float32".
     threads: CPU threads for the whole process (0: every available core).
     low_memory: load each part when needed and release it after.
+    lora_dir: where a prompt's <lora:NAME:WEIGHT> finds NAME.safetensors (default: MODEL_DIR/loras).
     """
 
-    def __init__(self, model_dir, *, device="auto", precision="auto", threads=0, low_memory=False, vae_tile=320):
+    def __init__(self, model_dir, *, device="auto", precision="auto", threads=0, low_memory=False, vae_tile=320,
+                 lora_dir=None):
         if precision not in ("auto", "float32"):
             raise ValueError(f"precision must be 'auto' or 'float32', got {precision!r}")
         params = _capi.ModelParams()
@@ -122,6 +125,8 @@ class Pipeline:
         params.threads = int(threads)
         params.low_memory = 1 if low_memory else 0
         params.vae_tile = int(vae_tile)
+        if lora_dir is not None:
+            params.lora_dir = str(lora_dir).encode()
         handle = ctypes.c_void_p()
         self._handle = None
         _check(_lib.luminars_model_load(str(model_dir).encode(), ctypes.byref(params), ctypes.byref(handle)))
@@ -146,7 +151,7 @@ class Pipeline:
 
     def __call__(self, prompt, *, negative=None, seed=None, steps=None, guidance=None, shift=None, sampler=None,
                  width=None, height=None, batch=None, init_image=None, strength=None, mask=None, mask_blur=4,
-                 progress=True, callback=None, output="pil"):
+                 loras=None, progress=True, callback=None, output="pil"):
         """Draws a picture (a list of `batch` pictures when batch is given).
 
         seed: 0 to 4294967295 (picture i of a batch uses seed + i); None: a random one.
@@ -154,6 +159,9 @@ class Pipeline:
         width, height: the output size; default: the init image's size, else the model's resolution.
         init_image (image-to-image) and mask (inpainting, white repaints): PIL images, H×W×3 uint8
         arrays or paths. strength in (0, 1]; default 0.75, or 1 when inpainting.
+        loras: LoRA files for this call, each a path or (path, weight) (weight 1 when not given;
+        negative pushes the style away); the loaded model stays unchanged. The prompt may also name
+        them as <lora:NAME:WEIGHT>.
         progress: a tqdm bar (when tqdm is installed). callback(step, steps): called after each
         step; a true result cancels (raises Cancelled).
         output: "pil" (PIL images, with the seed in .info["seed"]) or "numpy" (H×W×3 uint8 arrays;
@@ -205,6 +213,12 @@ class Pipeline:
             if not 0 < params.strength <= 1:
                 raise ValueError(f"strength must be in (0, 1], got {strength}")
         params.mask_blur = int(mask_blur)
+        if loras:
+            specs = [(l, 1.0) if isinstance(l, (str, bytes, os.PathLike)) else tuple(l) for l in loras]
+            lora_array = (_capi.Lora * len(specs))(*[_capi.Lora(os.fsencode(p), float(w)) for p, w in specs])
+            keep.append(lora_array)
+            params.loras = ctypes.cast(lora_array, ctypes.POINTER(_capi.Lora))
+            params.lora_count = len(specs)
         width = int(width or self.resolution)
         height = int(height or self.resolution)
 

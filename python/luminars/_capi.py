@@ -19,7 +19,12 @@ class ModelParams(ctypes.Structure):
         ("threads", ctypes.c_int),
         ("low_memory", ctypes.c_int),
         ("vae_tile", ctypes.c_int),
+        ("lora_dir", ctypes.c_char_p),
     ]
+
+
+class Lora(ctypes.Structure):
+    _fields_ = [("path", ctypes.c_char_p), ("weight", ctypes.c_double)]
 
 
 PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_void_p)
@@ -38,6 +43,8 @@ class GenerateParams(ctypes.Structure):
         ("strength", ctypes.c_double),
         ("mask", ctypes.POINTER(Image)),
         ("mask_blur", ctypes.c_int),
+        ("loras", ctypes.POINTER(Lora)),
+        ("lora_count", ctypes.c_size_t),
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
     ]

@@ -118,6 +118,11 @@ def test_errors_name_what_is_at_fault(pipe32, tmp_path):
         pipe32("x", seed=1, init_image=np.zeros((64, 64, 4), np.float32), progress=False)
     with pytest.raises(ValueError, match="precision"):
         Pipeline(MODEL, precision="fp8")
+    # LoRAs reach the library by path (with a weight), or by name from the lora_dir.
+    with pytest.raises(LuminarsError, match="no-such-style.safetensors"):
+        pipe32("x", seed=1, steps=2, loras=[(tmp_path / "no-such-style.safetensors", 0.5)], progress=False)
+    with pytest.raises(LuminarsError, match="no-such-style"):
+        pipe32("x <lora:no-such-style:0.5>", seed=1, steps=2, progress=False)
     folder = tmp_path / "future"
     folder.mkdir()
     (folder / "luminars.json").write_text('{"format": "luminars", "format_version": 999}')

@@ -2,7 +2,9 @@
 // status and a per-thread message, calls on one model serialised by its mutex.
 #include "luminars.h"
 
+#include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <exception>
 #include <mutex>
 #include <new>
@@ -91,6 +93,7 @@ void luminars_model_params_defaults(luminars_model_params* params) {
   params->threads = 0;
   params->low_memory = 0;
   params->vae_tile = 320;
+  params->lora_dir = nullptr;
 }
 
 luminars_status luminars_model_load(const char* model_dir, const luminars_model_params* params, luminars_model** model) {
@@ -116,6 +119,7 @@ luminars_status luminars_model_load(const char* model_dir, const luminars_model_
     options.keep_loaded = !p.low_memory;
     options.vae_tile = p.vae_tile;
     options.progress = false;
+    options.lora_dir = p.lora_dir ? std::string(p.lora_dir) : (std::filesystem::path(model_dir) / "loras").string();
     auto m = std::make_unique<luminars_model>();
     m->pipeline = std::make_unique<luminars::Pipeline>(options);
     *model = m.release();
@@ -170,6 +174,12 @@ luminars_status luminars_generate(luminars_model* model, const luminars_generate
   if (params->strength < 0 || params->strength > 1)
     return fail(bad, "strength must be 0 (the default) or in (0, 1], got " + std::to_string(params->strength));
   if (params->mask && !params->init_image) return fail(bad, "a mask needs an init image (inpainting)");
+  if (params->lora_count > 0 && !params->loras) return fail(bad, "lora_count is " + std::to_string(params->lora_count) + " but loras is NULL");
+  for (size_t i = 0; i < params->lora_count; ++i) {
+    const auto& l = params->loras[i];
+    if (!l.path || !*l.path) return fail(bad, "loras[" + std::to_string(i) + "]: no path");
+    if (!std::isfinite(l.weight)) return fail(bad, "loras[" + std::to_string(i) + "] (" + l.path + "): the weight is not a finite number");
+  }
 
   return guarded([&] {
     luminars::GenerationRequest r;
@@ -191,6 +201,13 @@ luminars_status luminars_generate(luminars_model* model, const luminars_generate
     }
     r.strength = params->strength > 0 ? params->strength : params->mask ? 1.0 : 0.75;
     r.mask_blur = params->mask_blur;
+    for (size_t i = 0; i < params->lora_count; ++i) {
+      luminars::LoraSpec spec;
+      spec.path = params->loras[i].path;
+      spec.weight = params->loras[i].weight;
+      spec.name = std::filesystem::path(spec.path).stem().string();
+      r.loras.push_back(spec);
+    }
     bool cancel = false;
     if (params->progress) {
       r.on_step = [&](int64_t step, int64_t steps) {

@@ -6,13 +6,9 @@ namespace luminars {
 
 namespace {
 
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
-}
-
 // Module names whose weights autocast leaves (or this project computes) in float32.
 bool stays_float32(const std::string& name) {
-  return ends_with(name, "dwconv") || name.find("upsample") != std::string::npos;
+  return name.ends_with("dwconv") || name.find("upsample") != std::string::npos;
 }
 
 }  // namespace

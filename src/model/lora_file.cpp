@@ -19,10 +19,6 @@ constexpr const char* kSuffixA = ".lora_A.weight";
 constexpr const char* kSuffixB = ".lora_B.weight";
 constexpr const char* kPeftPrefix = "base_model.model.";
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 std::string number(double v) {
   std::ostringstream o;
   o.precision(17);
@@ -92,7 +88,7 @@ LoraFile read_lora_file(const std::string& path) {
   for (const auto& view : reader->tensors()) {
     std::string name = view.name;
     std::string module;
-    bool is_a = ends_with(name, kSuffixA), is_b = ends_with(name, kSuffixB);
+    bool is_a = name.ends_with(kSuffixA), is_b = name.ends_with(kSuffixB);
     if (!is_a && !is_b)
       throw Error("LoRA file " + path + ": tensor " + name + " is neither a .lora_A.weight nor a .lora_B.weight");
     module = name.substr(0, name.size() - std::string(is_a ? kSuffixA : kSuffixB).size());

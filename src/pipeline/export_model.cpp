@@ -5,6 +5,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/format_version.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"

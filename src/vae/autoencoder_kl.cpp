@@ -32,10 +32,6 @@ std::string shape_str(torch::IntArrayRef s) {
 
 bool starts_with(const std::string& s, const std::string& prefix) { return s.rfind(prefix, 0) == 0; }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
 // Current diffusers name of a tensor: the mid-block attention's legacy projections renamed.
 std::string current_name(const std::string& name) {
   if (name.find("mid_block.attentions.") == std::string::npos) return name;
@@ -45,14 +41,14 @@ std::string current_name(const std::string& name) {
   if (dot == std::string::npos) return name;
   std::string base = name.substr(0, dot) + ".", leaf = name.substr(dot + 1);
   for (const auto& [old_part, new_part] : legacy)
-    if (ends_with(base, old_part)) return base.substr(0, base.size() - std::strlen(old_part)) + new_part + leaf;
+    if (base.ends_with(old_part)) return base.substr(0, base.size() - std::strlen(old_part)) + new_part + leaf;
   return name;
 }
 
 bool is_attention_projection(const std::string& name) {
   if (name.find("mid_block.attentions.") == std::string::npos) return false;
   for (const char* p : {".to_q.weight", ".to_k.weight", ".to_v.weight", ".to_out.0.weight"})
-    if (ends_with(name, p)) return true;
+    if (name.ends_with(p)) return true;
   return false;
 }
 
