@@ -14,7 +14,7 @@
 #include "flow/flow_matching.h"
 #include "flow/sampler.h"
 #include "pipeline/export_model.h"
-#include "train/lora_trainer.h"
+#include "pipeline/lora_trainer.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
 #include "model/lora_file.h"

@@ -179,7 +179,7 @@ long anonymous_resident_kb() {
 
 }  // namespace
 
-// Loading a cache maps its shards and reads no latents: 50 MB of them add almost nothing to the
+// Loading a cache maps its shards and reads no latents: 50 MB of them add far less to the
 // heap, even after every row has been gathered once (the pages belong to the file).
 TEST(Batches, TheCacheIsReadInPlaceNotCopied) {
   if (test::kAddressSanitizer) GTEST_SKIP() << "ASan's shadow memory counts as anonymous";
@@ -199,7 +199,9 @@ TEST(Batches, TheCacheIsReadInPlaceNotCopied) {
   for (int64_t index = 0; index < 2 * per_shard / 8; ++index) sampler.sample(index, 8);
   const long grown = anonymous_resident_kb() - before;
   std::printf("[          ] heap after loading a 50 MB cache and reading all of it: %+ld kB\n", grown);
-  EXPECT_LT(grown, 8 * 1024);
+  // A copy would add the 50 MB of latents; the rest is process-wide (worker threads' first stacks
+  // and arenas: +12 kB alone, +8.4 MB once under ctest -j2 on a loaded machine).
+  EXPECT_LT(grown, 20 * 1024);
   EXPECT_TRUE(torch::equal(cache.mean.gather({2 * per_shard - 1}, torch::kFloat32)[0], last));
 }
 

@@ -6,7 +6,7 @@
 #include "commands.h"
 #include "core/device.h"
 #include "core/error.h"
-#include "train/lora_trainer.h"
+#include "pipeline/lora_trainer.h"
 
 namespace luminars::cli {
 

@@ -1,4 +1,4 @@
-#include "train/lora_trainer.h"
+#include "pipeline/lora_trainer.h"
 
 #include <algorithm>
 #include <cmath>
