@@ -50,55 +50,42 @@ struct Setup {
   }
 };
 
-// One sampling step: the prompt's part (LuminaRS::encode_prompt) is computed once per generation
-// by the sampler, so it stays outside the timed loop. Third argument 1: bf16 autocast (CPUs with
-// native bf16, or CUDA).
-void BM_SamplingStep(benchmark::State& state) {
-  const bool bf16 = state.range(2) != 0;
-  if (bf16 && !bench_device().is_cuda() && !luminars::cpu_has_fast_bf16()) {
-    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
-    for (auto _ : state) {
-    }
-    return;
+// bf16 asked for where it would not run natively (a CPU without AVX-512 BF16 or AMX): the
+// benchmark is reported as skipped.
+bool skipped_without_bf16(benchmark::State& state, bool bf16) {
+  if (!bf16 || bench_device().is_cuda() || luminars::cpu_has_fast_bf16()) return false;
+  state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
+  for (auto _ : state) {
   }
+  return true;
+}
+
+// One sampling step. prompt_per_call false: the prompt's part (LuminaRS::encode_prompt) is computed
+// once per generation by the sampler, so it stays outside the timed loop (the step as `luminars
+// generate` runs it). true: the reference's work per call, the prompt's part (context embedding,
+// every cross-attention's keys and values) recomputed inside the timed loop as the reference's
+// forward does: the like-for-like peer of bench/reference_denoiser.py --mode sampling.
+void sampling_step(benchmark::State& state, bool prompt_per_call) {
+  const bool bf16 = state.range(2) != 0;
+  if (skipped_without_bf16(state, bf16)) return;
   Setup s(state.range(0), state.range(1));
   s.model->eval();
   c10::InferenceMode guard;
   luminars::AutocastGuard autocast(bf16, s.device, /*allow_cpu=*/true);
   const auto prompt = s.model->encode_prompt(s.ctx, s.pooled);
-  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, prompt);  // warm-up
+  auto step = [&] { return prompt_per_call ? s.model->forward(s.x, s.t, s.ctx, s.pooled) : s.model->forward(s.x, s.t, prompt); };
+  for (int i = 0; i < 2; ++i) step();  // warm-up
   for (auto _ : state) {
-    auto v = s.model->forward(s.x, s.t, prompt);
+    auto v = step();
     synchronize(s.device);
     benchmark::DoNotOptimize(v.data_ptr());
   }
   state.counters["threads"] = torch::get_num_threads();
 }
 
-// One sampling step doing the reference's work per call: the prompt's part (context embedding, every
-// cross-attention's keys and values) recomputed inside the timed loop, as the reference's forward
-// does. The like-for-like peer of bench/reference_denoiser.py --mode sampling; BM_SamplingStep is the
-// step as `luminars generate` runs it. Arguments as BM_SamplingStep's.
-void BM_SamplingStepWithPrompt(benchmark::State& state) {
-  const bool bf16 = state.range(2) != 0;
-  if (bf16 && !bench_device().is_cuda() && !luminars::cpu_has_fast_bf16()) {
-    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
-    for (auto _ : state) {
-    }
-    return;
-  }
-  Setup s(state.range(0), state.range(1));
-  s.model->eval();
-  c10::InferenceMode guard;
-  luminars::AutocastGuard autocast(bf16, s.device, /*allow_cpu=*/true);
-  for (int i = 0; i < 2; ++i) s.model->forward(s.x, s.t, s.ctx, s.pooled);  // warm-up
-  for (auto _ : state) {
-    auto v = s.model->forward(s.x, s.t, s.ctx, s.pooled);
-    synchronize(s.device);
-    benchmark::DoNotOptimize(v.data_ptr());
-  }
-  state.counters["threads"] = torch::get_num_threads();
-}
+// Arguments: batch, latent side, bf16 autocast (1: CPUs with native bf16, or CUDA).
+void BM_SamplingStep(benchmark::State& state) { sampling_step(state, /*prompt_per_call=*/false); }
+void BM_SamplingStepWithPrompt(benchmark::State& state) { sampling_step(state, /*prompt_per_call=*/true); }
 
 // One training step (forward, backward, AdamW). Third argument 1: bf16 autocast, on the CPU too
 // where it has native bf16 (luminars train --bf16 cpu).
@@ -111,12 +98,7 @@ void BM_TrainingStep(benchmark::State& state) {
     }
     return;
   }
-  if (bf16 && !cuda && !luminars::cpu_has_fast_bf16()) {
-    state.SkipWithError("this CPU has no native bf16 (AVX-512 BF16 or AMX)");
-    for (auto _ : state) {
-    }
-    return;
-  }
+  if (skipped_without_bf16(state, bf16)) return;
   Setup s(state.range(0), state.range(1));
   s.model->train();
   luminars::NamedTensors params;

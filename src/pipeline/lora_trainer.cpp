@@ -17,6 +17,7 @@
 #include "train/batch_prefetch.h"
 #include "train/batch_sampler.h"
 #include "train/latent_cache.h"
+#include "train/sample_grid.h"
 #include "train/train_loop.h"
 #include "vae/vae.h"
 
@@ -72,20 +73,13 @@ class LoraTask : public TrainTask {
 
   // Top row: the cache's sample prompts with the adapters; bottom row: the same without them.
   void write_samples(const std::string& path) override {
-    if (!vae_ || !cache_.sample_ctx.defined() || cache_.sample_ctx.size(0) == 0) return;
-    const auto d = o_.device;
-    const int64_t k = cache_.sample_ctx.size(0), s = cache_.info.latent_size;
-    auto gen = seeded_generator({0x5A3B1E});
-    auto noise = torch::randn({k, cache_.info.latent_channels, s, s}, gen).to(d);
-    SampleOptions so;
-    so.steps = 12;
-    so.guidance.scale = 4.0;
-    so.guidance.null_ctx = cache_.empty_ctx.expand({k, -1, -1}).contiguous().to(d);
-    so.guidance.null_pooled = cache_.empty_pooled.expand({k, -1}).contiguous().to(d);
+    if (!vae_ || !has_sample_prompts(cache_)) return;
+    const int64_t k = cache_.sample_ctx.size(0);
+    const auto in = sample_grid_inputs(cache_, o_.device);
     torch::NoGradGuard no_grad;
-    auto with = sample_flow(base_, noise, cache_.sample_ctx.to(d), cache_.sample_pooled.to(d), so);
+    auto with = sample_flow(base_, in.noise, in.ctx, in.pooled, in.options);
     detach_lora(base_);
-    auto without = sample_flow(base_, noise, cache_.sample_ctx.to(d), cache_.sample_pooled.to(d), so);
+    auto without = sample_flow(base_, in.noise, in.ctx, in.pooled, in.options);
     attach_lora(base_, network_);
     auto images = vae_->decode(vae_->from_denoiser(torch::cat({with, without}))).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
     fs::create_directories(fs::path(path).parent_path());

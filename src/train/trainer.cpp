@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "train/heldout_loss.h"
 #include "train/latent_cache.h"
+#include "train/sample_grid.h"
 #include "train/stages.h"
 
 namespace luminars {
@@ -89,17 +90,9 @@ class DenoiserTask : public TrainTask {
 
   // A grid of the cache's sample prompts, fixed noise, 12 Euler steps, guidance 4.
   void write_samples(const std::string& path) override {
-    if (!hooks_.decode || !cache_.sample_ctx.defined() || cache_.sample_ctx.size(0) == 0) return;
-    const auto d = o_.loop.device;
-    const int64_t k = cache_.sample_ctx.size(0), s = cache_.info.latent_size;
-    auto gen = seeded_generator({0x5A3B1E});
-    auto noise = torch::randn({k, cache_.info.latent_channels, s, s}, gen).to(d);
-    SampleOptions so;
-    so.steps = 12;
-    so.guidance.scale = 4.0;
-    so.guidance.null_ctx = cache_.empty_ctx.expand({k, -1, -1}).contiguous().to(d);
-    so.guidance.null_pooled = cache_.empty_pooled.expand({k, -1}).contiguous().to(d);
-    auto latents = sample_flow(model_, noise, cache_.sample_ctx.to(d), cache_.sample_pooled.to(d), so);
+    if (!hooks_.decode || !has_sample_prompts(cache_)) return;
+    const auto in = sample_grid_inputs(cache_, o_.loop.device);
+    auto latents = sample_flow(model_, in.noise, in.ctx, in.pooled, in.options);
     fs::create_directories(fs::path(path).parent_path());
     save_png(path, make_grid(hooks_.decode(latents)));
   }
