@@ -7,7 +7,8 @@
 # Usage: scripts/train-emoji-model.sh [WORK] [OUT]
 #   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
 #   OUT   the exported model folder (default models/emoji)
-# Environment: PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
+# Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
+#   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
 set -euo pipefail
@@ -24,7 +25,7 @@ case "$profile" in
   cpu)
     size=64
     vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
-    clip_steps=600;  clip_batch=64
+    clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     ;;
   gpu)
@@ -58,14 +59,14 @@ phase vae "$work/vae-run/vae/config.json" \
   --checkpoint-every 200 --validate-every 200 --sample-every 400 --val-fraction 0.03
 phase clip "$work/clip-run/text_encoder/config.json" \
   "$bin" train-clip --data "$data/train" --tokenizer "$work/tokenizer" --out "$work/clip-run" --resume --device "$device" \
-  --resolution $size --steps $clip_steps --batch $clip_batch --lr 5e-4 --warmup 100 --ema 0.99 \
+  --resolution $size --steps $clip_steps --batch $clip_batch --lr 5e-4 --warmup 200 --ema 0.999 \
   --checkpoint-every 200 --validate-every 200 --val-fraction 0.03
 phase prepare "$work/cache/cache.json" \
   "$bin" prepare --data "$data/train" --vae "$work/vae-run/vae" --text-encoder "$work/clip-run/text_encoder" \
   --tokenizer "$work/clip-run/tokenizer" --resolution $size --sample-prompts 8 --device "$device" --out "$work/cache"
 # shellcheck disable=SC2086
 phase denoiser "$work/denoiser-run/model/luminars.json" \
-  "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small \
+  "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small ${DEN_INIT:+--init "$DEN_INIT"} \
   --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
