@@ -7,7 +7,8 @@
 # gathered here into .gpu-train/ (git ignores it; name it in the device call's carry):
 #   include/ lib/   headers and libutf8proc.a, as docs/gpu.md describes for .third_party/, and zlib's
 #   the rest        `scripts/gpu_train_data.py pack DATA/train TEXT_ENCODER .gpu-train`: the 64×64
-#                   training pictures as one xz'd raw array with their captions, the text encoder (f16)
+#                   training pictures as one xz'd raw array with their captions, and TEXT_ENCODER
+#                   from an exported model folder (f16), e.g. models/emoji/text_encoder
 # BIN=path skips the build (a dry run on the CPU: BIN=build/luminars DEVICE=cpu BUDGET=120).
 # Results in $OUT: summary.txt, build.log, train.log, log.jsonl, loss.png, ema.safetensors.part-aa/-ab
 # (`cat ema.safetensors.part-* > model.safetensors` gives the denoiser, float32).
