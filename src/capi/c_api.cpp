@@ -4,13 +4,13 @@
 
 #include <cmath>
 #include <cstring>
-#include <filesystem>
 #include <exception>
 #include <mutex>
 #include <new>
 #include <string>
 
 #include "core/threads.h"
+#include "pipeline/lora_prompt.h"
 #include "pipeline/pipeline.h"
 
 struct luminars_model {
@@ -119,7 +119,7 @@ luminars_status luminars_model_load(const char* model_dir, const luminars_model_
     options.keep_loaded = !p.low_memory;
     options.vae_tile = p.vae_tile;
     options.progress = false;
-    options.lora_dir = p.lora_dir ? std::string(p.lora_dir) : (std::filesystem::path(model_dir) / "loras").string();
+    options.lora_dir = p.lora_dir ? std::string(p.lora_dir) : luminars::default_lora_dir(model_dir);
     auto m = std::make_unique<luminars_model>();
     m->pipeline = std::make_unique<luminars::Pipeline>(options);
     *model = m.release();
@@ -205,7 +205,6 @@ luminars_status luminars_generate(luminars_model* model, const luminars_generate
       luminars::LoraSpec spec;
       spec.path = params->loras[i].path;
       spec.weight = params->loras[i].weight;
-      spec.name = std::filesystem::path(spec.path).stem().string();
       r.loras.push_back(spec);
     }
     bool cancel = false;

@@ -101,6 +101,8 @@ std::vector<std::string> list_loras(const std::string& dir) {
   return names;
 }
 
+std::string default_lora_dir(const std::string& model_dir) { return (fs::path(model_dir) / "loras").string(); }
+
 std::string lora_name(const LoraSpec& spec) { return spec.name.empty() ? fs::path(spec.path).stem().string() : spec.name; }
 
 }  // namespace luminars

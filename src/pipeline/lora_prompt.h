@@ -28,6 +28,9 @@ LoraSpec parse_lora_argument(const std::string& argument);
 // The .safetensors files of DIR by name (their stems), sorted; none when DIR is empty or absent.
 std::vector<std::string> list_loras(const std::string& dir);
 
+// Where a model folder's LoRAs live by default: MODEL_DIR/loras.
+std::string default_lora_dir(const std::string& model_dir);
+
 // `spec.name`, else the file's stem.
 std::string lora_name(const LoraSpec& spec);
 

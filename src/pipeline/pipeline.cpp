@@ -148,8 +148,7 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Parts::apply_loras(co
   if (loras.empty()) return used;
   if (base_hash.empty()) base_hash = denoiser_weights_hash(denoiser_path);
   try {
-    for (const auto& spec : loras) {
-      if (!std::isfinite(spec.weight)) throw Error("LoRA " + spec.path + ": weight must be a finite number");
+    for (const auto& spec : loras) {  // checked by loras_of
       const auto& cached = lora_file(spec.path);
       check_lora_base(*cached.file, fs::path(folder.dir).filename().string(), base_hash);
       attach_lora(m, cached.file->tensors, spec.weight, "LoRA file " + spec.path);

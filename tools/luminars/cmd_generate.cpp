@@ -89,7 +89,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->callback([o, x, cmd, &g] {
     apply_global(g);
     if (o->pipeline.model_dir.empty()) o->pipeline.model_dir = default_model_dir();
-    if (o->pipeline.lora_dir.empty()) o->pipeline.lora_dir = (std::filesystem::path(o->pipeline.model_dir) / "loras").string();
+    if (o->pipeline.lora_dir.empty()) o->pipeline.lora_dir = default_lora_dir(o->pipeline.model_dir);
     auto& r = o->request;
     auto given = [&](const std::string& name) { return cmd->count(name) > 0; };
     if (o->pipeline.low_memory && !given("--vae-tile")) o->pipeline.vae_tile = std::min<int64_t>(o->pipeline.vae_tile, 192);

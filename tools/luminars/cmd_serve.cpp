@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "pipeline/export_model.h"
+#include "pipeline/lora_prompt.h"
 #include "pipeline/pipeline.h"
 #include "serve/server.h"
 
@@ -64,7 +65,7 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   cmd->callback([po, so, x, &g] {
     apply_global(g);
     if (po->model_dir.empty()) po->model_dir = default_model_dir();
-    if (po->lora_dir.empty()) po->lora_dir = (std::filesystem::path(po->model_dir) / "loras").string();
+    if (po->lora_dir.empty()) po->lora_dir = default_lora_dir(po->model_dir);
     po->bf16 = !x->no_bf16;
     po->keep_loaded = true;
     so->max_body_bytes = static_cast<std::size_t>(x->max_body_mb * 1024 * 1024);
