@@ -5,7 +5,7 @@
 
 #include "core/error.h"
 #include "core/files.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "test_support.h"
@@ -224,7 +224,7 @@ TEST(Safetensors, ModuleLoadsTensorByTensorFromTheFile) {
   save_tensors(path, {{"weight", torch::zeros({3, 4})}, {"bias", torch::zeros({3})}, {"extra", torch::zeros({1})}}, {});
   EXPECT_NE(test::error_of([&] { load_module_state(*dst, safetensors::Reader(path)); }).find("unexpected tensor 'extra'"),
             std::string::npos);
-  FileLoadOptions skip_extra;
+  WeightLoadOptions skip_extra;
   skip_extra.rename = [](const std::string& n) { return n == "extra" ? std::string() : n; };
   load_module_state(*dst, safetensors::Reader(path), skip_extra);
   EXPECT_EQ(dst->weight.abs().sum().item<float>(), 0.f);

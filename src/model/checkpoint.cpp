@@ -2,7 +2,7 @@
 
 #include "core/error.h"
 #include "core/format_version.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -29,7 +29,7 @@ Config read_denoiser_config(const std::string& path) {
 }
 
 void load_denoiser_weights(LuminaRS& model, const std::string& path) {
-  FileLoadOptions lo;
+  WeightLoadOptions lo;
   // Low-memory loading keeps the blocks' quantized weights packed (model/unet.cpp opens a
   // quant::WeightScope per block); the small layers around them are dequantized now.
   lo.streamed = [](const std::string& name) {

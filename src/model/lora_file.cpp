@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <sstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/number_text.h"
 #include "core/safetensors.h"
 #include "core/sha256.h"
 #include "core/tensor_io.h"
@@ -19,12 +19,6 @@ constexpr const char* kSuffixA = ".lora_A.weight";
 constexpr const char* kSuffixB = ".lora_B.weight";
 constexpr const char* kPeftPrefix = "base_model.model.";
 
-std::string number(double v) {
-  std::ostringstream o;
-  o.precision(17);
-  o << v;
-  return o.str();
-}
 
 }  // namespace
 
@@ -39,8 +33,8 @@ void write_lora_file(const std::string& path, const LoraTensors& tensors, LoraFi
   std::map<std::string, std::string> meta{
       {"luminars_lora_format", std::to_string(info.format_version)},
       {"r", std::to_string(info.rank)},
-      {"lora_alpha", number(info.alpha)},
-      {"lora_dropout", number(info.dropout)},
+      {"lora_alpha", format_number(info.alpha)},
+      {"lora_dropout", format_number(info.dropout)},
       {"target_modules", nlohmann::json(info.targets).dump()},
       {"base_model", info.base_model},
       {"base_model_sha256", info.base_hash},

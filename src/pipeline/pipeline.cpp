@@ -10,6 +10,7 @@
 
 #include "core/autocast.h"
 #include "core/device.h"
+#include "core/number_text.h"
 #include "core/image_tensor.h"
 #include "core/progress.h"
 #include "core/streamed_weights.h"
@@ -32,28 +33,17 @@ struct PromptEncoding {
   torch::Tensor ctx, pooled, null_ctx, null_pooled;  // [1,L,D], [1,D] each: prompt and negative prompt
 };
 
-namespace {
-
 // Everything a request resolves to once the folder's defaults are applied and every field checked.
-struct Settings {
+struct RequestSettings {
   int64_t steps = 12, batch = 1, width = 0, height = 0;
   double cfg_scale = 4, shift = 1;
   std::string sampler = "euler";
   std::optional<Image> init, mask;  // fitted to width × height
 };
 
-std::string str(double v) {
-  std::string s = std::to_string(v);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (s.back() == '.') s.pop_back();
-  return s;
-}
-
-}  // namespace
-
 struct Latents {
   torch::Tensor x;    // [B,C,h,w] float32 in the denoiser's space
-  Settings settings;  // what the request resolved to (init image and mask fitted), for decode()
+  RequestSettings settings;  // what the request resolved to (init image and mask fitted), for decode()
   std::vector<std::pair<std::string, std::string>> loras;  // name and short hash of each LoRA applied
 };
 
@@ -125,7 +115,7 @@ struct Pipeline::Parts {
   int64_t factor() const { return vae_geometry.downscale_factor; }
   int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
 
-  Settings resolve(const GenerationRequest& r) const;
+  RequestSettings resolve(const GenerationRequest& r) const;
   SizeRule size_rule() const { return {multiple(), 4096, folder.trained_sizes}; }
 };
 
@@ -162,8 +152,8 @@ std::vector<std::pair<std::string, std::string>> Pipeline::Parts::apply_loras(co
   return used;
 }
 
-Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
-  Settings s;
+RequestSettings Pipeline::Parts::resolve(const GenerationRequest& r) const {
+  RequestSettings s;
   s.steps = r.steps.value_or(folder.sampler.steps);
   s.cfg_scale = r.cfg_scale.value_or(folder.sampler.cfg_scale);
   s.shift = r.shift.value_or(folder.sampler.shift);
@@ -172,12 +162,12 @@ Settings Pipeline::Parts::resolve(const GenerationRequest& r) const {
   sampler_from_name(s.sampler);  // throws for unknown names
   if (s.batch < 1 || s.batch > 64) throw Error("batch must be between 1 and 64, got " + std::to_string(s.batch));
   if (s.steps < 1 || s.steps > 1000) throw Error("steps must be between 1 and 1000, got " + std::to_string(s.steps));
-  if (!(s.cfg_scale >= 0 && s.cfg_scale <= 100)) throw Error("guidance scale must be between 0 and 100, got " + str(s.cfg_scale));
-  if (!(s.shift > 0 && s.shift <= 100)) throw Error("shift must be in (0, 100], got " + str(s.shift));
+  if (!(s.cfg_scale >= 0 && s.cfg_scale <= 100)) throw Error("guidance scale must be between 0 and 100, got " + format_number(s.cfg_scale));
+  if (!(s.shift > 0 && s.shift <= 100)) throw Error("shift must be in (0, 100], got " + format_number(s.shift));
   if (r.mask && !r.init_image) throw Error("a mask needs an init image (inpainting)");
   if (r.init_image && r.init_image->empty()) throw Error("the init image is empty");
   if (r.init_image && !(r.strength > 0 && r.strength <= 1))
-    throw Error("strength must be in (0, 1], got " + str(r.strength));
+    throw Error("strength must be in (0, 1], got " + format_number(r.strength));
   if (r.mask_blur < 0 || r.mask_blur > 256) throw Error("mask blur must be between 0 and 256 pixels, got " + std::to_string(r.mask_blur));
   if (r.mask && (r.mask->width != r.init_image->width || r.mask->height != r.init_image->height))
     throw Error("the mask is " + std::to_string(r.mask->width) + "x" + std::to_string(r.mask->height) + " but the init image is " +
@@ -248,7 +238,7 @@ std::vector<LoraSpec> Pipeline::loras_of(const GenerationRequest& r) const {
 }
 
 std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& request) const {
-  const Settings s = parts_->resolve(request);
+  const RequestSettings s = parts_->resolve(request);
   return {s.width, s.height};
 }
 
@@ -273,7 +263,7 @@ std::shared_ptr<PromptEncoding> Pipeline::encode_prompt(const GenerationRequest&
 // ---------------------------------------------------------------------------------------------
 std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const PromptEncoding& prompt) {
   auto& p = *parts_;
-  const Settings s = p.resolve(r);
+  const RequestSettings s = p.resolve(r);
   const int64_t f = p.factor(), h = s.height / f, w = s.width / f, c = p.config.latent_channels;
   torch::NoGradGuard no_grad;
   auto check_cancel = [&] {
@@ -365,7 +355,7 @@ std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const Pro
 // ---------------------------------------------------------------------------------------------
 Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) {
   auto& p = *parts_;
-  const Settings& s = latents.settings;
+  const RequestSettings& s = latents.settings;
   torch::Tensor images;
   {
     torch::NoGradGuard no_grad;
@@ -388,7 +378,7 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
     GenerationParameters gp;
     gp.prompt = r.prompt;
     // LoRAs given beside the prompt are recorded in it as tags, as AUTOMATIC1111 records every LoRA.
-    for (const auto& spec : r.loras) gp.prompt += " <lora:" + lora_name(spec) + ":" + str(spec.weight) + ">";
+    for (const auto& spec : r.loras) gp.prompt += " <lora:" + lora_name(spec) + ":" + format_number(spec.weight) + ">";
     gp.lora_hashes = latents.loras;
     gp.negative = r.negative;
     gp.steps = s.steps;

@@ -10,6 +10,7 @@
 
 #include "core/base64.h"
 #include "core/json_fields.h"
+#include "core/number_text.h"
 #include "core/utf8.h"
 #include "pipeline/image_sizes.h"
 #include "pipeline/lora_prompt.h"
@@ -48,13 +49,6 @@ std::optional<int64_t> int_field(const json& body, const char* key, int64_t lo, 
   return x;
 }
 
-std::string num(double v) {
-  std::string s = std::to_string(v);
-  s.erase(s.find_last_not_of('0') + 1);
-  if (!s.empty() && s.back() == '.') s.pop_back();
-  return s;
-}
-
 // lo_open: the range excludes lo.
 std::optional<double> number_field(const json& body, const char* key, double lo, double hi, bool lo_open = false) {
   const json* v = field(body, key);
@@ -62,7 +56,7 @@ std::optional<double> number_field(const json& body, const char* key, double lo,
   if (!v->is_number()) throw RequestError(key, std::string(key) + " must be a number");
   const double x = v->get<double>();
   if (!std::isfinite(x) || (lo_open ? x <= lo : x < lo) || x > hi)
-    throw RequestError(key, std::string(key) + " must be in " + (lo_open ? "(" : "[") + num(lo) + ", " + num(hi) + "], got " + num(x));
+    throw RequestError(key, std::string(key) + " must be in " + (lo_open ? "(" : "[") + format_number(lo) + ", " + format_number(hi) + "], got " + format_number(x));
   return x;
 }
 

@@ -9,7 +9,7 @@
 #include "core/error.h"
 #include "core/json_fields.h"
 #include "core/files.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/tensor_io.h"
 #include "text/clip_tokenizer.h"
 #include "text/text_encoder.h"
@@ -217,10 +217,14 @@ ClipModel load_clip_model(const std::string& dir, torch::Device device) {
   ClipConfig config = ClipConfig::from_file((d / "config.json").string());
   const std::string path = (d / "model.safetensors").string();
   if (!fs::exists(path)) throw Error(path + ": file not found (CLIP model weights)");
-  auto tensors = load_tensors(path, torch::kFloat32);
-  for (const char* name : kIgnoredClipTensors) tensors.erase(name);
   ClipModel model(config, torch::TensorOptions().dtype(torch::kFloat32).device(device));
-  load_module_state(*model, tensors, path);
+  WeightLoadOptions lo;
+  lo.rename = [](const std::string& name) {
+    for (const char* ignored : kIgnoredClipTensors)
+      if (name == ignored) return std::string();
+    return name;
+  };
+  load_module_state(*model, safetensors::Reader(path), lo);
   const std::string processor_path = (d / "preprocessor_config.json").string();
   if (fs::exists(processor_path)) {
     model->processor = ClipImageProcessorConfig::from_file(processor_path);

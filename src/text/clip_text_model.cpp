@@ -14,7 +14,7 @@
 #include "core/quantize.h"
 #include "core/streamed_weights.h"
 #include "core/files.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -346,7 +346,7 @@ ClipTextModel load_clip_text_model(const std::string& dir, torch::Device device)
 
   ClipTextModel model(config, torch::TensorOptions().dtype(torch::kFloat32).device(device));
   // Tensor by tensor from the mapped file into the parameters: peak memory stays near the model's.
-  FileLoadOptions lo;
+  WeightLoadOptions lo;
   lo.rename = [](const std::string& name) { return kIgnoredTensors.count(name) ? std::string() : name; };
   // Low-memory loading keeps the encoder layers' and the embeddings' quantized weights packed
   // (forward opens a quant::WeightScope over each).

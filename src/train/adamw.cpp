@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/weight_loader.h"
 
 namespace luminars {
 
@@ -65,21 +66,25 @@ NamedTensors AdamW::state() const {
   return out;
 }
 
-void AdamW::load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source) {
-  auto get = [&](const std::string& name, const torch::Tensor& like) {
-    auto it = state.find(name);
-    if (it == state.end()) throw Error(source + ": missing optimizer tensor '" + name + "'");
-    if (it->second.sizes() != like.sizes()) throw Error(source + ": optimizer tensor '" + name + "' has the wrong shape");
-    return it->second;
-  };
-  torch::NoGradGuard no_grad;
-  for (std::size_t i = 0; i < params_.size(); ++i) {
-    exp_avg_[i].copy_(get(params_[i].first + ".exp_avg", exp_avg_[i]));
-    exp_avg_sq_[i].copy_(get(params_[i].first + ".exp_avg_sq", exp_avg_sq_[i]));
-  }
-  auto it = state.find("step");
-  if (it == state.end()) throw Error(source + ": missing optimizer tensor 'step'");
-  step_ = it->second.item<int64_t>();
+namespace {
+WeightLoadOptions optimizer_tensors() {
+  WeightLoadOptions options;
+  options.what = "optimizer tensor";
+  return options;
+}
+}  // namespace
+
+// state()'s tensors are the targets: the moments themselves, and a fresh step tensor read back.
+void AdamW::load_state(const safetensors::Reader& file) {
+  auto targets = state();
+  load_weights(targets, file, optimizer_tensors());
+  step_ = targets.back().second.item<int64_t>();
+}
+
+void AdamW::load_state(const std::map<std::string, torch::Tensor>& state_tensors, const std::string& source) {
+  auto targets = state();
+  load_weights(targets, state_tensors, source, optimizer_tensors());
+  step_ = targets.back().second.item<int64_t>();
 }
 
 }  // namespace luminars

@@ -34,6 +34,8 @@ class AdamW {
   // "<name>.exp_avg", "<name>.exp_avg_sq" for every parameter, plus "step".
   NamedTensors state() const;
   // Restores state(); every name must be present with its shape.
+  // The moments and step count state() wrote, from its file or from memory (`source` names it).
+  void load_state(const safetensors::Reader& file);
   void load_state(const std::map<std::string, torch::Tensor>& state, const std::string& source);
 
  private:

@@ -1,6 +1,7 @@
 #include "train/ema.h"
 
 #include "core/error.h"
+#include "core/weight_loader.h"
 
 namespace luminars {
 
@@ -28,14 +29,10 @@ void Ema::copy_to(torch::nn::Module& module) const {
   for (const auto& [name, w] : weights_) params[name].copy_(w);
 }
 
-void Ema::load(const std::map<std::string, torch::Tensor>& tensors, const std::string& source) {
-  torch::NoGradGuard no_grad;
-  for (auto& [name, w] : weights_) {
-    auto it = tensors.find(name);
-    if (it == tensors.end()) throw Error(source + ": missing EMA tensor '" + name + "'");
-    if (it->second.sizes() != w.sizes()) throw Error(source + ": EMA tensor '" + name + "' has the wrong shape");
-    w.copy_(it->second);
-  }
+void Ema::load(const safetensors::Reader& file) {
+  WeightLoadOptions options;
+  options.what = "EMA tensor";
+  load_weights(weights_, file, options);
 }
 
 void with_ema_weights(torch::nn::Module& module, const Ema& ema, const std::function<void()>& fn) {

@@ -4,7 +4,6 @@
 #include <torch/torch.h>
 
 #include <functional>
-#include <map>
 #include <string>
 
 #include "core/tensor_io.h"
@@ -18,7 +17,8 @@ class Ema {
   // Copies the averaged weights into `module` (the same architecture).
   void copy_to(torch::nn::Module& module) const;
   const NamedTensors& weights() const { return weights_; }
-  void load(const std::map<std::string, torch::Tensor>& tensors, const std::string& source);
+  // The averaged weights from a file the trainer wrote (ema.safetensors: every parameter, nothing else).
+  void load(const safetensors::Reader& file);
   double decay() const { return decay_; }
 
  private:

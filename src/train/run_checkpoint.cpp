@@ -10,7 +10,7 @@
 #include "core/files.h"
 #include "core/format_version.h"
 #include "core/json_fields.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
@@ -140,15 +140,16 @@ LoadedCheckpoint load_training_checkpoint(const std::string& dir, const Checkpoi
   const fs::path d(dir);
   const auto weights = (d / (m.name + ".safetensors")).string();
   if (!fs::exists(weights)) throw Error(dir + ": no " + m.name + ".safetensors (a checkpoint of another kind of run?)");
-  read_format_version(safetensors::Reader(weights).metadata(), weights);
-  load_module_state(m.module, load_tensors(weights, torch::kFloat32), weights);
-  ema.load(load_tensors((d / "ema.safetensors").string(), torch::kFloat32), (d / "ema.safetensors").string());
+  const safetensors::Reader file(weights);
+  read_format_version(file.metadata(), weights);
+  load_module_state(m.module, file);
+  ema.load(safetensors::Reader((d / "ema.safetensors").string()));
   return {dir, RunState::from_json(read_file((d / "state.json").string()), (d / "state.json").string())};
 }
 
 void load_optimizer_state(const std::string& dir, AdamW& opt) {
   const auto file = (fs::path(dir) / "optimizer.safetensors").string();
-  opt.load_state(load_tensors(file), file);
+  opt.load_state(safetensors::Reader(file));
 }
 
 int remove_stale_checkpoint_temporaries(const std::string& run_dir) {
@@ -164,14 +165,14 @@ int remove_stale_checkpoint_temporaries(const std::string& run_dir) {
 void load_ema_weights(const std::string& dir, torch::nn::Module& module) {
   const auto file = (fs::path(dir) / "ema.safetensors").string();
   Ema ema(module, 0.0);  // the EMA holds parameters only (no buffers): read it as the trainer wrote it
-  ema.load(load_tensors(file, torch::kFloat32), file);
+  ema.load(safetensors::Reader(file));
   ema.copy_to(module);
 }
 
 void export_ema_denoiser(const std::string& dir, const std::string& out_path) {
   const auto file = (fs::path(dir) / "ema.safetensors").string();
   LuminaRS model(read_denoiser_config(file));
-  load_module_state(*model, load_tensors(file, torch::kFloat32), file);
+  load_module_state(*model, safetensors::Reader(file));
   save_denoiser(model, out_path);
 }
 

@@ -5,7 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "core/module_state.h"
+#include "core/weight_loader.h"
 #include "core/streamed_weights.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
@@ -217,7 +217,7 @@ AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptio
   if (!fs::is_regular_file(config_path)) throw Error(config_path + ": not found (a diffusers VAE folder needs it)");
   AutoencoderKL vae(VaeConfig::from_file(config_path), options.part);
   const auto weights = vae_weights_path(dir);
-  FileLoadOptions lo;  // tensor by tensor from the mapped file: peak memory near the VAE's own size
+  WeightLoadOptions lo;  // tensor by tensor from the mapped file: peak memory near the VAE's own size
   lo.rename = [part = options.part](const std::string& file_name) {
     auto name = current_name(file_name);
     return in_part(name, part) ? name : std::string();
