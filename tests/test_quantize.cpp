@@ -49,22 +49,56 @@ TEST(Quantize, Q8BlockCodesAndScale) {
 }
 
 TEST(Quantize, Q4BlockCodesNibblesAndScale) {
-  // m = -2 (the first value of largest magnitude), d = m / -8 = 0.25, q = floor(x / d + 8.5) in [0, 15].
-  auto p = quant::quantize(block({-2.f, 1.f, 0.5f, 2.f}), Scheme::q4_0);
+  // m = -2 (the first value of largest magnitude); every value a multiple of 0.25 in [-2, 1.75], so
+  // k = 8 (d = m / -8 = 0.25) is exact and kept; q = floor(x / d + 8.5) in [0, 15].
+  auto p = quant::quantize(block({-2.f, 1.f, 0.5f, 1.75f}), Scheme::q4_0);
   ASSERT_EQ(p.codes.sizes(), (std::vector<int64_t>{1, 16}));
   EXPECT_FLOAT_EQ(p.scales.item<float>(), 0.25f);
   // Byte j: value j low, value j + 16 high (a zero: code 8).
   EXPECT_EQ(p.codes[0][0].item<int>(), 0x80);  // -2 -> 0
   EXPECT_EQ(p.codes[0][1].item<int>(), 0x8C);  // 1 -> 12
   EXPECT_EQ(p.codes[0][2].item<int>(), 0x8A);  // 0.5 -> 10
-  EXPECT_EQ(p.codes[0][3].item<int>(), 0x8F);  // 2 -> 16, clamped to 15
+  EXPECT_EQ(p.codes[0][3].item<int>(), 0x8F);  // 1.75 -> 15
   EXPECT_EQ(p.codes[0][4].item<int>(), 0x88);
   auto w = quant::dequantize(p, Scheme::q4_0, {1, 32});
   EXPECT_FLOAT_EQ(w[0][0].item<float>(), -2.f);
   EXPECT_FLOAT_EQ(w[0][1].item<float>(), 1.f);
   EXPECT_FLOAT_EQ(w[0][2].item<float>(), 0.5f);
-  EXPECT_FLOAT_EQ(w[0][3].item<float>(), 1.75f);  // the one value the clamp moves, by d
+  EXPECT_FLOAT_EQ(w[0][3].item<float>(), 1.75f);
   EXPECT_FLOAT_EQ(w[0][4].item<float>(), 0.f);
+}
+
+TEST(Quantize, Q4ScaleSearchFindsTheScaleThatFitsTheBlock) {
+  // Multiples of 2/7 from -7 to 7 steps: ggml's d = 2/8 would clamp 2 to 1.75 and round 4/7 to 0.5;
+  // k = 7 (d = 2/7) holds every value to F16's precision.
+  auto p = quant::quantize(block({-2.f, 2.f, 4.f / 7, -6.f / 7}), Scheme::q4_0);
+  EXPECT_NEAR(p.scales.item<float>(), 2.f / 7, 1e-3);
+  EXPECT_EQ(p.codes[0][0].item<int>(), 0x81);  // -2 -> 1 (8 - 7)
+  EXPECT_EQ(p.codes[0][1].item<int>(), 0x8F);  // 2 -> 15
+  auto w = quant::dequantize(p, Scheme::q4_0, {1, 32});
+  EXPECT_NEAR(w[0][1].item<float>(), 2.f, 2e-3);
+  EXPECT_NEAR(w[0][2].item<float>(), 4.f / 7, 1e-3);
+}
+
+// Every block's squared error is at most that of ggml's q4_0 (d = m / −8, computed here on its own),
+// and on Gaussian weights the search lowers the total; d is −m / k for one of the searched k.
+TEST(Quantize, Q4ScaleSearchIsNeverWorseThanGgmlsScale) {
+  torch::manual_seed(5);
+  auto w = torch::randn({64, 128}) * torch::logspace(-2, 1, 64).reshape({64, 1});
+  auto p = quant::quantize(w, Scheme::q4_0);
+  auto blocks = w.reshape({64, 4, 32});
+  auto err = (quant::dequantize(p, Scheme::q4_0, w.sizes()).reshape({64, 4, 32}) - blocks).square().sum(-1);
+  auto m = blocks.gather(-1, blocks.abs().argmax(-1, true));
+  auto d8 = (m / -8).to(torch::kFloat16).to(torch::kFloat32);
+  auto q8 = (blocks / d8 + 8.5).floor().clamp(0, 15);
+  auto err8 = ((q8 - 8) * d8 - blocks).square().sum(-1);
+  EXPECT_TRUE((err <= err8 * (1 + 1e-6) + 1e-12).all().item<bool>());
+  EXPECT_LT(err.sum().item<double>(), 0.9 * err8.sum().item<double>());
+  auto k = (-m.squeeze(-1) / p.scales.to(torch::kFloat32));
+  auto on_grid = ((k * 4).round() - k * 4).abs() < 4e-3 * k;  // a multiple of 1/4, to F16's precision
+  EXPECT_TRUE(on_grid.all().item<bool>());
+  EXPECT_GE(k.min().item<double>(), 7 - 1e-2);
+  EXPECT_LE(k.max().item<double>(), 10 + 1e-2);
 }
 
 // Per block: |w − dequantized| ≤ bound · |d| for every value, with d the block's stored scale.
@@ -81,15 +115,17 @@ void expect_block_bound(Scheme s, double bound) {
   err = torch::constant_pad_nd(err, {0, 128 - 99}).reshape({24, 4, 32}).abs().amax(-1);  // per block
   auto d = p.scales.to(torch::kFloat32).abs();
   EXPECT_TRUE((err <= d * bound + 1e-12).all().item<bool>()) << "worst ratio " << (err / d).max().item<float>();
-  // d follows the block's largest magnitude (127 or 8 steps of it), to F16's precision.
+  // q8_0's d follows the block's largest magnitude (127 steps of it), to F16's precision.
   auto amax = torch::constant_pad_nd(w.reshape({24, 99}), {0, 128 - 99}).reshape({24, 4, 32}).abs().amax(-1);
-  const double steps = s == Scheme::q8_0 ? 127 : 8;
-  EXPECT_LT((d * steps / amax - 1).abs().max().item<double>(), 1e-3);
+  if (s == Scheme::q8_0) {
+    EXPECT_LT((d * 127 / amax - 1).abs().max().item<double>(), 1e-3);
+  }
 }
 
 TEST(Quantize, Q8RoundTripWithinHalfAStepPerBlock) { expect_block_bound(Scheme::q8_0, 0.5 * (1 + 1e-3)); }
-// q4_0's levels run from −8·d to 7·d: the block's extreme of the other sign may sit a full step off.
-TEST(Quantize, Q4RoundTripWithinOneStepPerBlock) { expect_block_bound(Scheme::q4_0, 1.0 * (1 + 1e-3)); }
+// q4_0's levels run from −8·d to 7·d and the searched scale may clip the extreme (k up to 10):
+// within 3 steps of d per value.
+TEST(Quantize, Q4RoundTripWithinThreeStepsPerBlock) { expect_block_bound(Scheme::q4_0, 3.0 * (1 + 1e-3)); }
 
 TEST(Quantize, WhichTensorsAreQuantized) {
   EXPECT_TRUE(quant::quantizable("blocks.0.attn.qkv.weight", torch::zeros({64, 32})));
@@ -150,9 +186,10 @@ double psnr(const Image& a, const Image& b) {
 }
 
 // The shipped model exported in each storage: the folder records it, loads with nothing else, and
-// draws close to the float32 export for fixed seeds. q8_0 meets its target (≥ 35 dB; measured
-// 44.5 and 47.9 dB); q4_0 does not yet meet its 28 dB (measured 23.2 and 22.0 dB, the denoiser's
-// 4-bit weights the main loss): its bound here is a floor against regressions.
+// draws close to the float32 export for fixed seeds. q8_0 meets its target (≥ 35 dB); q4_0's
+// pictures scatter (README, "8-bit and 4-bit weights": 15–31 dB over six prompts, median 27.4):
+// its bound here is a floor against regressions. Its denoiser keeps the weights 4 bits hurt most
+// in q8_0 (denoiser_keeps_eight_bits), listed in the file.
 TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
   test::TempDir dir;
   auto draw = [&](const std::string& name, std::optional<Scheme> s) {
@@ -179,6 +216,22 @@ TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
   const auto q8 = draw("q8", Scheme::q8_0);
   const auto q4 = draw("q4", Scheme::q4_0);
   EXPECT_EQ(ModelFolder::load(dir.file("q4")).weights, "q4_0");
+  {
+    const safetensors::Reader denoiser(dir.file("q4/denoiser/model.safetensors"));
+    const quant::QuantizedWeights q(denoiser);
+    EXPECT_EQ(q.scheme("stem.weight"), Scheme::q8_0);
+    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.dwconv.weight"), Scheme::q8_0);
+    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.attn.kv.weight"), Scheme::q8_0);
+    EXPECT_EQ(q.scheme("time_embed.0.weight"), Scheme::q8_0);
+    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.mlp_in.weight"), Scheme::q4_0);
+    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.attn.q.weight"), Scheme::q4_0);
+    const auto entry = nlohmann::json::parse(denoiser.metadata().at(quant::kMetadataKey));
+    EXPECT_EQ(entry["schemes"]["stem.weight"], "q8_0");
+    EXPECT_FALSE(entry["schemes"].contains("unet.down.0.blocks.0.mlp_in.weight"));
+    const safetensors::Reader text(dir.file("q4/text_encoder/model.safetensors"));
+    for (const auto& name : quant::QuantizedWeights(text).names())
+      EXPECT_EQ(quant::QuantizedWeights(text).scheme(name), Scheme::q4_0) << name;  // the policy is the denoiser's
+  }
   for (std::size_t i = 0; i < f32.size(); ++i) {
     EXPECT_GE(psnr(q8[i], f32[i]), 35.0) << "seed " << i + 1;
     EXPECT_GE(psnr(q4[i], f32[i]), 20.0) << "seed " << i + 1;
@@ -255,7 +308,7 @@ TEST(Quantize, CorruptPackedTensorsAreRefusedNamingTheTensor) {
   });
   EXPECT_NE(e.find("tensor '" + weight + "' has shape"), std::string::npos) << e;
   // Metadata that is not JSON, and an unknown scheme.
-  e = load_error([](NamedTensors&, std::map<std::string, std::string>& meta) { meta[quant::kMetadataKey] = "{"; });
+  e = load_error([](NamedTensors&, std::map<std::string, std::string>& meta) { meta[quant::kMetadataKey] = std::string(1, '{'); });
   EXPECT_NE(e.find("metadata 'luminars.quantization' is not JSON"), std::string::npos) << e;
   e = load_error([](NamedTensors&, std::map<std::string, std::string>& meta) {
     auto j = nlohmann::json::parse(meta.at(quant::kMetadataKey));
@@ -263,6 +316,20 @@ TEST(Quantize, CorruptPackedTensorsAreRefusedNamingTheTensor) {
     meta[quant::kMetadataKey] = j.dump();
   });
   EXPECT_NE(e.find("unknown scheme 'q3_k'"), std::string::npos) << e;
+  // A weight listed in another scheme than its tensors are stored in, and an unknown one.
+  e = load_error([&](NamedTensors&, std::map<std::string, std::string>& meta) {
+    auto j = nlohmann::json::parse(meta.at(quant::kMetadataKey));
+    weight = j["shapes"].begin().key();
+    j["schemes"][weight] = "q8_0";
+    meta[quant::kMetadataKey] = j.dump();
+  });
+  EXPECT_NE(e.find("quantized tensor '" + weight + "' lacks '" + weight + ".q8_0'"), std::string::npos) << e;
+  e = load_error([&](NamedTensors&, std::map<std::string, std::string>& meta) {
+    auto j = nlohmann::json::parse(meta.at(quant::kMetadataKey));
+    j["schemes"][weight] = "q2";
+    meta[quant::kMetadataKey] = j.dump();
+  });
+  EXPECT_NE(e.find("tensor '" + weight + "' has an unknown scheme \"q2\""), std::string::npos) << e;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "core/quantize.h"
 
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -52,12 +53,29 @@ Packed quantize(const torch::Tensor& weight, Scheme s) {
     p.codes = q.view(torch::kUInt8).reshape({rows, nb * kBlock}).contiguous();
     p.scales = d.squeeze(-1).to(torch::kFloat16).contiguous();
   } else {
-    // The value of largest magnitude, sign kept, maps to q = 0 (−8 · d).
+    // The value of largest magnitude m, sign kept, maps to q = 8 − k, d = −m / k: of the scales
+    // k in [7, 10] (8 is ggml's), each block keeps the one with the least squared error. k > 8
+    // clips m to a level just inside it for finer steps elsewhere.
     auto idx = w.abs().argmax(-1, /*keepdim=*/true);
     auto m = w.gather(-1, idx);
-    auto d = (m / -8).to(torch::kFloat16).to(torch::kFloat32);
-    auto inv = torch::where(d != 0, 1 / d, torch::zeros_like(d));
-    auto q = (w * inv + 8.5).floor().clamp(0, 15).to(torch::kUInt8);
+    torch::Tensor d, q, best_err;
+    const double scales[] = {8, 7, 7.25, 7.5, 7.75, 8.25, 8.5, 8.75, 9, 9.25, 9.5, 9.75, 10};  // 8 first: ties keep it
+    for (std::size_t i = 0; i < std::size(scales); ++i) {
+      const double k = scales[i];
+      auto dk = (m / -k).to(torch::kFloat16).to(torch::kFloat32);
+      auto inv = torch::where(dk != 0, 1 / dk, torch::zeros_like(dk));
+      auto qk = (w * inv + 8.5).floor().clamp(0, 15);
+      auto err = (w - (qk - 8) * dk).square().sum(-1, /*keepdim=*/true);
+      if (i == 0) {
+        d = dk, q = qk, best_err = err;
+        continue;
+      }
+      auto better = err < best_err;
+      d = torch::where(better, dk, d);
+      q = torch::where(better, qk, q);
+      best_err = torch::where(better, err, best_err);
+    }
+    q = q.to(torch::kUInt8);
     auto lo = q.slice(-1, 0, kBlock / 2), hi = q.slice(-1, kBlock / 2, kBlock);
     p.codes = lo.bitwise_or(hi.bitwise_left_shift(4)).reshape({rows, nb * kBlock / 2}).contiguous();
     p.scales = d.squeeze(-1).to(torch::kFloat16).contiguous();
@@ -88,23 +106,28 @@ bool quantizable(const std::string& name, const torch::Tensor& t) {
 }
 
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
-                              std::map<std::string, std::string>& metadata) {
+                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8) {
   NamedTensors out;
-  nlohmann::json shapes = nlohmann::json::object();
+  nlohmann::json shapes = nlohmann::json::object(), schemes = nlohmann::json::object();
   for (const auto& [name, t] : tensors) {
     if (!quantizable(name, t)) {
       out.emplace_back(name, t.is_floating_point() ? t.to(float_dtype) : t);
       continue;
     }
-    auto p = quantize(t, s);
-    out.emplace_back(codes_name(name, s), p.codes);
-    out.emplace_back(scales_name(name, s), p.scales);
+    const Scheme ws = s == Scheme::q4_0 && keep_q8 && keep_q8(name, t) ? Scheme::q8_0 : s;
+    auto p = quantize(t, ws);
+    out.emplace_back(codes_name(name, ws), p.codes);
+    out.emplace_back(scales_name(name, ws), p.scales);
     shapes[name] = t.sizes().vec();
+    if (ws != s) schemes[name] = scheme_name(ws);
   }
-  if (!shapes.empty())
-    metadata[kMetadataKey] = nlohmann::json{{"scheme", scheme_name(s)}, {"block", kBlock}, {"shapes", shapes}}.dump();
-  else
+  if (!shapes.empty()) {
+    nlohmann::json entry{{"scheme", scheme_name(s)}, {"block", kBlock}, {"shapes", shapes}};
+    if (!schemes.empty()) entry["schemes"] = schemes;
+    metadata[kMetadataKey] = entry.dump();
+  } else {
     metadata.erase(kMetadataKey);
+  }
   return out;
 }
 
@@ -125,22 +148,29 @@ QuantizedWeights::QuantizedWeights(const safetensors::Reader& file) : file_(file
   if (!scheme) throw Error(where + ": unknown scheme '" + j["scheme"].get<std::string>() + "' (q8_0 or q4_0)");
   if (j.value("block", kBlock) != kBlock) throw Error(where + ": blocks of " + j["block"].dump() + " values, expected 32");
   for (const auto& [name, js] : j["shapes"].items()) {
-    Entry e{*scheme, {}, nullptr, nullptr};
+    Scheme weight_scheme = *scheme;
+    if (j.contains("schemes") && j["schemes"].is_object() && j["schemes"].contains(name)) {
+      const auto& js_scheme = j["schemes"][name];
+      const auto named = js_scheme.is_string() ? scheme_from_name(js_scheme.get<std::string>()) : std::nullopt;
+      if (!named) throw Error(where + ": tensor '" + name + "' has an unknown scheme " + js_scheme.dump() + " (q8_0 or q4_0)");
+      weight_scheme = *named;
+    }
+    Entry e{weight_scheme, {}, nullptr, nullptr};
     bool ok = js.is_array() && js.size() >= 2;
     if (ok)
       for (const auto& v : js) ok = ok && v.is_number_integer() && v.get<int64_t>() > 0 && v.get<int64_t>() < (int64_t{1} << 32);
     if (!ok) throw Error(where + ": tensor '" + name + "' has no valid shape");
     e.shape = js.get<std::vector<int64_t>>();
     const int64_t rows = e.shape[0], nb = blocks_of(row_length(e.shape));
-    const std::string cn = codes_name(name, *scheme), sn = scales_name(name, *scheme);
+    const std::string cn = codes_name(name, weight_scheme), sn = scales_name(name, weight_scheme);
     e.codes = file.find(cn);
     e.scales = file.find(sn);
     if (!e.codes || !e.scales)
       throw Error(file.path() + ": quantized tensor '" + name + "' lacks '" + (e.codes ? sn : cn) + "'");
-    const std::vector<int64_t> want_codes{rows, nb * block_bytes(*scheme)}, want_scales{rows, nb};
+    const std::vector<int64_t> want_codes{rows, nb * block_bytes(weight_scheme)}, want_scales{rows, nb};
     if (e.codes->dtype != safetensors::DType::U8 || e.codes->shape != want_codes)
       throw Error(file.path() + ": tensor '" + cn + "' is " + safetensors::dtype_name(e.codes->dtype) + " " +
-                  shape_str(e.codes->shape) + ", expected U8 " + shape_str(want_codes) + " for a " + scheme_name(*scheme) +
+                  shape_str(e.codes->shape) + ", expected U8 " + shape_str(want_codes) + " for a " + scheme_name(weight_scheme) +
                   " weight of shape " + shape_str(e.shape));
     if (e.scales->dtype != safetensors::DType::F16 || e.scales->shape != want_scales)
       throw Error(file.path() + ": tensor '" + sn + "' is " + safetensors::dtype_name(e.scales->dtype) + " " +

@@ -2,16 +2,19 @@
 // weight (its first dimension; the rest flattened, zero-padded to a multiple of 32) is cut into
 // blocks of 32 values that share one F16 scale d.
 //   q8_0: value = d · q, q an int8 in [-127, 127], d = max|x| / 127.
-//   q4_0: value = d · (q − 8), q in [0, 15], d = −m / 8 with m the block's value of largest
-//         magnitude (sign kept); two values a byte, value j in the low nibble of byte j and value
-//         j + 16 in the high one.
+//   q4_0: value = d · (q − 8), q in [0, 15], d = −m / k with m the block's value of largest
+//         magnitude (sign kept) and k the one of 7, 7.25, …, 10 that leaves the block the least
+//         squared error (ggml's q4_0 always takes 8); two values a byte, value j in the low
+//         nibble of byte j and value j + 16 in the high one.
 // A quantized weight NAME of shape S is stored as two tensors, NAME.q8_0 (or NAME.q4_0; U8,
 // [rows, blocks · bytes a block]) and NAME.q8_0_scale (F16, [rows, blocks]); the file's metadata
-// key "luminars.quantization" holds {"scheme", "block", "shapes": {NAME: S}}. Loaders turn them
+// key "luminars.quantization" holds {"scheme", "block", "shapes": {NAME: S}} and, for weights
+// stored in another scheme than the file's, "schemes": {NAME: "q8_0"}. Loaders turn them
 // back into float32 (dequantize_weight below), so a quantized folder needs nothing else to load.
 #pragma once
 #include <torch/torch.h>
 
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -45,10 +48,14 @@ torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape);
 // convolution kernels, embedding tables) with at least 256 values; norms and biases stay float.
 bool quantizable(const std::string& name, const torch::Tensor& t);
 
+// Under q4_0, the weights (by name) to store in q8_0 instead: the ones 4 bits hurt most.
+using KeepEightBits = std::function<bool(const std::string& name, const torch::Tensor& weight)>;
+
 // The tensors of a file with quantizable weights replaced by their packed pair (others unchanged,
-// `float_dtype` applied), and the metadata entry that describes them.
+// `float_dtype` applied), and the metadata entry that describes them. A q4_0 file with weights
+// kept in q8_0 lists them in the entry's "schemes" ({NAME: "q8_0"}).
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
-                              std::map<std::string, std::string>& metadata);
+                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8 = {});
 
 // The quantized weights of a safetensors file, checked when constructed: every weight in the
 // metadata must have its two tensors with the dtypes and sizes its shape implies; a file that

@@ -28,6 +28,13 @@ Config read_denoiser_config(const std::string& path) {
   }
 }
 
+bool denoiser_keeps_eight_bits(const std::string& name, const torch::Tensor& weight) {
+  if (weight.dim() == 4 && weight.size(2) * weight.size(3) > 1) return true;
+  for (const char* prefix : {"time_embed.", "context_embed.", "pooled_embed.", "unet.mid.attn.out_proj."})
+    if (name.rfind(prefix, 0) == 0) return true;
+  return name.find(".attn.kv.") != std::string::npos;
+}
+
 void load_denoiser_weights(LuminaRS& model, const std::string& path) {
   WeightLoadOptions lo;
   // Low-memory loading keeps the blocks' quantized weights packed (model/unet.cpp opens a

@@ -41,8 +41,8 @@ NamedTensors read_float_tensors(const std::string& path, std::map<std::string, s
 }
 
 void write_weights(const std::string& path, NamedTensors tensors, std::map<std::string, std::string> metadata,
-                   const ExportOptions& o) {
-  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata);
+                   const ExportOptions& o, const quant::KeepEightBits& keep_q8 = {}) {
+  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata, keep_q8);
   save_tensors(path, tensors, metadata, o.dtype);
 }
 
@@ -108,7 +108,7 @@ ExportSummary export_model(const ExportOptions& o) {
   }
   merged[kConfigMetadataKey] = denoiser->config().to_json();
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
-  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o);
+  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o, denoiser_keeps_eight_bits);
   m.save();
 
   // Replace the old folder only now that the new one is complete.
