@@ -92,9 +92,9 @@ torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape) {
   } else {
     auto b = p.codes.reshape({rows, nb, kBlock / 2});
     auto lo = b.bitwise_and(15), hi = b.bitwise_right_shift(4);
-    q = torch::cat({lo, hi}, -1).to(torch::kFloat32) - 8;
+    q = torch::cat({lo, hi}, -1).to(torch::kFloat32).sub_(8);
   }
-  auto w = (q * d).reshape({rows, nb * kBlock});
+  auto w = q.mul_(d).reshape({rows, nb * kBlock});  // in place: one float32 copy of the weight at a time
   if (nb * kBlock != cols) w = w.slice(1, 0, cols);
   return w.reshape(shape).contiguous();
 }

@@ -7,6 +7,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <optional>
 #include <vector>
 
 #include "core/quantize.h"
@@ -32,6 +33,22 @@ class KeepPacked {
 void stream_weight(torch::Tensor& param, Packed packed, Scheme scheme, std::vector<int64_t> shape);
 // Bytes of packed weights held for streaming now (all modules).
 int64_t streamed_bytes();
+
+// Rows `index` (int64, any shape) of a streamed parameter [rows, ...] (an embedding table kept
+// packed) dequantized alone, shaped index.sizes() + the row's; nullopt when it is not streamed.
+std::optional<torch::Tensor> streamed_rows(const torch::Tensor& param, const torch::Tensor& index);
+
+// Under KeepPacked, model constructors hand each block to drop_init as soon as it is built: its
+// parameters' float32 initial values (which the load replaces anyway) are dropped at once, their
+// shapes kept aside, so one block's init at a time is resident instead of the whole model's. The
+// loader (core/weight_loader.h) reads the shape back with loaded_shape and fills the parameter
+// (packed or in float32); a dropped parameter the file lacks is an error even in a partial load.
+void drop_init(const torch::nn::Module& module);
+bool init_dropped(const torch::Tensor& param);
+// The parameter's shape once loaded: the one drop_init kept aside, or its own.
+std::vector<int64_t> loaded_shape(const torch::Tensor& param);
+// Gives a dropped parameter float storage of its shape again (before a copy into it).
+void restore_storage(torch::Tensor& param);
 
 // Dequantizes the streamed parameters of `module` (recursively) for its lifetime; nested and
 // repeated scopes share one float copy. A module with none streamed costs a lookup per parameter.

@@ -58,14 +58,17 @@ WeightLoadReport load_items(const NamedTensors& targets, const std::vector<Item>
   // Every check before the first copy: names, then shapes (after adapt, on meta tensors) and dtypes.
   WeightLoadReport report;
   std::set<std::string> wanted;
-  std::map<std::string, torch::IntArrayRef> target_shape;
+  std::map<std::string, std::vector<int64_t>> target_shape;  // as loaded (quant::loaded_shape)
+  std::vector<std::string> dropped_missing;  // a parameter whose init was dropped needs its values
   std::string first_mismatch;
   for (const auto& [name, dst] : targets) {
     wanted.insert(name);
-    target_shape.emplace(name, dst.sizes());
+    const auto shape = quant::loaded_shape(dst);
+    target_shape.emplace(name, shape);
     auto it = by_name.find(name);
     if (it == by_name.end()) {
       report.missing.push_back(name);
+      if (quant::init_dropped(dst)) dropped_missing.push_back(name);
       continue;
     }
     const Item& item = *it->second;
@@ -77,15 +80,15 @@ WeightLoadReport load_items(const NamedTensors& targets, const std::vector<Item>
     }
     auto meta = torch::empty(item.shape, torch::TensorOptions().device(torch::kMeta));
     if (o.adapt) meta = o.adapt(name, std::move(meta));
-    if (meta.sizes() != dst.sizes())
+    if (meta.sizes() != torch::IntArrayRef(shape))
       first_mismatch = o.what + " '" + item.file_name + "' has shape " + shape_str(meta.sizes()) + ", expected " +
-                       shape_str(dst.sizes());
+                       shape_str(shape);
   }
   for (const auto& [name, item] : by_name)
     if (!wanted.count(name)) report.unexpected.push_back(item->file_name);
 
   std::vector<std::string> problems;
-  if (!report.missing.empty() && !o.allow_missing)
+  if (!report.missing.empty() && (!o.allow_missing || !dropped_missing.empty()))
     problems.push_back(counted(report.missing.size(), "missing", o.what) + " " +
                        listed(report.missing, [&](const std::string& n) {
                          return " (expected shape " + shape_str(target_shape.at(n)) + ")";
@@ -109,8 +112,9 @@ WeightLoadReport load_items(const NamedTensors& targets, const std::vector<Item>
     if (item.quantized && quant::KeepPacked::active() && o.streamed && o.streamed(name)) {
       // Kept packed: dequantized block by block inside the module's WeightScope.
       quant::stream_weight(dst, item.quantized->packed(item.file_name), item.quantized->scheme(item.file_name),
-                           dst.sizes().vec());
+                           target_shape.at(name));
     } else {
+      quant::restore_storage(dst);  // float storage again for a parameter whose init was dropped
       auto t = item.read();
       if (o.adapt) t = o.adapt(name, std::move(t));
       dst.copy_(t);

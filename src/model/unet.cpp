@@ -12,6 +12,7 @@ std::vector<Block> make_blocks(nn::ModuleList& list, int64_t c, int64_t n, const
   std::vector<Block> blocks;
   for (int64_t i = 0; i < n; ++i) {
     blocks.emplace_back(c, cfg.embed_dim, cfg.text_dim, cfg.head_dim);
+    quant::drop_init(*blocks.back());  // under low-memory loading: its init is not kept (the load fills it)
     list->push_back(blocks.back());
   }
   return blocks;

@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 
+#include "core/allocator.h"
 #include "core/autocast.h"
 #include "core/device.h"
 #include "core/number_text.h"
@@ -97,7 +98,9 @@ struct Pipeline::Parts {
   // Low-memory mode: a part is released as soon as its step is done.
   template <typename T>
   void release(T& part) {
-    if (!options.keep_loaded) part.reset();
+    if (options.keep_loaded) return;
+    part.reset();
+    if (options.low_memory) trim_freed_memory();
   }
 
   // LoRA files read once each (re-read when the file changes), the base's hash computed once.
@@ -192,6 +195,7 @@ RequestSettings Pipeline::Parts::resolve(const GenerationRequest& r) const {
 Pipeline::Pipeline(PipelineOptions options) : parts_(std::make_unique<Parts>()) {
   auto& p = *parts_;
   p.options = std::move(options);
+  if (p.options.low_memory) return_freed_memory_promptly();
   p.folder = ModelFolder::load(p.options.model_dir);
   auto pick = [&](const std::string& override_path, const std::string& component) {
     return override_path.empty() ? p.folder.path_of(component) : override_path;

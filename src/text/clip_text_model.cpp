@@ -239,7 +239,11 @@ ClipTextEmbeddingsImpl::ClipTextEmbeddingsImpl(const ClipTextConfig& c, const to
 
 torch::Tensor ClipTextEmbeddingsImpl::forward(const torch::Tensor& input_ids) {
   const int64_t L = input_ids.size(1);
-  return token_embedding(input_ids) + position_embedding->weight.narrow(0, 0, L).unsqueeze(0);  // [B,L,D]
+  // Under low-memory loading the token table stays packed and only the prompt's rows are
+  // dequantized (CLIP ViT-L's is 152 MB in float32); the position table is dequantized while used.
+  auto tokens = quant::streamed_rows(token_embedding->weight, input_ids);
+  quant::WeightScope weights(*position_embedding);
+  return (tokens ? *tokens : token_embedding(input_ids)) + position_embedding->weight.narrow(0, 0, L).unsqueeze(0);  // [B,L,D]
 }
 
 ClipEncoderImpl::ClipEncoderImpl(const ClipLayerConfig& c, int64_t num_layers, const torch::TensorOptions& options) {
@@ -282,11 +286,7 @@ ClipTextOutput ClipTextModelImpl::forward(const torch::Tensor& input_ids_in) {
   auto causal_mask = torch::full({L, L}, -std::numeric_limits<float>::infinity(),
                                  torch::TensorOptions().dtype(torch::kFloat32).device(input_ids.device()))
                          .triu(1);  // [L,L]
-  torch::Tensor x;
-  {
-    quant::WeightScope weights(*text_model->embeddings);  // float32 while used (low-memory loading)
-    x = text_model->embeddings(input_ids);  // [B,L,D]
-  }
+  torch::Tensor x = text_model->embeddings(input_ids);  // [B,L,D]
   ClipTextOutput out;
   const auto& layers = *text_model->encoder->layers;
   for (std::size_t i = 0; i < layers.size(); ++i) {
