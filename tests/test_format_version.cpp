@@ -24,8 +24,9 @@ namespace fs = std::filesystem;
 
 const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
 
-std::string too_new(const std::string& file) {
-  return file + ": format version 999 is newer than this build of LuminaRS reads (1); upgrade LuminaRS to read it";
+std::string too_new(const std::string& file, int newest = 1) {
+  return file + ": format version 999 is newer than this build of LuminaRS reads (" + std::to_string(newest) +
+         "); upgrade LuminaRS to read it";
 }
 
 TEST(FormatVersion, ModelFolderWrittenWithItAndNewerRefused) {
@@ -86,11 +87,15 @@ TEST(FormatVersion, TrainingStateAndCacheIndex) {
   EXPECT_EQ(index.at("format_version"), 1);
   EXPECT_FALSE(index.contains("version"));
   EXPECT_EQ(CacheInfo::from_json(c.to_json(), "cache.json").shards, c.shards);
+  // A cache with aspect-ratio buckets is format 2 (data/aspect_buckets.h), the newest the index reads.
   index["format_version"] = 999;
-  EXPECT_EQ(test::error_of([&] { CacheInfo::from_json(index.dump(), "cache/cache.json"); }), too_new("cache/cache.json"));
+  EXPECT_EQ(test::error_of([&] { CacheInfo::from_json(index.dump(), "cache/cache.json"); }), too_new("cache/cache.json", 2));
   index.erase("format_version");
   index["version"] = 999;  // the field's earlier name
-  EXPECT_EQ(test::error_of([&] { CacheInfo::from_json(index.dump(), "cache/cache.json"); }), too_new("cache/cache.json"));
+  EXPECT_EQ(test::error_of([&] { CacheInfo::from_json(index.dump(), "cache/cache.json"); }), too_new("cache/cache.json", 2));
+  c.buckets = {{64, 64}, {96, 32}};
+  EXPECT_EQ(nlohmann::json::parse(c.to_json()).at("format_version"), 2);
+  EXPECT_EQ(CacheInfo::from_json(c.to_json(), "cache.json").buckets, c.buckets);
   index["version"] = 1;
   EXPECT_EQ(CacheInfo::from_json(index.dump(), "cache.json").shards, c.shards);
 }

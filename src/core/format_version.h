@@ -24,8 +24,10 @@ inline void check_format_version(int64_t version, const std::string& file, int64
 }
 
 // The "format_version" field of a JSON file (or `legacy_key`, an older name of it), checked; 1 when
-// absent. Throws naming the file when it is not a positive integer or too new.
-inline int64_t read_format_version(const nlohmann::json& j, const std::string& file, const char* legacy_key = nullptr) {
+// absent. Throws naming the file when it is not a positive integer or newer than `newest` (a file
+// kind whose format moved on alone: the cache index).
+inline int64_t read_format_version(const nlohmann::json& j, const std::string& file, const char* legacy_key = nullptr,
+                                   int64_t newest = kFormatVersion) {
   const char* key = kFormatVersionKey;
   if (!j.is_object()) return 1;
   if (!j.contains(key) && legacy_key && j.contains(legacy_key)) key = legacy_key;
@@ -33,7 +35,7 @@ inline int64_t read_format_version(const nlohmann::json& j, const std::string& f
   const auto& v = j[key];
   if (!v.is_number_integer() || v.get<int64_t>() < 1)
     throw Error(file + ": field '" + key + "' must be a positive integer, got " + json_fields::brief(v));
-  check_format_version(v.get<int64_t>(), file);
+  check_format_version(v.get<int64_t>(), file, newest);
   return v.get<int64_t>();
 }
 

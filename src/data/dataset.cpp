@@ -327,6 +327,17 @@ void SkipSummary::print(std::ostream& out) const {
   if (skipped()) out << summary() << '\n';
 }
 
+std::vector<std::size_t> assign_buckets(const Dataset& data, const std::vector<BucketSize>& buckets) {
+  const std::size_t square = nearest_bucket(buckets, 1, 1);
+  std::vector<std::size_t> out;
+  out.reserve(data.items.size());
+  for (const auto& item : data.items) {
+    int w = 0, h = 0, channels = 0;
+    out.push_back(stbi_info(item.path.c_str(), &w, &h, &channels) && w > 0 && h > 0 ? nearest_bucket(buckets, w, h) : square);
+  }
+  return out;
+}
+
 std::optional<Image> load_training_image(const std::string& path, int resolution, bool random_crop, bool flip,
                                          std::mt19937_64& rng, SkipSummary* skips,
                                          const TrainingImageOptions& options) {
@@ -361,8 +372,10 @@ std::optional<Image> load_training_image(const std::string& path, int resolution
     if (auto p = why.find(path + ": "); p != std::string::npos) why = why.substr(p + path.size() + 2);
     return skip(SkipReason::Unreadable, why);
   }
-  Image out = random_crop ? resize_and_crop(img, resolution, static_cast<float>(fx), static_cast<float>(fy))
-                          : resize_and_crop(img, resolution);
+  const int width = static_cast<int>(options.width > 0 ? options.width : resolution);
+  const int height = static_cast<int>(options.height > 0 ? options.height : resolution);
+  Image out = random_crop ? resize_to_cover(img, width, height, static_cast<float>(fx), static_cast<float>(fy))
+                          : resize_to_cover(img, width, height);
   if (flip && mirror) out = flip_horizontal(out);
   if (skips) skips->add_loaded();
   return out;

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "data/aspect_buckets.h"
+
 #include "core/image.h"
 
 namespace luminars {
@@ -117,10 +119,15 @@ class SkipSummary {
 struct TrainingImageOptions {
   double min_side_fraction = 0.25;      // skip when the shorter side < fraction · resolution
   int64_t max_pixels = int64_t{1} << 28;  // skip larger images (268 MP) instead of decoding them
+  int64_t width = 0, height = 0;          // a non-square size to cover and crop to (an aspect bucket); 0: resolution²
 };
 
-// Loads `path` for training: alpha composited on white, shorter side resized to `resolution`,
-// a centre crop (or a random one) to resolution², and a horizontal flip with probability ½ when
+// Each item's aspect-ratio bucket (data/aspect_buckets.h), from its image's header alone; an
+// unreadable file gets the square bucket's (it is skipped when loaded, with its reason).
+std::vector<std::size_t> assign_buckets(const Dataset& data, const std::vector<BucketSize>& buckets);
+
+// Loads `path` for training: alpha composited on white, scaled to cover resolution² (or
+// options.width × height, an aspect bucket), a centre crop (or a random one) to it, and a horizontal flip with probability ½ when
 // `flip`. Unreadable, truncated, too small or too large files return nullopt and are counted in
 // `skips` (when given) with the reason; never throws for a bad file. Always draws three numbers
 // from `rng` (crop x, crop y, flip), so the stream does not depend on the options or on skips.

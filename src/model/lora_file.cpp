@@ -124,6 +124,23 @@ LoraFile read_lora_file(const std::string& path) {
   return out;
 }
 
+std::vector<int64_t> lora_trained_sides(const LoraFileInfo& info) {
+  std::vector<int64_t> sides;
+  const auto j = nlohmann::json::parse(info.training_data, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return sides;
+  auto add = [&](const nlohmann::json& v) {
+    if (v.is_number_integer() && v.get<int64_t>() > 0 && std::find(sides.begin(), sides.end(), v.get<int64_t>()) == sides.end())
+      sides.push_back(v.get<int64_t>());
+  };
+  if (j.contains("resolution")) add(j["resolution"]);
+  if (j.contains("buckets") && j["buckets"].is_array())
+    for (const auto& b : j["buckets"])
+      if (b.is_array())
+        for (const auto& side : b) add(side);
+  std::sort(sides.begin(), sides.end());
+  return sides;
+}
+
 std::string denoiser_weights_hash(const std::string& denoiser_path) {
   safetensors::Reader reader(denoiser_path);
   std::vector<const safetensors::TensorView*> views;

@@ -42,6 +42,10 @@ void write_lora_file(const std::string& path, const LoraTensors& tensors, LoraFi
 // metadata. Throws luminars::Error naming the file and the tensor or key at fault.
 LoraFile read_lora_file(const std::string& path);
 
+// The picture sides a LoRA was trained at: its training data's resolution and aspect-ratio
+// buckets' sides; empty when the file does not record them.
+std::vector<int64_t> lora_trained_sides(const LoraFileInfo& info);
+
 // SHA-256 over a denoiser file's tensors (names, dtypes, shapes and bytes, by name): the identity
 // of its weights, whatever the order or metadata of the file.
 std::string denoiser_weights_hash(const std::string& denoiser_path);

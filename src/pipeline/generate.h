@@ -36,7 +36,8 @@ struct GenerateResult {
 // format the extension of options.out names (core/image_file.h).
 GenerateResult generate(const GenerateOptions& options);
 
-// The sizes the model of `options` can draw and was trained at (reads its configs, no weights).
+// The sizes the model of `options` can draw and was trained at (reads its configs, no weights); a
+// LoRA of the request trained with aspect-ratio buckets adds its sides to the trained ones.
 SizeRule model_size_rule(const GenerateOptions& options);
 
 }  // namespace luminars

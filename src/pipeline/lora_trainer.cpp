@@ -19,6 +19,7 @@
 #include "train/latent_cache.h"
 #include "train/sample_grid.h"
 #include "train/train_loop.h"
+#include "train/trainer.h"
 #include "vae/vae.h"
 
 namespace luminars {
@@ -151,6 +152,8 @@ LoraTrainResult train_lora(const LoraTrainOptions& o) {
     po.resolution = folder.resolution;
     po.penultimate = folder.penultimate;
     po.flip = o.flip;
+    po.buckets = o.buckets;
+    po.bucket_step = read_vae_geometry(po.vae).downscale_factor * read_denoiser_config(denoiser_path).size_multiple();
     po.trigger = o.trigger;
     po.sample_prompts = o.sample_prompts;
     po.device = o.device;
@@ -164,6 +167,7 @@ LoraTrainResult train_lora(const LoraTrainOptions& o) {
     throw Error(o.data_dir + " holds " + std::to_string(images) + " usable picture" + (images == 1 ? "" : "s") +
                 "; a LoRA needs at least " + std::to_string(kMinImages));
   const Config cfg = read_denoiser_config(denoiser_path);
+  check_cache_latents(cfg, info);
   if (info.text_dim != cfg.text_dim || info.latent_channels != cfg.latent_channels)
     throw Error("the cache " + cache_dir + " was made with other encoders than " + o.model_dir + " (text_dim " +
                 std::to_string(info.text_dim) + " vs " + std::to_string(cfg.text_dim) + ", latent channels " +
@@ -213,15 +217,20 @@ LoraTrainResult train_lora(const LoraTrainOptions& o) {
   fi.base_hash = base_hash;
   if (!o.trigger.empty()) fi.trigger_words = {o.trigger};
   fi.steps = r.global_step;
-  fi.training_data = nlohmann::json{{"images", images},
-                                    {"captions", info.captions},
-                                    {"resolution", info.resolution},
-                                    {"flip", o.flip},
-                                    {"folder", fs::path(o.data_dir).filename().string()},
-                                    {"batch", o.batch_size},
-                                    {"lr", o.lr},
-                                    {"caption_dropout", o.caption_dropout}}
-                         .dump();
+  nlohmann::json training_data{{"images", images},
+                               {"captions", info.captions},
+                               {"resolution", info.resolution},
+                               {"flip", o.flip},
+                               {"folder", fs::path(o.data_dir).filename().string()},
+                               {"batch", o.batch_size},
+                               {"lr", o.lr},
+                               {"caption_dropout", o.caption_dropout}};
+  if (!info.buckets.empty()) {
+    auto sizes = nlohmann::json::array();
+    for (const auto& b : info.buckets) sizes.push_back({b.width, b.height});
+    training_data["buckets"] = sizes;
+  }
+  fi.training_data = training_data.dump();
   const std::string name = o.name.empty() ? fs::absolute(out).lexically_normal().filename().string() : o.name;
   result.lora_path = (out / (name + ".safetensors")).string();
   write_lora_file(result.lora_path, lora_tensors(task.network()), fi);

@@ -26,6 +26,7 @@ struct LoraTrainOptions {
   double caption_dropout = 0.1;      // probability of the empty prompt (keeps guidance working)
   std::string trigger;               // put before every caption that lacks it and recorded in the file
   bool flip = false;                 // also train on every picture mirrored
+  bool buckets = false;              // aspect-ratio buckets (data/aspect_buckets.h), sides multiples of the model's size step
   int64_t warmup = -1;               // -1 = a tenth of the steps (at most 100)
   double clip_grad = 1.0;
   int64_t checkpoint_every = 100, keep_checkpoints = 2, sample_every = 0;  // 0: a grid at the end only

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <optional>
 #include <random>
 
@@ -44,15 +45,19 @@ uint64_t components_key(const PrepareOptions& o) {
   for (const auto& dir : {o.vae, o.text_encoder, o.tokenizer}) h = fnv1a(hex64(folder_fingerprint(dir)), h);
   const std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
                               " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
-                              " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger);
+                              " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger) +
+                              (o.buckets ? " buckets=" + std::to_string(o.bucket_step) : "");
   return fnv1a(options, h);
 }
 
-// A shard's key: the components and, per image, its path, size, modification time and captions.
-std::string shard_key(uint64_t components, const Dataset& data, int64_t start, int64_t end) {
+// A shard's key: the components, its bucket (with buckets) and, per image, its path, size,
+// modification time and captions.
+std::string shard_key(uint64_t components, const Dataset& data, const std::vector<std::size_t>& order, int64_t start,
+                      int64_t end, const std::optional<BucketSize>& bucket) {
   uint64_t h = components;
+  if (bucket) h = fnv1a(std::to_string(bucket->width) + "x" + std::to_string(bucket->height) + "\n", h);
   for (int64_t i = start; i < end; ++i) {
-    const auto& item = data.items[static_cast<std::size_t>(i)];
+    const auto& item = data.items[order[static_cast<std::size_t>(i)]];
     h = fnv1a(item.path + "\n" + file_stamp(item.path) + "\n", h);
     for (const auto& c : item.captions) h = fnv1a(c + "\n", h);
     h = fnv1a("\x1e", h);
@@ -66,6 +71,9 @@ PrepareSummary prepare(const PrepareOptions& o) {
   // 1. Check inputs.
   if (o.resolution < 16 || o.resolution > 4096) throw Error("resolution must be between 16 and 4096, got " + std::to_string(o.resolution));
   if (o.shard_size < 1 || o.batch_size < 1) throw Error("shard size and batch size must be at least 1");
+  if (o.buckets && (o.bucket_step < 8 || o.resolution % o.bucket_step != 0))
+    throw Error("bucket step " + std::to_string(o.bucket_step) + ": must be at least 8 and divide the resolution " +
+                std::to_string(o.resolution));
   Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
   if (!o.trigger.empty())
     for (auto& item : data.items) {
@@ -101,6 +109,30 @@ PrepareSummary prepare(const PrepareOptions& o) {
   info.penultimate = o.penultimate;
   const uint64_t components = components_key(o);
   info.key = hex64(components);
+  if (o.buckets) {
+    if (o.bucket_step % vae->downscale_factor() != 0)
+      throw Error("bucket step " + std::to_string(o.bucket_step) + " is not a multiple of the VAE's factor " +
+                  std::to_string(vae->downscale_factor()));
+    info.buckets = aspect_buckets(o.resolution, o.bucket_step);
+  }
+  // Shards hold the pictures of one bucket each: pictures in bucket order, path order within one.
+  const std::vector<BucketSize> sizes = o.buckets ? info.buckets : std::vector<BucketSize>{{o.resolution, o.resolution}};
+  const std::vector<std::size_t> bucket = o.buckets ? assign_buckets(data, sizes) : std::vector<std::size_t>(data.size(), 0);
+  std::vector<std::size_t> order(data.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bucket[a] < bucket[b]; });
+  struct ShardPlan {
+    int64_t start, end;
+    std::size_t bucket;
+  };
+  std::vector<ShardPlan> plan;
+  for (int64_t start = 0, n = static_cast<int64_t>(order.size()); start < n;) {
+    const std::size_t b = bucket[order[static_cast<std::size_t>(start)]];
+    int64_t end = start;
+    while (end < n && end - start < o.shard_size && bucket[order[static_cast<std::size_t>(end)]] == b) ++end;
+    plan.push_back({start, end, b});
+    start = end;
+  }
   // An index of an earlier prepare no longer describes the folder: it is written again at the end.
   fs::remove(fs::path(o.out_dir) / kCacheIndex);
 
@@ -112,14 +144,19 @@ PrepareSummary prepare(const PrepareOptions& o) {
   po.unit = "img";
   std::unique_ptr<Progress> bar;
   if (o.progress) bar = std::make_unique<Progress>(static_cast<int64_t>(data.size()), "prepare", po);
-  const auto n = static_cast<int64_t>(data.size());
-  for (int64_t s = 0, start = 0; start < n; ++s, start += o.shard_size) {
-    const int64_t end = std::min(n, start + o.shard_size);
-    const std::string key = shard_key(components, data, start, end);
+  std::vector<int64_t> bucket_images(sizes.size(), 0);
+  for (int64_t s = 0; s < static_cast<int64_t>(plan.size()); ++s) {
+    const auto [start, end, b] = plan[static_cast<std::size_t>(s)];
+    const BucketSize size = sizes[b];
+    TrainingImageOptions image_options;
+    image_options.width = size.width;
+    image_options.height = size.height;
+    const std::string key = shard_key(components, data, order, start, end, o.buckets ? std::optional(size) : std::nullopt);
     shard_keys.push_back(key);
     const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
     info.shards.push_back(shard_name(s));
     if (auto done = finished_shard(file, key)) {
+      bucket_images[b] += done->images;
       info.items += done->images;
       info.captions += done->captions;
       ++summary.shards_reused;
@@ -130,12 +167,12 @@ PrepareSummary prepare(const PrepareOptions& o) {
     std::vector<int64_t> caption_item;
     std::vector<std::string> kept;
     std::mt19937_64 rng(static_cast<uint64_t>(s));
-    for (int64_t b = start; b < end; b += o.batch_size) {
+    for (int64_t first = start; first < end; first += o.batch_size) {
       std::vector<torch::Tensor> pixels;
       std::vector<std::string> captions;
-      for (int64_t i = b; i < std::min(end, b + o.batch_size); ++i) {
-        const auto& item = data.items[static_cast<std::size_t>(i)];
-        auto img = load_training_image(item.path, static_cast<int>(o.resolution), o.random_crop, false, rng, &skips);
+      for (int64_t i = first; i < std::min(end, first + o.batch_size); ++i) {
+        const auto& item = data.items[order[static_cast<std::size_t>(i)]];
+        auto img = load_training_image(item.path, static_cast<int>(o.resolution), o.random_crop, false, rng, &skips, image_options);
         if (!img) continue;
         std::vector<Image> variants{*img};
         if (o.flip) variants.push_back(flip_horizontal(*img));
@@ -159,17 +196,19 @@ PrepareSummary prepare(const PrepareOptions& o) {
         ctxs.push_back(emb.ctx.to(torch::kCPU));
         pooleds.push_back(emb.pooled.to(torch::kCPU));
       }
-      if (bar) bar->update(std::min(end, b + o.batch_size) - b);
+      if (bar) bar->update(std::min(end, first + o.batch_size) - first);
     }
     CacheShard shard;
-    const int64_t h = info.latent_size, c = info.latent_channels, L = info.context_length, D = info.text_dim;
-    shard.mean = means.empty() ? torch::zeros({0, c, h, h}) : torch::cat(means);
-    shard.std = stds.empty() ? torch::zeros({0, c, h, h}) : torch::cat(stds);
+    const int64_t h = size.height / vae->downscale_factor(), w = size.width / vae->downscale_factor();
+    const int64_t c = info.latent_channels, L = info.context_length, D = info.text_dim;
+    shard.mean = means.empty() ? torch::zeros({0, c, h, w}) : torch::cat(means);
+    shard.std = stds.empty() ? torch::zeros({0, c, h, w}) : torch::cat(stds);
     shard.ctx = ctxs.empty() ? torch::zeros({0, L, D}) : torch::cat(ctxs);
     shard.pooled = pooleds.empty() ? torch::zeros({0, D}) : torch::cat(pooleds);
     shard.caption_item = torch::tensor(caption_item, torch::kInt64).reshape({-1});
     shard.paths = kept;
     write_cache_shard(o.out_dir, s, shard, key);
+    bucket_images[b] += shard.mean.size(0);
     info.items += shard.mean.size(0);
     info.captions += shard.ctx.size(0);
   }
@@ -207,6 +246,12 @@ PrepareSummary prepare(const PrepareOptions& o) {
                  "; latents " + std::to_string(info.latent_channels) + "x" + std::to_string(info.latent_size) + "x" +
                  std::to_string(info.latent_size) + ", text " + std::to_string(info.context_length) + "x" +
                  std::to_string(info.text_dim);
+  if (o.buckets) {
+    summary.text += "\naspect-ratio buckets (pictures):";
+    for (std::size_t b = 0; b < sizes.size(); ++b)
+      summary.text += (b ? ", " : " ") + std::to_string(sizes[b].width) + "x" + std::to_string(sizes[b].height) + " (" +
+                      std::to_string(bucket_images[b]) + ")";
+  }
   if (skips.skipped()) summary.text += "\n" + skips.summary();
   return summary;
 }

@@ -19,6 +19,8 @@ struct PrepareOptions {
   bool random_crop = false;       // a seeded random square instead of the centre one
   bool flip = false;              // also cache each image mirrored (twice the images, same captions)
   std::string trigger;            // put before every caption that lacks it ("TRIGGER, caption"); a picture without captions gets it alone
+  bool buckets = false;           // aspect-ratio buckets (data/aspect_buckets.h) instead of square centre crops
+  int64_t bucket_step = 32;       // their sides: multiples of this (of the VAE's factor, and of the denoiser's size step to train it)
   torch::Device device = torch::kCPU;
   bool progress = true;
 };

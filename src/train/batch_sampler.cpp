@@ -30,21 +30,47 @@ BatchSampler::BatchSampler(const LatentCache& cache, std::vector<int64_t> items,
   if (items_.empty()) throw Error("no training images in the cache");
 }
 
-const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch) {
-  if (epoch != cached_epoch_) {
-    auto gen = seeded_generator({seed_, 0xE90Cull, static_cast<uint64_t>(epoch)});
-    auto perm = torch::randperm(static_cast<int64_t>(items_.size()), gen, torch::kInt64);
-    auto p = perm.accessor<int64_t, 1>();
-    order_.resize(items_.size());
-    for (std::size_t i = 0; i < items_.size(); ++i) order_[i] = items_[static_cast<std::size_t>(p[static_cast<int64_t>(i)])];
-    cached_epoch_ = epoch;
+int64_t BatchSampler::bucketed_epoch_length(int64_t batch_size) const {
+  std::vector<int64_t> count(static_cast<std::size_t>(cache_.bucket_count()), 0);
+  for (auto i : items_) ++count[static_cast<std::size_t>(cache_.bucket_of[static_cast<std::size_t>(i)])];
+  int64_t n = 0;
+  for (auto c : count) n += (c + batch_size - 1) / batch_size * batch_size;
+  return n;
+}
+
+const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch, int64_t batch_size) {
+  if (epoch == cached_epoch_ && (cache_.bucket_count() == 1 || batch_size == cached_batch_size_)) return order_;
+  auto gen = seeded_generator({seed_, 0xE90Cull, static_cast<uint64_t>(epoch)});
+  auto perm = torch::randperm(static_cast<int64_t>(items_.size()), gen, torch::kInt64);
+  auto p = perm.accessor<int64_t, 1>();
+  order_.resize(items_.size());
+  for (std::size_t i = 0; i < items_.size(); ++i) order_[i] = items_[static_cast<std::size_t>(p[static_cast<int64_t>(i)])];
+  if (cache_.bucket_count() > 1) {
+    std::vector<std::vector<int64_t>> by_bucket(static_cast<std::size_t>(cache_.bucket_count()));
+    for (auto i : order_) by_bucket[static_cast<std::size_t>(cache_.bucket_of[static_cast<std::size_t>(i)])].push_back(i);
+    std::vector<std::vector<int64_t>> runs;
+    for (const auto& images : by_bucket)
+      for (std::size_t start = 0; start < images.size(); start += static_cast<std::size_t>(batch_size)) {
+        std::vector<int64_t> run;
+        for (int64_t k = 0; k < batch_size; ++k) run.push_back(images[(start + static_cast<std::size_t>(k)) % images.size()]);
+        runs.push_back(std::move(run));
+      }
+    auto run_perm = torch::randperm(static_cast<int64_t>(runs.size()), gen, torch::kInt64);
+    auto r = run_perm.accessor<int64_t, 1>();
+    order_.clear();
+    for (int64_t k = 0; k < run_perm.size(0); ++k) {
+      const auto& run = runs[static_cast<std::size_t>(r[k])];
+      order_.insert(order_.end(), run.begin(), run.end());
+    }
   }
+  cached_epoch_ = epoch;
+  cached_batch_size_ = batch_size;
   return order_;
 }
 
 Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
   if (part.whole()) part = {0, batch_size};
-  const auto n = static_cast<int64_t>(items_.size());
+  const int64_t n = cache_.bucket_count() > 1 ? bucketed_epoch_length(batch_size) : static_cast<int64_t>(items_.size());
   auto gen = seeded_generator({seed_, 0xBA7Cull, static_cast<uint64_t>(index)});
   const auto k = static_cast<std::size_t>(part.size);
   std::vector<int64_t> images(k), rows(k);
@@ -54,7 +80,7 @@ Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
   for (std::size_t i = 0; i < k; ++i) {
     const int64_t j = part.begin + static_cast<int64_t>(i);  // in the whole batch
     const int64_t s = index * batch_size + j;  // position in the endless epoch stream
-    const int64_t img = epoch_order(s / n)[static_cast<std::size_t>(s % n)];
+    const int64_t img = epoch_order(s / n, batch_size)[static_cast<std::size_t>(s % n)];
     images[i] = img;
     const auto& caps = cache_.captions_of[static_cast<std::size_t>(img)];
     dropped[i] = caps.empty() || ua[j][1] < caption_dropout_;

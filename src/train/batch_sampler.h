@@ -28,13 +28,17 @@ class BatchSampler {
   Batch sample(int64_t index, int64_t batch_size, BatchPart part = {});
 
  private:
-  const std::vector<int64_t>& epoch_order(int64_t epoch);
+  // The images of an epoch in order. With aspect-ratio buckets: each bucket's images shuffled and
+  // cut into runs of `batch_size` (the last run filled up from the bucket's start), the runs
+  // shuffled, so every batch lies within one bucket.
+  const std::vector<int64_t>& epoch_order(int64_t epoch, int64_t batch_size);
   const LatentCache& cache_;
   std::vector<int64_t> items_;
   uint64_t seed_;
   double caption_dropout_;
   TimeSampling time_sampling_;
-  int64_t cached_epoch_ = -1;
+  int64_t cached_epoch_ = -1, cached_batch_size_ = 0;
+  int64_t bucketed_epoch_length(int64_t batch_size) const;
   std::vector<int64_t> order_;
 };
 

@@ -1,5 +1,6 @@
 #include "train/heldout_loss.h"
 
+#include <algorithm>
 #include <numeric>
 
 #include "flow/flow_matching.h"
@@ -18,14 +19,20 @@ double heldout_flow_loss(LuminaRS& model, const LatentCache& cache, const std::v
     std::iota(all.begin(), all.end(), int64_t{0});
   }
   if (all.empty()) return 0.0;
+  if (cache.bucket_count() > 1)  // batches of one aspect-ratio bucket each
+    std::stable_sort(all.begin(), all.end(), [&](int64_t a, int64_t b) {
+      return cache.bucket_of[static_cast<std::size_t>(a)] < cache.bucket_of[static_cast<std::size_t>(b)];
+    });
   ForwardOptions fo;
   fo.recursions = recursions;
   double total = 0;
   int64_t count = 0;
   const auto bs = static_cast<std::size_t>(std::max<int64_t>(1, batch_size));
-  for (std::size_t start = 0; start < all.size(); start += bs) {
-    std::vector<int64_t> idx(all.begin() + static_cast<std::ptrdiff_t>(start),
-                             all.begin() + static_cast<std::ptrdiff_t>(std::min(all.size(), start + bs)));
+  for (std::size_t start = 0, end = 0; start < all.size(); start = end) {
+    end = std::min(all.size(), start + bs);
+    for (std::size_t j = start + 1; j < end && cache.bucket_count() > 1; ++j)
+      if (cache.bucket_of[static_cast<std::size_t>(all[j])] != cache.bucket_of[static_cast<std::size_t>(all[start])]) end = j;
+    std::vector<int64_t> idx(all.begin() + static_cast<std::ptrdiff_t>(start), all.begin() + static_cast<std::ptrdiff_t>(end));
     std::vector<int64_t> rows(idx.size());
     for (std::size_t j = 0; j < idx.size(); ++j) {
       const auto& caps = cache.captions_of[static_cast<std::size_t>(idx[j])];

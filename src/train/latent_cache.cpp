@@ -22,7 +22,7 @@ std::string shard_name(int64_t index) {
 
 std::string CacheInfo::to_json() const {
   nlohmann::ordered_json j;
-  j[kFormatVersionKey] = kFormatVersion;
+  j[kFormatVersionKey] = buckets.empty() ? int64_t{1} : kCacheFormatVersion;
   j["resolution"] = resolution;
   j["latent_channels"] = latent_channels;
   j["latent_size"] = latent_size;
@@ -38,6 +38,10 @@ std::string CacheInfo::to_json() const {
   j["items"] = items;
   j["captions"] = captions;
   j["shards"] = shards;
+  if (!buckets.empty()) {
+    j["buckets"] = nlohmann::ordered_json::array();
+    for (const auto& b : buckets) j["buckets"].push_back({b.width, b.height});
+  }
   return j.dump(1);
 }
 
@@ -45,7 +49,7 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
   CacheInfo c;
   try {
     auto j = json_fields::parse(text, source);
-    read_format_version(j, source, "version");  // "version" in caches written before format_version
+    read_format_version(j, source, "version", kCacheFormatVersion);  // "version" before format_version
     c.resolution = j.at("resolution");
     c.latent_channels = j.at("latent_channels");
     c.latent_size = j.at("latent_size");
@@ -61,6 +65,12 @@ CacheInfo CacheInfo::from_json(const std::string& text, const std::string& sourc
     c.items = j.at("items");
     c.captions = j.at("captions");
     c.shards = j.at("shards").get<std::vector<std::string>>();
+    if (j.contains("buckets"))
+      for (const auto& b : j.at("buckets")) {
+        const BucketSize size{b.at(0).get<int64_t>(), b.at(1).get<int64_t>()};
+        if (size.width < 1 || size.height < 1) throw Error(source + ": invalid bucket size");
+        c.buckets.push_back(size);
+      }
   } catch (const nlohmann::json::exception& e) {
     throw Error(source + ": invalid cache index: " + e.what());
   }
@@ -150,7 +160,7 @@ CacheInfo CacheInfo::load(const std::string& dir) {
 }
 
 void ShardedRows::append(torch::Tensor part) {
-  if (!parts_.empty() && part.sizes().slice(1) != parts_.front().sizes().slice(1))
+  if (!mixed_shapes_ && !parts_.empty() && part.sizes().slice(1) != parts_.front().sizes().slice(1))
     throw Error("cache shards disagree on the shape of a row");
   ends_.push_back(size() + part.size(0));
   parts_.push_back(std::move(part));
@@ -168,7 +178,10 @@ torch::Tensor ShardedRows::row(int64_t i) const {
 }
 
 torch::Tensor ShardedRows::gather(const std::vector<int64_t>& index, torch::Dtype dtype) const {
-  auto shape = row_shape();
+  auto shape = index.empty() || !mixed_shapes_ ? row_shape() : row(index.front()).sizes().vec();
+  if (mixed_shapes_)
+    for (auto i : index)
+      if (row(i).sizes() != torch::IntArrayRef(shape)) throw Error("internal error: a batch mixes aspect-ratio buckets");
   shape.insert(shape.begin(), static_cast<int64_t>(index.size()));
   auto out = torch::empty(shape, torch::TensorOptions().dtype(dtype));
   for (std::size_t k = 0; k < index.size(); ++k) out[static_cast<int64_t>(k)].copy_(row(index[k]));
@@ -179,6 +192,7 @@ LatentCache LatentCache::load(const std::string& dir) {
   namespace fs = std::filesystem;
   LatentCache c;
   c.info = CacheInfo::load(dir);
+  if (!c.info.buckets.empty()) c.mean = c.std = ShardedRows(/*mixed_shapes=*/true);
   int64_t base = 0, rows = 0;
   for (const auto& shard : c.info.shards) {
     const auto file = (fs::path(dir) / shard).string();
@@ -190,6 +204,19 @@ LatentCache LatentCache::load(const std::string& dir) {
     if (mean.dim() != 4 || mean.sizes() != std.sizes() || mean.size(1) != c.info.latent_channels ||
         !mean.is_floating_point() || !std.is_floating_point())
       throw Error(file + ": mean/std shapes disagree with cache.json");
+    int64_t bucket = 0;  // the bucket whose latent size the shard's rows have
+    if (!c.info.buckets.empty()) {
+      const int64_t factor = c.info.resolution / std::max<int64_t>(1, c.info.latent_size);
+      auto it = std::find(c.info.buckets.begin(), c.info.buckets.end(), BucketSize{mean.size(3) * factor, mean.size(2) * factor});
+      if (it == c.info.buckets.end())
+        throw Error(file + ": latents of " + std::to_string(mean.size(3)) + "x" + std::to_string(mean.size(2)) +
+                    " fit none of the buckets in cache.json (" + bucket_list(c.info.buckets) + ")");
+      bucket = it - c.info.buckets.begin();
+    } else if (mean.size(2) != c.info.latent_size || mean.size(3) != c.info.latent_size) {
+      throw Error(file + ": latents of " + std::to_string(mean.size(3)) + "x" + std::to_string(mean.size(2)) +
+                  ", cache.json says " + std::to_string(c.info.latent_size) + "x" + std::to_string(c.info.latent_size));
+    }
+    c.bucket_of.insert(c.bucket_of.end(), static_cast<std::size_t>(mean.size(0)), bucket);
     if (ctx.dim() != 3 || ctx.size(2) != c.info.text_dim || pooled.dim() != 2 || pooled.size(0) != ctx.size(0) ||
         pooled.size(1) != c.info.text_dim || item.dim() != 1 || item.size(0) != ctx.size(0) ||
         !ctx.is_floating_point() || !pooled.is_floating_point() || item.scalar_type() != torch::kInt64)

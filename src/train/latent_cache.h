@@ -3,6 +3,8 @@
 // text encoder's (ctx, pooled) of every caption, in sharded safetensors, plus the empty prompt's
 // embedding for caption dropout and a few fixed prompts for sample grids.
 //   CACHE/cache.json                  what is where (CacheInfo), written last
+// With aspect-ratio buckets (prepare --buckets) each shard holds the pictures of one bucket, so
+// shards' h and w differ; cache.json lists the buckets and says format_version 2.
 //   CACHE/shard-00000.safetensors     mean [n,C,h,w], std [n,C,h,w], ctx [m,L,D] (F16), pooled [m,D] (F16),
 //                                     caption_item [m] (image index within the shard); metadata "paths"
 //   CACHE/empty.safetensors           ctx [1,L,D], pooled [1,D] for ""
@@ -14,7 +16,13 @@
 #include <string>
 #include <vector>
 
+#include "data/aspect_buckets.h"
+
 namespace luminars {
+
+// cache.json's format: 2 when it lists aspect-ratio buckets (older builds refuse it, naming the
+// file, rather than misread its shards), else 1.
+inline constexpr int64_t kCacheFormatVersion = 2;
 
 struct CacheInfo {
   int64_t resolution = 256;
@@ -26,6 +34,8 @@ struct CacheInfo {
   double scaling_factor = 1.0, shift_factor = 0.0;
   std::vector<std::string> shards;
   int64_t items = 0, captions = 0;
+  // Pixel sizes of the aspect-ratio buckets (data/aspect_buckets.h); empty: every picture square.
+  std::vector<BucketSize> buckets;
 
   std::string to_json() const;
   static CacheInfo from_json(const std::string& text, const std::string& source);
@@ -65,7 +75,10 @@ void write_cache_prompts(const std::string& path, const torch::Tensor& ctx, cons
 // of every batch: over an epoch, ranks read disjoint parts of the cache.
 class ShardedRows {
  public:
-  void append(torch::Tensor part);  // [n, ...]; the row shapes of all parts agree
+  // [n, ...]; the row shapes of all parts agree unless `mixed_shapes` (aspect buckets: a gather
+  // must then name rows of one shape).
+  explicit ShardedRows(bool mixed_shapes = false) : mixed_shapes_(mixed_shapes) {}
+  void append(torch::Tensor part);
   int64_t size() const { return ends_.empty() ? 0 : ends_.back(); }
   std::vector<int64_t> row_shape() const;
   // Rows `index` (each in [0, size())) as one new [k, ...] tensor of `dtype`.
@@ -73,6 +86,7 @@ class ShardedRows {
   torch::Tensor row(int64_t i) const;  // a view, as stored
 
  private:
+  bool mixed_shapes_;
   std::vector<torch::Tensor> parts_;
   std::vector<int64_t> ends_;  // cumulative row counts
 };
@@ -86,11 +100,13 @@ struct LatentCache {
   ShardedRows ctx, pooled;                        // [M,L,D], [M,D]
   std::vector<std::vector<int64_t>> captions_of;  // image -> caption rows (may be empty)
   std::vector<std::string> paths;                 // image -> source file
+  std::vector<int64_t> bucket_of;                 // image -> index into info.buckets (0 without buckets)
   torch::Tensor empty_ctx, empty_pooled;          // [1,L,D], [1,D]
   torch::Tensor sample_ctx, sample_pooled;        // [k,L,D], [k,D] (k may be 0)
   std::vector<std::string> sample_prompts;
 
   int64_t size() const { return mean.size(); }
+  int64_t bucket_count() const { return std::max<int64_t>(1, static_cast<int64_t>(info.buckets.size())); }
   // Throws naming the folder or file at fault (missing cache.json, missing shard, shapes).
   static LatentCache load(const std::string& dir);
 };

@@ -19,6 +19,19 @@ namespace luminars {
 
 namespace fs = std::filesystem;
 
+void check_cache_latents(const Config& cfg, const CacheInfo& info) {
+  cfg.validate_latent_size(info.latent_size, info.latent_size);
+  const int64_t factor = info.resolution / std::max<int64_t>(1, info.latent_size);
+  for (const auto& b : info.buckets) {
+    try {
+      cfg.validate_latent_size(b.height / factor, b.width / factor);
+    } catch (const Error& e) {
+      throw Error("aspect-ratio bucket " + std::to_string(b.width) + "x" + std::to_string(b.height) + " of the cache: " + e.what() +
+                  " (prepare it again with another --bucket-step)");
+    }
+  }
+}
+
 namespace {
 
 void check_options(const TrainOptions& o) {
@@ -35,7 +48,7 @@ Config config_for_cache(Config cfg, const LatentCache& cache) {
   cfg.text_dim = cache.info.text_dim;
   cfg.latent_channels = cache.info.latent_channels;
   cfg.validate();
-  cfg.validate_latent_size(cache.info.latent_size, cache.info.latent_size);
+  check_cache_latents(cfg, cache.info);
   return cfg;
 }
 

@@ -49,4 +49,8 @@ TrainResult train(const TrainOptions& options, const TrainHooks& hooks = {});
 // The shared loop's options for these denoiser options (stages at DESIGN §5 rates unless given).
 LoopOptions loop_options(const TrainOptions& options);
 
+// Throws unless the denoiser `cfg` takes the cache's latents: its square ones and every aspect
+// bucket's (naming the bucket).
+void check_cache_latents(const Config& cfg, const CacheInfo& info);
+
 }  // namespace luminars

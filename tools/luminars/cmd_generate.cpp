@@ -113,6 +113,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
     if (x->size > 0) r.width = r.height = x->size;
     if (x->width > 0) r.width = x->width;
     if (x->height > 0) r.height = x->height;
+    for (const auto& l : x->loras) r.loras.push_back(parse_lora_argument(l));  // before the sizes: their buckets count as trained
     // Sides given on the command line: the model's rule, then its trained sizes, named by flag.
     if (given("--size") || given("--width") || given("--height")) {
       const SizeRule rule = model_size_rule(*o);
@@ -136,7 +137,6 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       r.strength = 1.0;  // inpainting repaints the masked region from noise unless asked otherwise
     }
     if (given("--mask-blur") || x->from_png.empty()) r.mask_blur = x->mask_blur;
-    for (const auto& l : x->loras) r.loras.push_back(parse_lora_argument(l));
     o->pipeline.progress = !x->quiet;
     o->pipeline.bf16 = !x->no_bf16;
     auto res = generate(*o);

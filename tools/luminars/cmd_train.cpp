@@ -1,4 +1,5 @@
 // luminars prepare / train: the latent cache, then the staged trainer (DESIGN §5).
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
 
@@ -36,6 +37,12 @@ void register_prepare(CLI::App& app, GlobalOptions& g) {
   cmd->add_flag("--penultimate", o->penultimate, "use CLIP's penultimate hidden state as ctx");
   cmd->add_flag("--random-crop", o->random_crop, "crop a random square (seeded) instead of the centre");
   cmd->add_flag("--flip", o->flip, "also cache every image mirrored left-right");
+  cmd->add_flag("--buckets", o->buckets,
+                "aspect-ratio buckets: each picture trained near its own shape (sizes of about resolution², sides from "
+                "resolution/2 to 2·resolution) instead of a square crop");
+  cmd->add_option("--bucket-step", o->bucket_step, "bucket sides: multiples of this (the model's size step)")
+      ->capture_default_str()
+      ->check(CLI::Range(8, 1024));
   cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   cmd->callback([o, device, &g] {
     apply_global(g);
@@ -140,6 +147,10 @@ void register_train(CLI::App& app, GlobalOptions& g) {
     m.penultimate = info.penultimate;  // generation conditions on the layer training saw
     m.resolution = info.resolution;
     m.trained_sizes = {info.resolution};
+    for (const auto& b : info.buckets)  // aspect-ratio buckets: their sides are trained sizes too
+      for (int64_t side : {b.width, b.height})
+        if (std::find(m.trained_sizes.begin(), m.trained_sizes.end(), side) == m.trained_sizes.end()) m.trained_sizes.push_back(side);
+    std::sort(m.trained_sizes.begin(), m.trained_sizes.end());
     fs::create_directories(fs::path(m.dir) / "denoiser");
     export_ema_denoiser(r.checkpoint, m.path_of(m.denoiser));
     m.save();

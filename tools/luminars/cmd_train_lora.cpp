@@ -35,6 +35,8 @@ void register_train_lora(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--caption-dropout", o->caption_dropout, "probability of the empty prompt")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--trigger", o->trigger, "word put before every caption and recorded in the LoRA file");
   cmd->add_flag("--flip", o->flip, "also train on every picture mirrored left-right");
+  cmd->add_flag("--buckets", o->buckets,
+                "aspect-ratio buckets: pictures that are not square trained near their own shape instead of cropped square");
   cmd->add_option("--checkpoint-every", o->checkpoint_every, "steps between checkpoints")->capture_default_str()->check(CLI::Range(1, 100000000));
   cmd->add_option("--keep-checkpoints", o->keep_checkpoints, "checkpoints kept")->capture_default_str()->check(CLI::Range(1, 1000));
   cmd->add_option("--sample-every", o->sample_every, "steps between sample grids (0: at the end)")->capture_default_str()->check(CLI::NonNegativeNumber);
