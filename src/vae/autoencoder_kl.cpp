@@ -92,10 +92,12 @@ DecoderImpl::DecoderImpl(const VaeConfig& cfg) {
     const int64_t c_in = c_out;
     c_out = widths[i];
     up_list.push_back(UpDecoderBlock2D(c_in, c_out, cfg.layers_per_block + 1, groups, /*add_upsample=*/i + 1 < levels));
+    quant::drop_init(*up_list.back());  // under low-memory loading: its init is not kept (the load fills it)
     up_blocks->push_back(up_list.back());
   }
   up_blocks = register_module("up_blocks", up_blocks);
   mid_block = register_module("mid_block", UNetMidBlock2D(widths[0], groups, cfg.mid_block_add_attention));
+  quant::drop_init(*mid_block);
   conv_norm_out = register_module("conv_norm_out", norm_out(groups, widths.back()));
   conv_out = register_module("conv_out", conv3x3(widths.back(), cfg.out_channels));
 }
