@@ -187,7 +187,7 @@ double psnr(const Image& a, const Image& b) {
 
 // The shipped model exported in each storage: the folder records it, loads with nothing else, and
 // draws close to the float32 export for fixed seeds. q8_0 meets its target (≥ 35 dB); q4_0's
-// pictures scatter (README, "8-bit and 4-bit weights": 15–31 dB over six prompts, median 27.4):
+// pictures scatter (README, "Phones and small boards": 17.6–30.7 dB over 16 pictures, median 25.7):
 // its bound here is a floor against regressions. Its denoiser keeps the weights 4 bits hurt most
 // in q8_0 (denoiser_keeps_eight_bits), listed in the file.
 TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
