@@ -28,13 +28,16 @@ BatchSampler::BatchSampler(const LatentCache& cache, std::vector<int64_t> items,
                            TimeSampling time_sampling)
     : cache_(cache), items_(std::move(items)), seed_(seed), caption_dropout_(caption_dropout), time_sampling_(time_sampling) {
   if (items_.empty()) throw Error("no training images in the cache");
+  if (cache_.bucket_count() > 1) {
+    bucket_sizes_.assign(static_cast<std::size_t>(cache_.bucket_count()), 0);
+    for (auto i : items_) ++bucket_sizes_[static_cast<std::size_t>(cache_.bucket_of[static_cast<std::size_t>(i)])];
+  }
 }
 
-int64_t BatchSampler::bucketed_epoch_length(int64_t batch_size) const {
-  std::vector<int64_t> count(static_cast<std::size_t>(cache_.bucket_count()), 0);
-  for (auto i : items_) ++count[static_cast<std::size_t>(cache_.bucket_of[static_cast<std::size_t>(i)])];
+int64_t BatchSampler::epoch_length(int64_t batch_size) const {
+  if (bucket_sizes_.empty()) return static_cast<int64_t>(items_.size());
   int64_t n = 0;
-  for (auto c : count) n += (c + batch_size - 1) / batch_size * batch_size;
+  for (auto c : bucket_sizes_) n += (c + batch_size - 1) / batch_size * batch_size;
   return n;
 }
 
@@ -70,7 +73,7 @@ const std::vector<int64_t>& BatchSampler::epoch_order(int64_t epoch, int64_t bat
 
 Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
   if (part.whole()) part = {0, batch_size};
-  const int64_t n = cache_.bucket_count() > 1 ? bucketed_epoch_length(batch_size) : static_cast<int64_t>(items_.size());
+  const int64_t n = epoch_length(batch_size);
   auto gen = seeded_generator({seed_, 0xBA7Cull, static_cast<uint64_t>(index)});
   const auto k = static_cast<std::size_t>(part.size);
   std::vector<int64_t> images(k), rows(k);

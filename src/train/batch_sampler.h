@@ -38,7 +38,9 @@ class BatchSampler {
   double caption_dropout_;
   TimeSampling time_sampling_;
   int64_t cached_epoch_ = -1, cached_batch_size_ = 0;
-  int64_t bucketed_epoch_length(int64_t batch_size) const;
+  std::vector<int64_t> bucket_sizes_;  // training images per aspect-ratio bucket; empty: one bucket
+  // Positions in an epoch: the images, or with buckets each bucket's rounded up to whole batches.
+  int64_t epoch_length(int64_t batch_size) const;
   std::vector<int64_t> order_;
 };
 

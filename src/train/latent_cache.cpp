@@ -206,7 +206,7 @@ LatentCache LatentCache::load(const std::string& dir) {
       throw Error(file + ": mean/std shapes disagree with cache.json");
     int64_t bucket = 0;  // the bucket whose latent size the shard's rows have
     if (!c.info.buckets.empty()) {
-      const int64_t factor = c.info.resolution / std::max<int64_t>(1, c.info.latent_size);
+      const int64_t factor = c.info.latent_factor();
       auto it = std::find(c.info.buckets.begin(), c.info.buckets.end(), BucketSize{mean.size(3) * factor, mean.size(2) * factor});
       if (it == c.info.buckets.end())
         throw Error(file + ": latents of " + std::to_string(mean.size(3)) + "x" + std::to_string(mean.size(2)) +

@@ -12,6 +12,7 @@
 #pragma once
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +37,8 @@ struct CacheInfo {
   int64_t items = 0, captions = 0;
   // Pixel sizes of the aspect-ratio buckets (data/aspect_buckets.h); empty: every picture square.
   std::vector<BucketSize> buckets;
+  // Pixels per latent pixel (the VAE's downscale factor).
+  int64_t latent_factor() const { return resolution / std::max<int64_t>(1, latent_size); }
 
   std::string to_json() const;
   static CacheInfo from_json(const std::string& text, const std::string& source);

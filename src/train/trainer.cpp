@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 
 void check_cache_latents(const Config& cfg, const CacheInfo& info) {
   cfg.validate_latent_size(info.latent_size, info.latent_size);
-  const int64_t factor = info.resolution / std::max<int64_t>(1, info.latent_size);
+  const int64_t factor = info.latent_factor();
   for (const auto& b : info.buckets) {
     try {
       cfg.validate_latent_size(b.height / factor, b.width / factor);
