@@ -321,7 +321,7 @@ std::string write_shipped_lora(const std::string& path, bool zero, double std = 
   LoraFileInfo info;
   info.targets = n->settings.groups;
   info.base_model = "emoji";
-  info.base_hash = denoiser_weights_hash(shipped_denoiser());
+  info.base_hash = denoiser_lora_identity(shipped_denoiser());
   write_lora_file(path, lora_tensors(n), info);
   return path;
 }
@@ -415,6 +415,7 @@ TEST(LoraGeneration, CApiAppliesLorasAsThePipeline) {
 
 TEST(LoraGeneration, UnmergedFusedAndExportedMergedSamplesAgree) {
   test::TempDir dir;
+  const std::string shipped_hash = denoiser_weights_hash(shipped_denoiser());
   const auto lora = write_shipped_lora(dir.file("style.safetensors"), false);
   const LoraFile file = read_lora_file(lora);
   // Latents sampled with fixed noise and conditioning (12 Euler steps, guidance 4), float32.
@@ -449,7 +450,7 @@ TEST(LoraGeneration, UnmergedFusedAndExportedMergedSamplesAgree) {
   EXPECT_GT(test::rel_error(unmerged, plain), 1e-3);  // the LoRA does change the samples
   EXPECT_LE(test::rel_error(fused, unmerged), 1e-5);
   EXPECT_LE(test::rel_error(merged, unmerged), 1e-5);
-  EXPECT_EQ(denoiser_weights_hash(shipped_denoiser()), file.info.base_hash);  // the shipped weights untouched
+  EXPECT_EQ(denoiser_weights_hash(shipped_denoiser()), shipped_hash);  // the shipped weights untouched
   // The exported model is another base: the LoRA made for the shipped one is refused there.
   PipelineOptions po;
   po.model_dir = eo.out_dir;
@@ -461,6 +462,32 @@ TEST(LoraGeneration, UnmergedFusedAndExportedMergedSamplesAgree) {
   EXPECT_NE(e.find("not for merged"), std::string::npos) << e;
 }
 
+
+// A LoRA trained on a model applies to its 8-bit export (the export records the weights' identity),
+// with the weights kept packed (--low-memory) as well: the same picture either way.
+TEST(LoraGeneration, ALoraOfTheModelAppliesToItsQuantizedExportLowMemoryToo) {
+  test::TempDir dir;
+  const auto lora = write_shipped_lora(dir.file("style.safetensors"), false, 0.05);
+  ExportOptions eo;
+  eo.model_dir = shipped_model();
+  eo.out_dir = dir.file("q8");
+  eo.quantize = quant::Scheme::q8_0;
+  export_model(eo);
+  EXPECT_EQ(denoiser_lora_identity(eo.out_dir + "/denoiser/model.safetensors"), denoiser_lora_identity(shipped_denoiser()));
+  auto draw = [&](bool low_memory, bool with_lora) {
+    PipelineOptions po;
+    po.model_dir = eo.out_dir;
+    po.bf16 = false;
+    po.low_memory = low_memory;
+    Pipeline p(po);
+    auto r = request("a red heart, noto style");
+    if (with_lora) r.loras.push_back({lora, 1.0, ""});
+    return p.generate(r).images[0];
+  };
+  const auto plain = draw(false, false), adapted = draw(false, true), streamed = draw(true, true);
+  EXPECT_NE(plain.rgb, adapted.rgb);
+  EXPECT_EQ(streamed.rgb, adapted.rgb);
+}
 
 LoraTrainOptions tiny_training(const test::TempDir& dir, int pictures) {
   test::write_shapes_dataset(dir.file("data"), pictures, 64);
@@ -495,7 +522,7 @@ TEST(LoraTraining, TrainsOnlyAdaptersResumesAndWritesTheFile) {
   const LoraFile f = read_lora_file(r.lora_path);
   EXPECT_EQ(f.info.rank, 8);
   EXPECT_EQ(f.info.base_model, "emoji");
-  EXPECT_EQ(f.info.base_hash, denoiser_weights_hash(shipped_denoiser()));
+  EXPECT_EQ(f.info.base_hash, denoiser_lora_identity(shipped_denoiser()));
   EXPECT_EQ(f.info.trigger_words, std::vector<std::string>{"zzshape"});
   EXPECT_EQ(f.info.steps, 4);
   EXPECT_NE(f.info.training_data.find("\"images\":6"), std::string::npos) << f.info.training_data;

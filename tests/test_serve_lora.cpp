@@ -67,6 +67,29 @@ TEST(ServeLora, RequestsNameLorasByFieldAndPromptSyntax) {
             std::string::npos);
 }
 
+TEST(ServeLora, ALoraTrainedInBucketsWidensTheTrainedSizesOfItsRequest) {
+  test::TempDir dir;
+  write_lora(dir, "plain");
+  save_tensors(dir.file("wide.safetensors"),
+               {{"unet.out.lora_A.weight", torch::zeros({2, 4})}, {"unet.out.lora_B.weight", torch::zeros({4, 2})}},
+               {{"r", "2"}, {"training_data", R"({"images": 8, "resolution": 64, "buckets": [[32, 128], [64, 64], [128, 32]]})"}});
+  auto l = limits(dir.path.string());
+  l.trained_sizes = {64};
+  const json wide{{"prompt", "a cat"}, {"width", 128}, {"height", 32}};
+  EXPECT_NE(bad_field([&] { parse_jobs_request(wide, l); }).find("width: "), std::string::npos);
+  json with = wide;
+  with["loras"] = {{"plain", 1}};
+  EXPECT_NE(bad_field([&] { parse_jobs_request(with, l); }).find("width: "), std::string::npos);  // no buckets recorded
+  with["loras"] = {{"wide", 1}};
+  EXPECT_EQ(parse_jobs_request(with, l).request.width, 128);
+  json tagged = wide;
+  tagged["prompt"] = "a cat <lora:wide:0.8>";
+  EXPECT_EQ(parse_a1111_request(tagged, l, false).request.height, 32);
+  EXPECT_NE(bad_field([&] { parse_openai_generation(json{{"prompt", "a cat <lora:wide>"}, {"size", "96x32"}}, l); }).find("size: "),
+            std::string::npos);  // 96 is no side of its buckets
+  EXPECT_EQ(parse_openai_generation(json{{"prompt", "a cat <lora:wide>"}, {"size", "128x32"}}, l).request.width, 128);
+}
+
 TEST(ServeLora, ListsTheFolderAndPassesLorasToTheGenerator) {
   test::TempDir dir;
   write_lora(dir, "ink");

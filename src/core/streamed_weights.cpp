@@ -94,6 +94,7 @@ bool init_dropped(const torch::Tensor& param) {
 
 std::vector<int64_t> loaded_shape(const torch::Tensor& param) {
   std::lock_guard<std::mutex> lock(mutex);
+  if (auto s = streamed.find(param.unsafeGetTensorImpl()); s != streamed.end()) return s->second.shape;
   auto it = dropped.find(param.unsafeGetTensorImpl());
   return it == dropped.end() ? param.sizes().vec() : it->second.shape;
 }

@@ -45,7 +45,7 @@ std::optional<torch::Tensor> streamed_rows(const torch::Tensor& param, const tor
 // (packed or in float32); a dropped parameter the file lacks is an error even in a partial load.
 void drop_init(const torch::nn::Module& module);
 bool init_dropped(const torch::Tensor& param);
-// The parameter's shape once loaded: the one drop_init kept aside, or its own.
+// The parameter's shape once loaded: a streamed one's, the one drop_init kept aside, or its own.
 std::vector<int64_t> loaded_shape(const torch::Tensor& param);
 // Gives a dropped parameter float storage of its shape again (before a copy into it).
 void restore_storage(torch::Tensor& param);

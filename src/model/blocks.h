@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "core/upsample_conv.h"
-#include "model/lora_slot.h"
+#include "core/lora_slot.h"
 
 namespace luminars {
 

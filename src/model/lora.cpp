@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/streamed_weights.h"
 
 namespace luminars {
 
@@ -20,16 +21,34 @@ void add_block(std::vector<LoraTarget>& t, const std::string& p, Block& b) {
   t.push_back({p + "attn.out", "attn", a->out->weight, &a->out_lora});
 }
 
-std::string shape_text(const torch::Tensor& t) {
+std::string shape_text(const std::vector<int64_t>& shape) {
   std::string s = "[";
-  for (int64_t i = 0; i < t.dim(); ++i) s += (i ? "," : "") + std::to_string(t.size(i));
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
   return s + "]";
+}
+std::string shape_text(const torch::Tensor& t) { return shape_text(quant::loaded_shape(t)); }
+
+// Throws naming the file and tensor when A [r,in] / B [out,r] do not fit a layer whose weight has
+// `shape` ([out,in] or [out,in,1,1]), or their rank exceeds the layer's.
+void check_fits(const std::string& source, const std::string& path, const std::pair<torch::Tensor, torch::Tensor>& ab,
+                const std::vector<int64_t>& shape) {
+  const auto& [a, b] = ab;
+  const int64_t out = shape.at(0), in = shape.size() > 1 ? shape[1] : -1;
+  if (a.dim() != 2 || b.dim() != 2 || a.size(1) != in || b.size(0) != out || a.size(0) != b.size(1))
+    throw Error(source + ": tensors " + path + ".lora_A/B.weight " + shape_text(a) + "/" + shape_text(b) +
+                " do not fit the layer's weight " + shape_text(shape));
+  if (a.size(0) > std::min(in, out))
+    throw Error(source + ": tensor " + path + ".lora_A.weight has rank " + std::to_string(a.size(0)) + ", larger than its layer (" +
+                std::to_string(out) + "x" + std::to_string(in) + ")");
 }
 
 }  // namespace
 
+int64_t LoraTarget::in_features() const { return quant::loaded_shape(weight).at(1); }
+int64_t LoraTarget::out_features() const { return quant::loaded_shape(weight).at(0); }
+
 const std::vector<std::string>& lora_target_groups() {
-  static const std::vector<std::string> groups{"attn", "mlp", "ada", "conv"};
+  static const std::vector<std::string> groups{"attn", "mlp", "ada", "conv", "text"};
   return groups;
 }
 
@@ -55,15 +74,21 @@ std::vector<LoraTarget> lora_targets(LuminaRS& model) {
   return t;
 }
 
-std::vector<LoraTarget> lora_targets(LuminaRS& model, const std::vector<std::string>& groups) {
+bool is_text_lora_path(const std::string& path) { return path.rfind(kTextLoraPrefix, 0) == 0; }
+
+std::vector<LoraTarget> select_lora_targets(const std::vector<LoraTarget>& targets, const std::vector<std::string>& groups) {
   const auto& known = lora_target_groups();
   for (const auto& g : groups)
     if (std::find(known.begin(), known.end(), g) == known.end())
-      throw Error("unknown LoRA target group '" + g + "' (known: attn, mlp, ada, conv)");
+      throw Error("unknown LoRA target group '" + g + "' (known: attn, mlp, ada, conv, text)");
   std::vector<LoraTarget> out;
-  for (auto& t : lora_targets(model))
+  for (const auto& t : targets)
     if (std::find(groups.begin(), groups.end(), t.group) != groups.end()) out.push_back(t);
   return out;
+}
+
+std::vector<LoraTarget> lora_targets(LuminaRS& model, const std::vector<std::string>& groups) {
+  return select_lora_targets(lora_targets(model), groups);
 }
 
 LoraLayerImpl::LoraLayerImpl(int64_t in, int64_t out, int64_t rank) {
@@ -73,12 +98,16 @@ LoraLayerImpl::LoraLayerImpl(int64_t in, int64_t out, int64_t rank) {
   torch::nn::init::kaiming_uniform_(lora_A, std::sqrt(5.0));  // nn.Linear's initialisation, as PEFT
 }
 
-LoraNetworkImpl::LoraNetworkImpl(LuminaRS& model, const LoraSettings& s) : settings(s) {
+LoraNetworkImpl::LoraNetworkImpl(LuminaRS& model, const LoraSettings& s) : LoraNetworkImpl(lora_targets(model), s) {}
+
+LoraNetworkImpl::LoraNetworkImpl(const std::vector<LoraTarget>& targets, const LoraSettings& s) : settings(s) {
   if (s.rank < 1) throw Error("LoRA rank must be at least 1, got " + std::to_string(s.rank));
   if (!(std::isfinite(s.alpha) && s.alpha > 0)) throw Error("LoRA alpha must be a positive number");
   if (!(s.dropout >= 0 && s.dropout < 1)) throw Error("LoRA dropout must be in [0, 1)");
   if (s.groups.empty()) throw Error("no LoRA target groups given");
-  for (auto& t : lora_targets(model, s.groups)) {
+  const auto chosen = select_lora_targets(targets, s.groups);
+  if (chosen.empty()) throw Error("no layer of the model is in the LoRA target groups given");
+  for (const auto& t : chosen) {
     const int64_t limit = std::min(t.in_features(), t.out_features());
     if (s.rank > limit)
       throw Error("LoRA rank " + std::to_string(s.rank) + " is larger than layer " + t.path + " (" +
@@ -103,23 +132,31 @@ LoraTensors lora_tensors(const LoraNetwork& network) {
   return out;
 }
 
+LoraTensors lora_part(const LoraTensors& lora, bool text) {
+  LoraTensors out;
+  out.rank = lora.rank;
+  out.alpha = lora.alpha;
+  for (const auto& [path, ab] : lora.layers)
+    if (is_text_lora_path(path) == text) out.layers.emplace(path, ab);
+  return out;
+}
+
 void attach_lora(LuminaRS& model, const LoraTensors& lora, double weight, const std::string& source) {
+  attach_lora(lora_targets(model), lora, weight, source);
+}
+
+void attach_lora(LuminaRS& model, LoraNetwork& network, double weight) { attach_lora(lora_targets(model), network, weight); }
+
+void attach_lora(const std::vector<LoraTarget>& targets, const LoraTensors& lora, double weight, const std::string& source) {
   if (!std::isfinite(weight)) throw Error(source + ": LoRA weight must be finite");
   if (lora.rank < 1) throw Error(source + ": LoRA rank must be at least 1");
   std::map<std::string, LoraTarget> by_path;
-  for (auto& t : lora_targets(model)) by_path.emplace(t.path, t);
+  for (const auto& t : targets) by_path.emplace(t.path, t);
   // Every check first, so a refused file leaves the model as it was.
   for (const auto& [path, ab] : lora.layers) {
     auto it = by_path.find(path);
     if (it == by_path.end()) throw Error(source + ": tensor " + path + ".lora_A.weight names a module the model lacks");
-    const auto& t = it->second;
-    const auto& [a, b] = ab;
-    if (a.dim() != 2 || b.dim() != 2 || a.size(1) != t.in_features() || b.size(0) != t.out_features() || a.size(0) != b.size(1))
-      throw Error(source + ": tensors " + path + ".lora_A/B.weight " + shape_text(a) + "/" + shape_text(b) +
-                  " do not fit the layer's weight " + shape_text(t.weight));
-    if (a.size(0) > std::min(t.in_features(), t.out_features()))
-      throw Error(source + ": tensor " + path + ".lora_A.weight has rank " + std::to_string(a.size(0)) +
-                  ", larger than its layer (" + std::to_string(t.out_features()) + "x" + std::to_string(t.in_features()) + ")");
+    check_fits(source, path, ab, quant::loaded_shape(it->second.weight));
   }
   const double scale = lora.alpha / static_cast<double>(lora.rank) * weight;
   for (const auto& [path, ab] : lora.layers) {
@@ -128,9 +165,9 @@ void attach_lora(LuminaRS& model, const LoraTensors& lora, double weight, const 
   }
 }
 
-void attach_lora(LuminaRS& model, LoraNetwork& network, double weight) {
+void attach_lora(const std::vector<LoraTarget>& targets, LoraNetwork& network, double weight) {
   std::map<std::string, LoraTarget> by_path;
-  for (auto& t : lora_targets(model)) by_path.emplace(t.path, t);
+  for (const auto& t : targets) by_path.emplace(t.path, t);
   const double scale = network->settings.alpha / static_cast<double>(network->settings.rank) * weight;
   for (std::size_t i = 0; i < network->paths.size(); ++i) {
     auto it = by_path.find(network->paths[i]);
@@ -144,13 +181,15 @@ void freeze_base(LuminaRS& model) {
   for (auto& p : model->parameters()) p.set_requires_grad(false);
 }
 
-void detach_lora(LuminaRS& model) {
-  for (auto& t : lora_targets(model)) t.slot->clear();
+void detach_lora(LuminaRS& model) { detach_lora(lora_targets(model)); }
+
+void detach_lora(const std::vector<LoraTarget>& targets) {
+  for (const auto& t : targets) t.slot->clear();
 }
 
 void fuse_lora(LuminaRS& model) {
   for (auto& t : lora_targets(model))
-    if (!t.slot->empty()) t.slot->fuse(t.weight);
+    if (!t.slot->empty() && t.weight.numel() > 0) t.slot->fuse(t.weight);  // a weight kept packed stays unfused
 }
 
 void merge_lora_into_weights(LuminaRS& model) {
@@ -161,6 +200,24 @@ void merge_lora_into_weights(LuminaRS& model) {
     t.weight.copy_(merged);
     t.slot->clear();
   }
+}
+
+void merge_lora_into_tensors(std::vector<std::pair<std::string, torch::Tensor>>& tensors, const LoraTensors& lora, double weight,
+                             const std::string& prefix, const std::string& source) {
+  if (!std::isfinite(weight)) throw Error(source + ": LoRA weight must be finite");
+  std::map<std::string, torch::Tensor*> by_name;
+  for (auto& [name, t] : tensors) by_name.emplace(name, &t);
+  std::vector<std::pair<torch::Tensor*, LoraAdapter>> merges;  // every check first: a refused file changes nothing
+  const double scale = lora.alpha / static_cast<double>(lora.rank) * weight;
+  for (const auto& [path, ab] : lora.layers) {
+    const std::string name = (path.rfind(prefix, 0) == 0 ? path.substr(prefix.size()) : path) + ".weight";
+    auto it = by_name.find(name);
+    if (it == by_name.end()) throw Error(source + ": tensor " + path + ".lora_A.weight names a module the model lacks");
+    check_fits(source, path, ab, it->second->sizes().vec());
+    merges.push_back({it->second, LoraAdapter{ab.first, ab.second, scale, 0.0}});
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [w, adapter] : merges) *w = (w->to(torch::kFloat32) + lora_weight_delta({adapter}, *w)).to(w->scalar_type());
 }
 
 }  // namespace luminars

@@ -19,7 +19,6 @@ constexpr const char* kSuffixA = ".lora_A.weight";
 constexpr const char* kSuffixB = ".lora_B.weight";
 constexpr const char* kPeftPrefix = "base_model.model.";
 
-
 }  // namespace
 
 void write_lora_file(const std::string& path, const LoraTensors& tensors, LoraFileInfo info) {
@@ -45,38 +44,10 @@ void write_lora_file(const std::string& path, const LoraTensors& tensors, LoraFi
 }
 
 LoraFile read_lora_file(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error("LoRA file " + path + " does not exist");
-  std::unique_ptr<safetensors::Reader> reader;
-  try {
-    reader = std::make_unique<safetensors::Reader>(path);
-  } catch (const std::exception& e) {
-    throw Error("LoRA file " + path + " is not a readable safetensors file: " + e.what());
-  }
+  const auto reader = open_lora_file(path);
   LoraFile out;
   out.path = path;
-  const auto& meta = reader->metadata();
-  auto get = [&](const char* key) -> std::string {
-    auto it = meta.find(key);
-    return it == meta.end() ? "" : it->second;
-  };
-  try {
-    if (auto v = get("luminars_lora_format"); !v.empty()) out.info.format_version = std::stoi(v);
-    if (out.info.format_version > kLoraFormatVersion)
-      throw Error("format version " + std::to_string(out.info.format_version) + " is newer than this program reads (" +
-                  std::to_string(kLoraFormatVersion) + ")");
-    if (auto v = get("lora_alpha"); !v.empty()) out.info.alpha = std::stod(v);
-    if (auto v = get("lora_dropout"); !v.empty()) out.info.dropout = std::stod(v);
-    if (auto v = get("training_steps"); !v.empty()) out.info.steps = std::stoll(v);
-    if (auto v = get("target_modules"); !v.empty()) out.info.targets = nlohmann::json::parse(v).get<std::vector<std::string>>();
-    if (auto v = get("trigger_words"); !v.empty()) out.info.trigger_words = nlohmann::json::parse(v).get<std::vector<std::string>>();
-  } catch (const Error& e) {
-    throw Error("LoRA file " + path + ": " + e.what());
-  } catch (const std::exception& e) {
-    throw Error("LoRA file " + path + ": unreadable metadata (" + e.what() + ")");
-  }
-  out.info.base_model = get("base_model");
-  out.info.base_hash = get("base_model_sha256");
-  out.info.training_data = get("training_data");
+  out.info = lora_info_from_metadata(reader->metadata(), path);
 
   std::map<std::string, torch::Tensor> a, b;
   for (const auto& view : reader->tensors()) {
@@ -114,31 +85,14 @@ LoraFile read_lora_file(const std::string& path) {
     rank = ta.size(0);
     out.tensors.layers[m] = {ta, tb};
   }
-  if (auto v = get("r"); !v.empty() && v != std::to_string(rank))
-    throw Error("LoRA file " + path + ": metadata r = " + v + " but the tensors have rank " + std::to_string(rank));
+  if (out.info.rank != 0 && out.info.rank != rank)
+    throw Error("LoRA file " + path + ": metadata r = " + std::to_string(out.info.rank) + " but the tensors have rank " + std::to_string(rank));
   out.info.rank = rank;
   if (out.info.alpha == 0) out.info.alpha = static_cast<double>(rank);  // PEFT's files keep alpha elsewhere: scale 1
   if (!std::isfinite(out.info.alpha)) throw Error("LoRA file " + path + ": lora_alpha is not finite");
   out.tensors.rank = rank;
   out.tensors.alpha = out.info.alpha;
   return out;
-}
-
-std::vector<int64_t> lora_trained_sides(const LoraFileInfo& info) {
-  std::vector<int64_t> sides;
-  const auto j = nlohmann::json::parse(info.training_data, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return sides;
-  auto add = [&](const nlohmann::json& v) {
-    if (v.is_number_integer() && v.get<int64_t>() > 0 && std::find(sides.begin(), sides.end(), v.get<int64_t>()) == sides.end())
-      sides.push_back(v.get<int64_t>());
-  };
-  if (j.contains("resolution")) add(j["resolution"]);
-  if (j.contains("buckets") && j["buckets"].is_array())
-    for (const auto& b : j["buckets"])
-      if (b.is_array())
-        for (const auto& side : b) add(side);
-  std::sort(sides.begin(), sides.end());
-  return sides;
 }
 
 std::string denoiser_weights_hash(const std::string& denoiser_path) {
@@ -154,6 +108,12 @@ std::string denoiser_weights_hash(const std::string& denoiser_path) {
     h.update(v->data, v->nbytes);
   }
   return h.hex();
+}
+
+std::string denoiser_lora_identity(const std::string& denoiser_path) {
+  safetensors::Reader reader(denoiser_path);
+  if (auto it = reader.metadata().find(kLoraBaseKey); it != reader.metadata().end() && !it->second.empty()) return it->second;
+  return denoiser_weights_hash(denoiser_path);
 }
 
 void check_lora_base(const LoraFile& lora, const std::string& base_name, const std::string& base_hash) {

@@ -12,21 +12,9 @@
 #include <vector>
 
 #include "model/lora.h"
+#include "model/lora_info.h"
 
 namespace luminars {
-
-inline constexpr int kLoraFormatVersion = 1;
-
-struct LoraFileInfo {
-  int format_version = kLoraFormatVersion;
-  int64_t rank = 0;
-  double alpha = 0, dropout = 0;
-  std::vector<std::string> targets;        // target groups
-  std::string base_model, base_hash;       // name and denoiser_weights_hash() of the base
-  std::vector<std::string> trigger_words;
-  std::string training_data;               // a JSON object (images, captions, resolution, ...) or ""
-  int64_t steps = 0;
-};
 
 struct LoraFile {
   std::string path;
@@ -42,13 +30,16 @@ void write_lora_file(const std::string& path, const LoraTensors& tensors, LoraFi
 // metadata. Throws luminars::Error naming the file and the tensor or key at fault.
 LoraFile read_lora_file(const std::string& path);
 
-// The picture sides a LoRA was trained at: its training data's resolution and aspect-ratio
-// buckets' sides; empty when the file does not record them.
-std::vector<int64_t> lora_trained_sides(const LoraFileInfo& info);
-
 // SHA-256 over a denoiser file's tensors (names, dtypes, shapes and bytes, by name): the identity
 // of its weights, whatever the order or metadata of the file.
 std::string denoiser_weights_hash(const std::string& denoiser_path);
+
+// What a LoRA's base_model_sha256 is checked against: denoiser_weights_hash() of the file, or, for
+// a model `export` converted from another (another dtype or 8/4-bit scheme, no LoRA merged), the
+// identity of the weights it was converted from, which the export records as metadata
+// kLoraBaseKey: a LoRA trained on a model applies to its q8_0 or q4_0 export.
+inline constexpr const char* kLoraBaseKey = "lora_base_sha256";
+std::string denoiser_lora_identity(const std::string& denoiser_path);
 
 // Refuses a LoRA made for another base: the message names both models and both hashes.
 // A file without a base hash is accepted.

@@ -2,6 +2,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "core/error.h"
@@ -47,8 +48,9 @@ void write_weights(const std::string& path, NamedTensors tensors, std::map<std::
 }
 
 // Copies the small files of a component folder (configs, tokenizer files) and converts its
-// safetensors weights, keeping names and metadata.
-void export_component(const std::string& from, const fs::path& to, const ExportOptions& o) {
+// safetensors weights, keeping names and metadata; `adjust` may change the weights' values first.
+void export_component(const std::string& from, const fs::path& to, const ExportOptions& o,
+                      const std::function<void(NamedTensors&, std::map<std::string, std::string>&)>& adjust = {}) {
   if (!fs::is_directory(from)) throw Error("model component not found: " + from);
   fs::create_directories(to);
   for (const auto& e : fs::directory_iterator(from)) {
@@ -57,6 +59,7 @@ void export_component(const std::string& from, const fs::path& to, const ExportO
     if (e.path().extension() == ".safetensors") {
       std::map<std::string, std::string> metadata;
       auto tensors = read_float_tensors(e.path().string(), metadata);
+      if (adjust) adjust(tensors, metadata);
       write_weights((to / name).string(), std::move(tensors), std::move(metadata), o);
     } else {
       fs::copy_file(e.path(), to / name, fs::copy_options::overwrite_existing);
@@ -74,7 +77,15 @@ ExportSummary export_model(const ExportOptions& o) {
   const fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
   const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
-  for (const auto& spec : o.merge_loras) read_lora_file(spec.path);  // refused before anything is written
+  // The LoRAs to merge, read and checked against this base before anything is written.
+  std::vector<std::pair<LoraFile, double>> loras;
+  if (!o.merge_loras.empty()) {
+    const std::string base_hash = denoiser_lora_identity(src.path_of(src.denoiser));
+    for (const auto& spec : o.merge_loras) {
+      loras.emplace_back(read_lora_file(spec.path), spec.weight);
+      check_lora_base(loras.back().first, fs::path(src.dir).filename().string(), base_hash);
+    }
+  }
   fs::remove_all(tmp);
   fs::create_directories(tmp);
 
@@ -89,22 +100,32 @@ ExportSummary export_model(const ExportOptions& o) {
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
   export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);
-  export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o);
+  // LoRA layers of the text encoder (group text) merged into its weights, the others into the denoiser's.
+  export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o,
+                   [&](NamedTensors& tensors, std::map<std::string, std::string>& metadata) {
+                     std::string list;
+                     for (const auto& [lora, weight] : loras) {
+                       const auto part = lora_part(lora.tensors, /*text=*/true);
+                       if (part.layers.empty()) continue;
+                       merge_lora_into_tensors(tensors, part, weight, kTextLoraPrefix, "LoRA file " + lora.path);
+                       list += (list.empty() ? "" : ", ") + fs::path(lora.path).stem().string() + ":" + std::to_string(weight);
+                     }
+                     if (!list.empty()) metadata["merged_loras"] = list;
+                   });
   export_component(src.path_of(src.vae), tmp / "vae", o);
   fs::create_directories(tmp / "denoiser");
   auto denoiser = load_denoiser(src.path_of(src.denoiser));  // checks the file as the model reads it
   std::map<std::string, std::string> merged;
-  if (!o.merge_loras.empty()) {
-    const std::string base_hash = denoiser_weights_hash(src.path_of(src.denoiser));
+  if (!loras.empty()) {
     std::string list;
-    for (const auto& spec : o.merge_loras) {
-      const LoraFile lora = read_lora_file(spec.path);
-      check_lora_base(lora, fs::path(src.dir).filename().string(), base_hash);
-      attach_lora(denoiser, lora.tensors, spec.weight, "LoRA file " + spec.path);
-      list += (list.empty() ? "" : ", ") + fs::path(spec.path).stem().string() + ":" + std::to_string(spec.weight);
+    for (const auto& [lora, weight] : loras) {
+      attach_lora(denoiser, lora_part(lora.tensors, /*text=*/false), weight, "LoRA file " + lora.path);
+      list += (list.empty() ? "" : ", ") + fs::path(lora.path).stem().string() + ":" + std::to_string(weight);
     }
     merge_lora_into_weights(denoiser);
     merged["merged_loras"] = list;
+  } else {  // the same weights in another storage: LoRAs of the source apply (model/lora_file.h)
+    merged[kLoraBaseKey] = denoiser_lora_identity(src.path_of(src.denoiser));
   }
   merged[kConfigMetadataKey] = denoiser->config().to_json();
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);

@@ -7,7 +7,7 @@
 
 #include "core/image_file.h"
 #include "core/image_tensor.h"
-#include "model/lora_file.h"
+#include "pipeline/lora_prompt.h"
 #include "pipeline/pipeline.h"
 
 namespace luminars {
@@ -28,12 +28,7 @@ namespace {
 
 // The model's size rule; a LoRA of the request trained with aspect-ratio buckets adds its sides.
 SizeRule size_rule_with_loras(const Pipeline& pipeline, const GenerationRequest& request) {
-  SizeRule rule = pipeline.size_rule();
-  if (!rule.trained.empty())
-    for (const auto& spec : pipeline.loras_of(request))
-      for (int64_t side : lora_trained_sides(read_lora_file(spec.path).info))
-        if (std::find(rule.trained.begin(), rule.trained.end(), side) == rule.trained.end()) rule.trained.push_back(side);
-  return rule;
+  return widen_for_loras(pipeline.size_rule(), pipeline.loras_of(request));
 }
 
 }  // namespace

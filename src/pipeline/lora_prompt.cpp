@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/error.h"
+#include "model/lora_info.h"
 
 namespace luminars {
 
@@ -102,6 +103,27 @@ std::vector<std::string> list_loras(const std::string& dir) {
 }
 
 std::string default_lora_dir(const std::string& model_dir) { return (fs::path(model_dir) / "loras").string(); }
+
+std::vector<LoraSpec> request_loras(const GenerationRequest& r, const std::string& lora_dir) {
+  std::vector<PromptLora> tags;
+  strip_lora_tags(r.prompt, &tags);
+  std::vector<LoraSpec> out;
+  for (const auto& t : tags) out.push_back({resolve_lora(t.name, lora_dir), t.weight, t.name});
+  for (const auto& spec : r.loras) {
+    if (!std::isfinite(spec.weight)) throw Error("LoRA " + spec.path + ": weight must be a finite number");
+    if (!fs::is_regular_file(spec.path)) throw Error("LoRA file " + spec.path + " does not exist");
+    out.push_back(spec);
+  }
+  return out;
+}
+
+SizeRule widen_for_loras(SizeRule rule, const std::vector<LoraSpec>& loras) {
+  if (rule.trained.empty()) return rule;
+  for (const auto& spec : loras)
+    for (int64_t side : lora_trained_sides(read_lora_info(spec.path)))
+      if (std::find(rule.trained.begin(), rule.trained.end(), side) == rule.trained.end()) rule.trained.push_back(side);
+  return rule;
+}
 
 std::string lora_name(const LoraSpec& spec) { return spec.name.empty() ? fs::path(spec.path).stem().string() : spec.name; }
 

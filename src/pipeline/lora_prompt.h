@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "pipeline/generation.h"
+#include "pipeline/image_sizes.h"
 
 namespace luminars {
 
@@ -30,6 +31,15 @@ std::vector<std::string> list_loras(const std::string& dir);
 
 // Where a model folder's LoRAs live by default: MODEL_DIR/loras.
 std::string default_lora_dir(const std::string& model_dir);
+
+// The LoRAs a request applies: its prompt's tags (resolved in `lora_dir`), then request.loras, each
+// checked (a finite weight, an existing file).
+std::vector<LoraSpec> request_loras(const GenerationRequest& request, const std::string& lora_dir);
+
+// `rule` with the picture sides `loras` were trained at added to its trained sizes (a LoRA trained
+// in aspect-ratio buckets draws its buckets' shapes); read from the files' headers alone. A rule
+// without trained sizes (every size allowed) stays as it is.
+SizeRule widen_for_loras(SizeRule rule, const std::vector<LoraSpec>& loras);
 
 // `spec.name`, else the file's stem.
 std::string lora_name(const LoraSpec& spec);

@@ -19,6 +19,8 @@
 #include "train/latent_cache.h"
 #include "train/sample_grid.h"
 #include "train/train_loop.h"
+#include "pipeline/text_lora.h"
+#include "text/text_encoder.h"
 #include "train/trainer.h"
 #include "vae/vae.h"
 
@@ -34,8 +36,9 @@ constexpr int64_t kMinImages = 4;
 // attached, the flow-matching loss, and grids of fixed prompts with and without the adapters.
 class LoraTask : public TrainTask {
  public:
+  // `text`: the model's text encoder when its adapters train (group text), else null.
   LoraTask(const LoraTrainOptions& o, LuminaRS base, const std::string& cache_dir, std::string cache_key, std::string base_hash,
-           std::shared_ptr<Vae> vae)
+           std::shared_ptr<Vae> vae, std::shared_ptr<TextEncoder> text)
       : o_(o),
         base_(std::move(base)),
         cache_(LatentCache::load(cache_dir)),
@@ -45,11 +48,21 @@ class LoraTask : public TrainTask {
         sampler_(cache_, items_, o.seed, o.caption_dropout, TimeSampling::LogitNormal),
         batches_(sampler_, o.batch_size),
         network_(nullptr),
-        vae_(std::move(vae)) {
+        vae_(std::move(vae)),
+        text_(std::move(text)) {
     freeze_base(base_);
+    targets_ = lora_targets(base_);
+    if (text_) {
+      if (cache_.caption_text.empty())
+        throw Error("the cache " + cache_dir + " does not hold its captions' texts (prepared by an older version), which " +
+                    "adapters on the text encoder train on: prepare it again, or give the image folder");
+      for (auto& p : text_->model()->parameters()) p.set_requires_grad(false);
+      auto t = text_lora_targets(text_->model());
+      targets_.insert(targets_.end(), t.begin(), t.end());
+    }
     torch::manual_seed(o.seed);
-    network_ = LoraNetwork(base_, o.lora);
-    attach_lora(base_, network_);
+    network_ = LoraNetwork(targets_, o.lora);
+    attach_lora(targets_, network_);
   }
 
   std::string name() const override { return "lora"; }
@@ -69,6 +82,13 @@ class LoraTask : public TrainTask {
     Batch b = batches_.get(index);
     if (o_.lora.dropout > 0) torch::manual_seed(o_.seed * 1000003u + static_cast<uint64_t>(index));  // resumable dropout
     const auto d = o_.device;
+    if (text_) {  // the captions through the adapted text encoder (the cache's embeddings are the base's)
+      std::vector<std::string> prompts;
+      for (int64_t row : b.captions) prompts.push_back(row < 0 ? "" : cache_.caption_text[static_cast<std::size_t>(row)]);
+      const auto enc = text_->forward(prompts, cache_.info.penultimate);
+      b.ctx = enc.ctx;
+      b.pooled = enc.pooled;
+    }
     return {flow_matching_loss(base_, b.x_clean.to(d), b.noise.to(d), b.t.to(d), b.ctx.to(d), b.pooled.to(d)), {}};
   }
 
@@ -78,10 +98,24 @@ class LoraTask : public TrainTask {
     const int64_t k = cache_.sample_ctx.size(0);
     const auto in = sample_grid_inputs(cache_, o_.device);
     torch::NoGradGuard no_grad;
-    auto with = sample_flow(base_, in.noise, in.ctx, in.pooled, in.options);
-    detach_lora(base_);
+    auto with_in = in;
+    if (text_) {  // the prompts through the adapted text encoder
+      auto prompts = cache_.sample_prompts;
+      prompts.resize(static_cast<std::size_t>(k));
+      prompts.push_back("");
+      const auto enc = text_->encode(prompts, cache_.info.penultimate);
+      with_in.ctx = enc.ctx.narrow(0, 0, k).to(o_.device);
+      with_in.pooled = enc.pooled.narrow(0, 0, k).to(o_.device);
+      auto& g = with_in.options.guidance;
+      if (g.null_ctx.defined()) {
+        g.null_ctx = enc.ctx.narrow(0, k, 1).expand_as(g.null_ctx).contiguous().to(o_.device);
+        g.null_pooled = enc.pooled.narrow(0, k, 1).expand_as(g.null_pooled).contiguous().to(o_.device);
+      }
+    }
+    auto with = sample_flow(base_, with_in.noise, with_in.ctx, with_in.pooled, with_in.options);
+    detach_lora(targets_);
     auto without = sample_flow(base_, in.noise, in.ctx, in.pooled, in.options);
-    attach_lora(base_, network_);
+    attach_lora(targets_, network_);
     auto images = vae_->decode(vae_->from_denoiser(torch::cat({with, without}))).clamp(-1, 1).to(torch::kCPU, torch::kFloat32);
     fs::create_directories(fs::path(path).parent_path());
     save_png(path, make_grid(images, static_cast<int>(k)));
@@ -106,14 +140,16 @@ class LoraTask : public TrainTask {
   BatchPrefetch batches_;
   LoraNetwork network_;
   std::shared_ptr<Vae> vae_;
+  std::shared_ptr<TextEncoder> text_;
+  std::vector<LoraTarget> targets_;  // the denoiser's, then the text encoder's
 };
 
 // A checksum of every base weight: equal before and after training, or training wrote to them.
-double weights_checksum(LuminaRS& model) {
+double weights_checksum(torch::nn::Module& model) {
   torch::NoGradGuard no_grad;
   double sum = 0;
   int64_t i = 1;
-  for (const auto& p : model->parameters()) sum += p.to(torch::kFloat64).abs().sum().item<double>() * static_cast<double>(i++);
+  for (const auto& p : model.parameters()) sum += p.to(torch::kFloat64).abs().sum().item<double>() * static_cast<double>(i++);
   return sum;
 }
 
@@ -174,9 +210,9 @@ LoraTrainResult train_lora(const LoraTrainOptions& o) {
                 std::to_string(info.latent_channels) + " vs " + std::to_string(cfg.latent_channels) + ")");
 
   // 2. The frozen base, its identity and checksum; the VAE decoder for sample grids.
-  const std::string base_hash = denoiser_weights_hash(denoiser_path);
+  const std::string base_hash = denoiser_lora_identity(denoiser_path);
   LuminaRS base = load_denoiser(denoiser_path, o.device);
-  const double checksum = weights_checksum(base);
+  const double checksum = weights_checksum(*base);
   VaeLoadOptions vo;
   vo.part = VaePart::Decoder;
   vo.device = o.device;
@@ -198,9 +234,15 @@ LoraTrainResult train_lora(const LoraTrainOptions& o) {
   loop.stop_after = o.stop_after;
   loop.quiet = o.quiet;
   check_loop_options(loop);
-  LoraTask task(o, base, cache_dir, cache_content_key(cache_dir), base_hash, vae);
+  std::shared_ptr<TextEncoder> text;
+  if (std::find(o.lora.groups.begin(), o.lora.groups.end(), "text") != o.lora.groups.end())
+    text = std::make_shared<TextEncoder>(
+        TextEncoder::load(folder.path_of(folder.text_encoder), folder.path_of(folder.tokenizer), o.device));
+  const double text_checksum = text ? weights_checksum(*text->model()) : 0;
+  LoraTask task(o, base, cache_dir, cache_content_key(cache_dir), base_hash, vae, text);
   const TrainResult r = run_training(task, loop);
-  if (weights_checksum(base) != checksum) throw Error("internal error: training changed the base model's weights");
+  if (weights_checksum(*base) != checksum || (text && weights_checksum(*text->model()) != text_checksum))
+    throw Error("internal error: training changed the base model's weights");
 
   LoraTrainResult result;
   result.steps = r.global_step;

@@ -22,6 +22,7 @@
 #include "model/lora_file.h"
 #include "pipeline/inpainting.h"
 #include "pipeline/lora_prompt.h"
+#include "pipeline/text_lora.h"
 #include "text/text_encoder.h"
 #include "vae/vae.h"
 #include "vae/vae_tiling.h"
@@ -114,6 +115,10 @@ struct Pipeline::Parts {
   const CachedLora& lora_file(const std::string& path);
   // Attaches `loras` to the loaded denoiser (replacing any earlier ones); returns name and hash of each.
   std::vector<std::pair<std::string, std::string>> apply_loras(const std::vector<LoraSpec>& loras);
+  // Attaches the text-encoder layers (text) or the denoiser's of `loras` to `targets`, replacing any
+  // earlier ones; returns name and hash of each LoRA. A refused file leaves none attached.
+  std::vector<std::pair<std::string, std::string>> attach_loras(const std::vector<LoraTarget>& targets,
+                                                                const std::vector<LoraSpec>& loras, bool text);
 
   int64_t factor() const { return vae_geometry.downscale_factor; }
   int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
@@ -134,24 +139,30 @@ const Pipeline::Parts::CachedLora& Pipeline::Parts::lora_file(const std::string&
   return it->second;
 }
 
-std::vector<std::pair<std::string, std::string>> Pipeline::Parts::apply_loras(const std::vector<LoraSpec>& loras) {
-  auto& m = model();
-  detach_lora(m);
+std::vector<std::pair<std::string, std::string>> Pipeline::Parts::attach_loras(const std::vector<LoraTarget>& targets,
+                                                                            const std::vector<LoraSpec>& loras, bool text) {
+  detach_lora(targets);
   std::vector<std::pair<std::string, std::string>> used;
   if (loras.empty()) return used;
-  if (base_hash.empty()) base_hash = denoiser_weights_hash(denoiser_path);
+  if (base_hash.empty()) base_hash = denoiser_lora_identity(denoiser_path);
   try {
     for (const auto& spec : loras) {  // checked by loras_of
       const auto& cached = lora_file(spec.path);
       check_lora_base(*cached.file, fs::path(folder.dir).filename().string(), base_hash);
-      attach_lora(m, cached.file->tensors, spec.weight, "LoRA file " + spec.path);
+      attach_lora(targets, lora_part(cached.file->tensors, text), spec.weight, "LoRA file " + spec.path);
       used.emplace_back(lora_name(spec), cached.short_hash);
     }
-    if (options.fuse_loras) fuse_lora(m);
   } catch (...) {
-    detach_lora(m);
+    detach_lora(targets);
     throw;
   }
+  return used;
+}
+
+std::vector<std::pair<std::string, std::string>> Pipeline::Parts::apply_loras(const std::vector<LoraSpec>& loras) {
+  auto& m = model();
+  auto used = attach_loras(lora_targets(m), loras, /*text=*/false);
+  if (options.fuse_loras && !used.empty()) fuse_lora(m);
   return used;
 }
 
@@ -228,18 +239,7 @@ int64_t Pipeline::resolution() const { return parts_->folder.resolution; }
 int64_t Pipeline::size_multiple() const { return parts_->multiple(); }
 SizeRule Pipeline::size_rule() const { return parts_->size_rule(); }
 
-std::vector<LoraSpec> Pipeline::loras_of(const GenerationRequest& r) const {
-  std::vector<PromptLora> tags;
-  strip_lora_tags(r.prompt, &tags);
-  std::vector<LoraSpec> out;
-  for (const auto& t : tags) out.push_back({resolve_lora(t.name, parts_->options.lora_dir), t.weight, t.name});
-  for (const auto& spec : r.loras) {
-    if (!std::isfinite(spec.weight)) throw Error("LoRA " + spec.path + ": weight must be a finite number");
-    if (!fs::is_regular_file(spec.path)) throw Error("LoRA file " + spec.path + " does not exist");
-    out.push_back(spec);
-  }
-  return out;
-}
+std::vector<LoraSpec> Pipeline::loras_of(const GenerationRequest& r) const { return request_loras(r, parts_->options.lora_dir); }
 
 std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& request) const {
   const RequestSettings s = parts_->resolve(request);
@@ -252,7 +252,16 @@ std::pair<int64_t, int64_t> Pipeline::output_size(const GenerationRequest& reque
 std::shared_ptr<PromptEncoding> Pipeline::encode_prompt(const GenerationRequest& r) {
   auto& p = *parts_;
   torch::NoGradGuard no_grad;
-  auto emb = p.text_encoder().encode({strip_lora_tags(r.prompt), r.negative}, p.folder.penultimate);
+  TextEncoding emb;
+  {
+    const auto targets = text_lora_targets(p.text_encoder().model());
+    p.attach_loras(targets, loras_of(r), /*text=*/true);  // the request's text-encoder adapters, if any
+    struct Detach {
+      const std::vector<LoraTarget>& t;
+      ~Detach() { detach_lora(t); }
+    } detach{targets};
+    emb = p.text_encoder().encode({strip_lora_tags(r.prompt), r.negative}, p.folder.penultimate);
+  }
   p.release(p.text);
   auto out = std::make_shared<PromptEncoding>();
   out->ctx = emb.ctx.narrow(0, 0, 1);

@@ -165,7 +165,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
     }
     std::vector<torch::Tensor> means, stds, ctxs, pooleds;
     std::vector<int64_t> caption_item;
-    std::vector<std::string> kept;
+    std::vector<std::string> kept, caption_texts;
     std::mt19937_64 rng(static_cast<uint64_t>(s));
     for (int64_t first = start; first < end; first += o.batch_size) {
       std::vector<torch::Tensor> pixels;
@@ -182,6 +182,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
           pixels.push_back(image_to_tensor(v));
           for (const auto& c : item.captions) {
             captions.push_back(c);
+            caption_texts.push_back(c);
             caption_item.push_back(index);
           }
         }
@@ -207,6 +208,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
     shard.pooled = pooleds.empty() ? torch::zeros({0, D}) : torch::cat(pooleds);
     shard.caption_item = torch::tensor(caption_item, torch::kInt64).reshape({-1});
     shard.paths = kept;
+    shard.captions = caption_texts;
     write_cache_shard(o.out_dir, s, shard, key);
     bucket_images[b] += shard.mean.size(0);
     info.items += shard.mean.size(0);

@@ -74,21 +74,31 @@ std::optional<std::string> string_field(const json& body, const char* key, std::
 // ---------------------------------------------------------------------------------------------
 // Shared pieces of every API.
 // ---------------------------------------------------------------------------------------------
+// The sides the model was trained at, widened by those of the request's LoRAs (read before the
+// size fields): a LoRA trained in aspect-ratio buckets draws its buckets' shapes.
+SizeRule trained_rule(const GenerationRequest& r, const ServeLimits& l) {
+  if (l.any_size || l.trained_sizes.empty()) return {l.size_multiple, l.max_size, l.trained_sizes};
+  try {
+    return widen_for_loras({l.size_multiple, l.max_size, l.trained_sizes}, request_loras(r, l.lora_dir));
+  } catch (const Error& e) {
+    throw RequestError("loras", e.what());
+  }
+}
+
 // A side the model was not trained at draws repeated, broken patterns: refused unless any_size.
-void check_trained(const char* key, int64_t v, const ServeLimits& l) {
+void check_trained(const char* key, int64_t v, const SizeRule& rule, const ServeLimits& l) {
   if (l.any_size) return;
-  const SizeRule rule{l.size_multiple, l.max_size, l.trained_sizes};
   if (auto error = untrained_size_error(key, v, rule, "the server was started without --any-size"); !error.empty())
     throw RequestError(key, error);
 }
 
-void check_side(const char* key, int64_t v, const ServeLimits& l) {
+void check_side(const char* key, int64_t v, const SizeRule& rule, const ServeLimits& l) {
   if (v < l.size_multiple || v > l.max_size)
     throw RequestError(key, std::string(key) + " must be between " + std::to_string(l.size_multiple) + " and " +
                                 std::to_string(l.max_size) + ", got " + std::to_string(v));
   if (v % l.size_multiple != 0)
     throw RequestError(key, std::string(key) + " must be a multiple of " + std::to_string(l.size_multiple) + ", got " + std::to_string(v));
-  check_trained(key, v, l);
+  check_trained(key, v, rule, l);
 }
 
 std::string sampler_name(const std::string& key, const std::string& name) {
@@ -158,8 +168,9 @@ void read_sampling(const json& body, const ServeLimits& l, GenerationRequest& r)
 }
 
 void read_size(const json& body, GenerationRequest& r, const ServeLimits& l) {
-  if (auto w = int_field(body, "width", 0, 1 << 20)) check_side("width", *w, l), r.width = *w;
-  if (auto h = int_field(body, "height", 0, 1 << 20)) check_side("height", *h, l), r.height = *h;
+  const SizeRule rule = trained_rule(r, l);
+  if (auto w = int_field(body, "width", 0, 1 << 20)) check_side("width", *w, rule, l), r.width = *w;
+  if (auto h = int_field(body, "height", 0, 1 << 20)) check_side("height", *h, rule, l), r.height = *h;
 }
 
 // OpenAI's "WxH".
@@ -171,8 +182,9 @@ void read_size_string(const json& body, GenerationRequest& r, const ServeLimits&
   if (x == std::string::npos || !digits(size->substr(0, x)) || !digits(size->substr(x + 1)))
     throw RequestError("size", "size must be WIDTHxHEIGHT, e.g. \"64x64\", got \"" + *size + "\"");
   const int64_t w = std::stoll(size->substr(0, x)), h = std::stoll(size->substr(x + 1));
-  check_side("size", w, l);
-  check_side("size", h, l);
+  const SizeRule rule = trained_rule(r, l);
+  check_side("size", w, rule, l);
+  check_side("size", h, rule, l);
   r.width = w;
   r.height = h;
 }
@@ -244,8 +256,9 @@ void check_init_size(const GenerationRequest& r, const char* key, const ServeLim
     throw RequestError(key, std::string(key) + " is " + std::to_string(r.init_image->width) + "x" +
                                 std::to_string(r.init_image->height) + ": give width and height between " +
                                 std::to_string(l.size_multiple) + " and " + std::to_string(l.max_size) + ", or a smaller image");
-  check_trained(key, w, l);
-  check_trained(key, h, l);
+  const SizeRule rule = trained_rule(r, l);
+  check_trained(key, w, rule, l);
+  check_trained(key, h, rule, l);
 }
 
 void apply_defaults(GenerationRequest& r, const ServeLimits& l) {

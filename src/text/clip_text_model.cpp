@@ -140,7 +140,7 @@ FrozenLinearImpl::FrozenLinearImpl(int64_t in, int64_t out, bool with_bias, cons
   if (with_bias) bias = register_parameter("bias", torch::empty({out}, options), /*requires_grad=*/false);
 }
 
-torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) { return pointwise(x, weight, bias); }
+torch::Tensor FrozenLinearImpl::forward(const torch::Tensor& x) { return lora.pointwise(x, weight, bias); }
 
 FrozenLayerNormImpl::FrozenLayerNormImpl(int64_t dim, double eps_, const torch::TensorOptions& options) : eps(eps_) {
   weight = register_parameter("weight", torch::empty({dim}, options), /*requires_grad=*/false);

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/lora_slot.h"
+
 namespace luminars {
 
 struct ClipTextConfig {
@@ -52,10 +54,12 @@ bool is_clip_activation(const std::string& hidden_act);
 
 // Layers whose parameters are created without initialisation (weights come from a file), on any
 // device including "meta"; the tensor names are nn.Linear's, nn.LayerNorm's and nn.Embedding's.
+// A FrozenLinear may carry low-rank adapters (pipeline/text_lora.h); without any it is nn.Linear.
 struct FrozenLinearImpl : torch::nn::Module {
   FrozenLinearImpl(int64_t in, int64_t out, bool bias, const torch::TensorOptions& options);
   torch::Tensor forward(const torch::Tensor& x);
   torch::Tensor weight, bias;  // [out, in], [out] or undefined
+  LoraSlot lora;
 };
 TORCH_MODULE(FrozenLinear);
 

@@ -39,7 +39,12 @@ ClipTextOutput TextEncoder::encode_all(const std::vector<std::string>& prompts) 
 }
 
 TextEncoding TextEncoder::encode(const std::vector<std::string>& prompts, bool penultimate) const {
-  auto out = encode_all(prompts);
+  torch::NoGradGuard no_grad;
+  return forward(prompts, penultimate);
+}
+
+TextEncoding TextEncoder::forward(const std::vector<std::string>& prompts, bool penultimate) const {
+  auto out = model_->forward(encode_batch(tokenizer_, prompts).to(model_->device()));
   return {penultimate ? out.penultimate_hidden_state : out.last_hidden_state, out.pooler_output};
 }
 

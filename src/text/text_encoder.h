@@ -31,6 +31,8 @@ class TextEncoder {
   TextEncoding encode(const std::vector<std::string>& prompts, bool penultimate = false) const;
   // Every output of the model (projection included when present) for the prompts.
   ClipTextOutput encode_all(const std::vector<std::string>& prompts) const;
+  // As encode, recording gradients where the model's tensors require them (its LoRA adapters).
+  TextEncoding forward(const std::vector<std::string>& prompts, bool penultimate = false) const;
 
   TextEncoder& to(torch::Device device);
   torch::Device device() const { return model_->device(); }
@@ -38,6 +40,7 @@ class TextEncoder {
   int64_t context_length() const { return tokenizer_.context_length; }
   const ClipTokenizer& tokenizer() const { return tokenizer_; }
   const ClipTextModel& model() const { return model_; }
+  ClipTextModel& model() { return model_; }  // to attach LoRA adapters (pipeline/text_lora.h)
 
  private:
   ClipTokenizer tokenizer_;

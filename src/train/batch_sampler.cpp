@@ -104,6 +104,8 @@ Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
       b.ctx[static_cast<int64_t>(i)].copy_(cache_.empty_ctx[0]);
       b.pooled[static_cast<int64_t>(i)].copy_(cache_.empty_pooled[0]);
     }
+  b.captions.resize(k);
+  for (std::size_t i = 0; i < k; ++i) b.captions[i] = dropped[i] ? -1 : rows[i];
   b.images = std::move(images);
   return b;
 }

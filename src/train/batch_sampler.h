@@ -16,6 +16,7 @@ namespace luminars {
 struct Batch {
   torch::Tensor x_clean, noise, t, ctx, pooled;  // on the CPU
   std::vector<int64_t> images;                   // the cache's image index of each row
+  std::vector<int64_t> captions;                 // the cache's caption row of each row; -1: the empty prompt
 };
 
 class BatchSampler {

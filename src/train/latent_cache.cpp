@@ -131,13 +131,17 @@ std::vector<std::string> string_list(const std::string& text, const std::string&
 
 void write_cache_shard(const std::string& dir, int64_t index, const CacheShard& s, const std::string& key) {
   const auto file = (std::filesystem::path(dir) / shard_name(index)).string();
+  std::map<std::string, std::string> metadata{
+      {"paths", nlohmann::json(s.paths).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, {"key", key}};
+  if (static_cast<int64_t>(s.captions.size()) == s.ctx.size(0))  // the texts of every caption, or none
+    metadata["captions"] = nlohmann::json(s.captions).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   save_tensors(file,
                {{"mean", s.mean.to(torch::kFloat32)},
                 {"std", s.std.to(torch::kFloat32)},
                 {"ctx", s.ctx.to(torch::kFloat16)},
                 {"pooled", s.pooled.to(torch::kFloat16)},
                 {"caption_item", s.caption_item.to(torch::kInt64)}},
-               {{"paths", nlohmann::json(s.paths).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)}, {"key", key}});
+               metadata);
 }
 
 void write_cache_index(const std::string& dir, const CacheInfo& info) {
@@ -194,6 +198,7 @@ LatentCache LatentCache::load(const std::string& dir) {
   c.info = CacheInfo::load(dir);
   if (!c.info.buckets.empty()) c.mean = c.std = ShardedRows(/*mixed_shapes=*/true);
   int64_t base = 0, rows = 0;
+  bool has_texts = true;
   for (const auto& shard : c.info.shards) {
     const auto file = (fs::path(dir) / shard).string();
     auto reader = std::make_shared<const safetensors::Reader>(file);
@@ -226,6 +231,16 @@ LatentCache LatentCache::load(const std::string& dir) {
       paths = string_list(p->second, file + ": metadata 'paths'");
     paths.resize(static_cast<std::size_t>(mean.size(0)));
     c.paths.insert(c.paths.end(), paths.begin(), paths.end());
+    // The captions' texts, while every shard so far has them all.
+    if (auto p = reader->metadata().find("captions"); p != reader->metadata().end() && has_texts) {
+      auto texts = string_list(p->second, file + ": metadata 'captions'");
+      if (static_cast<int64_t>(texts.size()) != ctx.size(0)) throw Error(file + ": metadata 'captions' lists " +
+                                                                       std::to_string(texts.size()) + " captions for " +
+                                                                       std::to_string(ctx.size(0)) + " embeddings");
+      c.caption_text.insert(c.caption_text.end(), texts.begin(), texts.end());
+    } else {
+      has_texts = false;
+    }
     c.captions_of.resize(static_cast<std::size_t>(base + mean.size(0)));
     auto items = item.accessor<int64_t, 1>();
     for (int64_t r = 0; r < item.size(0); ++r) {
@@ -245,6 +260,7 @@ LatentCache LatentCache::load(const std::string& dir) {
     base += mean.size(0);
     rows += ctx.size(0);
   }
+  if (!has_texts) c.caption_text.clear();
   const auto empty_file = (fs::path(dir) / "empty.safetensors").string();
   auto empty = load_tensors(empty_file, torch::kFloat32);
   c.empty_ctx = need(empty, "ctx", empty_file);

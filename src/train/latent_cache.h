@@ -7,6 +7,7 @@
 // shards' h and w differ; cache.json lists the buckets and says format_version 2.
 //   CACHE/shard-00000.safetensors     mean [n,C,h,w], std [n,C,h,w], ctx [m,L,D] (F16), pooled [m,D] (F16),
 //                                     caption_item [m] (image index within the shard); metadata "paths"
+//                                     and "captions" (the texts of the m captions; absent in older caches)
 //   CACHE/empty.safetensors           ctx [1,L,D], pooled [1,D] for ""
 //   CACHE/samples.safetensors         ctx [k,L,D], pooled [k,D]; metadata "prompts" (JSON list)
 #pragma once
@@ -55,6 +56,7 @@ struct CacheShard {
   torch::Tensor ctx, pooled;          // [m,L,D], [m,D] (stored as F16)
   torch::Tensor caption_item;         // [m] int64: image index within the shard
   std::vector<std::string> paths;     // [n] source images
+  std::vector<std::string> captions;  // [m] the captions' texts (metadata "captions"; LoRAs of the text encoder train on them)
 };
 // `key` (a fingerprint of the encoders, options, images and captions the shard was made from) lets
 // a resumed prepare tell a finished shard of the same data from a stale one.
@@ -103,6 +105,7 @@ struct LatentCache {
   ShardedRows ctx, pooled;                        // [M,L,D], [M,D]
   std::vector<std::vector<int64_t>> captions_of;  // image -> caption rows (may be empty)
   std::vector<std::string> paths;                 // image -> source file
+  std::vector<std::string> caption_text;          // caption row -> its text; empty when a shard lacks them
   std::vector<int64_t> bucket_of;                 // image -> index into info.buckets (0 without buckets)
   torch::Tensor empty_ctx, empty_pooled;          // [1,L,D], [1,D]
   torch::Tensor sample_ctx, sample_pooled;        // [k,L,D], [k,D] (k may be 0)

@@ -28,7 +28,7 @@ void register_train_lora(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--rank", o->lora.rank, "adapter rank")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--alpha", x->alpha, "adapter alpha (scale alpha/rank; default: the rank)")->check(CLI::PositiveNumber);
   cmd->add_option("--dropout", o->lora.dropout, "dropout on the adapters' inputs")->capture_default_str()->check(CLI::Range(0.0, 0.95));
-  cmd->add_option("--targets", x->targets, "layers adapted, comma-separated: attn, mlp, ada, conv")->capture_default_str();
+  cmd->add_option("--targets", x->targets, "layers adapted, comma-separated: attn, mlp, ada, conv, text (the text encoder's attention)")->capture_default_str();
   cmd->add_option("--lr", o->lr, "learning rate")->capture_default_str()->check(CLI::PositiveNumber);
   cmd->add_option("--batch", o->batch_size, "images per step")->capture_default_str()->check(CLI::Range(1, 4096));
   cmd->add_option("--warmup", o->warmup, "linear warm-up steps (-1: a tenth of the steps, at most 100)")->capture_default_str()->check(CLI::Range(-1, 1000000));

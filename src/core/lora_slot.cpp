@@ -1,4 +1,4 @@
-#include "model/lora_slot.h"
+#include "core/lora_slot.h"
 
 #include "core/pointwise.h"
 

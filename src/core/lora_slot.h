@@ -1,5 +1,5 @@
-// The low-rank adapters (LoRA) attached to one channel-mixing layer of the denoiser (a Linear or a
-// 1×1 convolution, weight [out,in] or [out,in,1,1]). The base weight is never changed:
+// The low-rank adapters (LoRA) attached to one channel-mixing layer (a Linear or a 1×1 convolution of
+// the denoiser or the text encoder, weight [out,in] or [out,in,1,1]). The base weight is never changed:
 //   y = W·x + b + Σ_i scale_i · B_i·(A_i·dropout(x)),   A_i [r,in], B_i [out,r]
 // or, after fuse(), y = W'·x + b with W' = W + Σ scale_i·B_i·A_i held beside W (a working copy of
 // this layer's weight: the same function in one product, for generation).
