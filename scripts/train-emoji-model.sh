@@ -10,6 +10,9 @@
 # Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
 #   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
+#   DEN_CYCLES="STEPS:LR ..." further cosine cycles of the denoiser, each started from the previous
+#   run's averaged (EMA) weights with a short warm-up (cpu default "9000:5e-4 8000:3e-4", as the
+#   release was trained; "" for none).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,12 +30,14 @@ case "$profile" in
     vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
+    den_cycles="9000:5e-4 8000:3e-4"  # the release's two further cosine cycles (models/emoji/README.md)
     ;;
   gpu)
     size=128
     vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"; vae_groups=32
     clip_steps=1500; clip_batch=256
     den_steps="8000 500 500"; den_batch=128; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
+    den_cycles=""
     ;;
   *) echo "train-emoji-model.sh: PROFILE must be cpu or gpu, got '$profile'" >&2; exit 1 ;;
 esac
@@ -69,7 +74,21 @@ phase denoiser "$work/denoiser-run/model/luminars.json" \
   "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small ${DEN_INIT:+--init "$DEN_INIT"} \
   --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
-phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$work/denoiser-run/model' --out '$out' --dtype f16 \
+# Further cosine cycles: each restarts the learning rate from the previous run's EMA weights.
+den_model=$work/denoiser-run/model
+cycle=2
+for c in ${DEN_CYCLES-$den_cycles}; do
+  run=$work/denoiser-cycle$cycle
+  # shellcheck disable=SC2086
+  phase denoiser-cycle$cycle "$run/model/luminars.json" \
+    "$bin" train --cache "$work/cache" --out "$run" --resume --device "$device" --preset small \
+    --init "$den_model/denoiser/model.safetensors" --stage all --steps "${c%%:*}" 200 200 --lr "${c##*:}" 1e-5 1e-6 \
+    --batch $den_batch --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
+    --sample-every 0 --val-fraction 0.02
+  den_model=$run/model
+  cycle=$((cycle + 1))
+done
+phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
 
 echo "phase times (s):"; awk -F'\t' '{t[$1]+=$3} END {for (p in t) printf "  %-10s %6d\n", p, t[p]}' "$work/times.tsv"

@@ -65,7 +65,10 @@ def main(work, model_dir, profile):
     data = open(sources, encoding="utf-8").read().split("\n", 2)[2] if os.path.exists(sources) else "(SOURCES.md missing)\n"
     vae = last_validation(os.path.join(work, "vae-run"))
     clip = last_validation(os.path.join(work, "clip-run"))
-    den = last_validation(os.path.join(work, "denoiser-run"))
+    # The denoiser's last run: the main one, or its last further cycle (denoiser-cycleN).
+    cycles = sorted((int(d[len("denoiser-cycle"):]), d) for d in os.listdir(work)
+                    if d.startswith("denoiser-cycle") and d[len("denoiser-cycle"):].isdigit())
+    den = last_validation(os.path.join(work, cycles[-1][1] if cycles else "denoiser-run"))
     times = phase_times(work)
     total = sum(times.values())
     luminars = json.load(open(os.path.join(model_dir, "luminars.json"), encoding="utf-8"))
