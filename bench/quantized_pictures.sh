@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Picture quality of the weight storages against float32: the model (default models/emoji) exported
-# as f32, f16, q8_0 and q4_0 (`luminars export --dtype`) draws the same prompts and seeds in float32
+# as f32, f16, q8_0 and q4_0 (`luminars export --dtype`; q4_0 calibrated, as by default, and with
+# --no-calibration) draws the same prompts and seeds in float32
 # sampling (--no-bf16); each picture's PSNR against the f32 export's, then the median and range
 # per storage, and each folder's size. Sampling is chaotic for some prompts (a small change of the
 # weights sends the trajectory elsewhere), so one picture says little: read the median.
@@ -14,8 +15,12 @@ seeds=${LUMINARS_BENCH_SEEDS:-2}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 prompts=("a red heart, noto style" "a smiling face with sunglasses" "a green apple" "a cat face"
          "a rocket" "a grinning face" "a blue diamond, twemoji style" "a yellow star")
-for storage in f32 f16 q8_0 q4_0; do
-  "$luminars" export --model "$model" --out "$dir/$storage" --dtype "$storage" >/dev/null
+storages=(f32 f16 q8_0 q4_0 q4_0-uncalibrated)
+for storage in "${storages[@]}"; do
+  # q4_0-uncalibrated: every value's rounding error weighs alike (no calibration run)
+  flags=(--dtype "${storage%-uncalibrated}")
+  [ "$storage" = q4_0-uncalibrated ] && flags+=(--no-calibration)
+  "$luminars" export --model "$model" --out "$dir/$storage" "${flags[@]}" >/dev/null
   for i in "${!prompts[@]}"; do
     for ((s = 1; s <= seeds; s++)); do
       "$luminars" generate --model "$dir/$storage" --prompt "${prompts[$i]}" --seed "$s" --no-bf16 --quiet \
@@ -32,7 +37,7 @@ def size(folder):
     return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(folder) for f in fs)
 print("| storage | folder | median PSNR vs f32 | range | pictures |")
 print("| --- | --- | --- | --- | --- |")
-for storage in ["f32", "f16", "q8_0", "q4_0"]:
+for storage in ["f32", "f16", "q8_0", "q4_0", "q4_0-uncalibrated"]:
     ps = []
     for ref in sorted(glob.glob(os.path.join(d, "f32-*.png"))):
         a = np.asarray(Image.open(ref), dtype=np.float64)

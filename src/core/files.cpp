@@ -60,6 +60,21 @@ std::string read_file(const std::string& path) {
   return ss.str();
 }
 
+std::vector<std::string> read_nonblank_lines(const std::string& path) {
+  std::vector<std::string> out;
+  const std::string text = read_file(path);
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    std::size_t end = text.find('\n', start);
+    if (end == std::string::npos) end = text.size();
+    std::string line = text.substr(start, end - start);
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back(std::move(line));
+    start = end + 1;
+  }
+  return out;
+}
+
 uint64_t fnv1a(std::string_view bytes, uint64_t hash) {
   for (unsigned char c : bytes) {
     hash ^= c;

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace luminars {
 
@@ -18,6 +19,8 @@ void sync_directory(const std::string& dir);
 
 // Reads a whole file; throws luminars::Error naming the path when it cannot.
 std::string read_file(const std::string& path);
+// Its non-blank lines (a trailing \r dropped): prompt lists and the like.
+std::vector<std::string> read_nonblank_lines(const std::string& path);
 
 // FNV-1a (64-bit) of `bytes`, continuing from `hash`: a stable fingerprint for change detection
 // (the same on every platform and standard library), not a cryptographic hash.

@@ -1,5 +1,6 @@
 #include "core/lora_slot.h"
 
+#include "core/input_stats.h"
 #include "core/pointwise.h"
 
 namespace luminars {
@@ -43,6 +44,7 @@ torch::Tensor LoraSlot::delta(const torch::Tensor& x) const {
 }
 
 torch::Tensor LoraSlot::pointwise(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const {
+  record_input(weight, x);
   if (fused_.defined()) return luminars::pointwise(x, fused_, bias);
   auto y = luminars::pointwise(x, weight, bias);
   if (adapters_.empty()) return y;
@@ -51,6 +53,7 @@ torch::Tensor LoraSlot::pointwise(const torch::Tensor& x, const torch::Tensor& w
 }
 
 torch::Tensor LoraSlot::linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const {
+  record_input(weight, x);
   if (fused_.defined()) return torch::linear(x, fused_.view({fused_.size(0), -1}), bias);
   auto y = torch::linear(x, weight.view({weight.size(0), -1}), bias);
   if (adapters_.empty()) return y;
@@ -59,6 +62,7 @@ torch::Tensor LoraSlot::linear(const torch::Tensor& x, const torch::Tensor& weig
 }
 
 torch::Tensor LoraSlot::conv1x1(const torch::Tensor& x, torch::nn::Conv2d& conv) const {
+  record_input(conv->weight, x.movedim(1, -1));
   if (fused_.defined()) return torch::conv2d(x, fused_, conv->bias);
   auto y = conv(x);
   if (adapters_.empty()) return y;

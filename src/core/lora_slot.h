@@ -28,7 +28,8 @@ class LoraSlot {
   void fuse(const torch::Tensor& weight);
   bool fused() const { return fused_.defined(); }
 
-  // The layer on channels-last x [...,in] -> [...,out] (core/pointwise.h), with its adapters.
+  // The layer on channels-last x [...,in] -> [...,out] (core/pointwise.h), with its adapters. Each
+  // of these three reports its input to a calibration's recorder (core/input_stats.h).
   torch::Tensor pointwise(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;
   // The same with torch::linear as the base product (x [...,in]).
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) const;

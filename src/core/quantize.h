@@ -4,8 +4,13 @@
 //   q8_0: value = d · q, q an int8 in [-127, 127], d = max|x| / 127.
 //   q4_0: value = d · (q − 8), q in [0, 15], d = −m / k with m the block's value of largest
 //         magnitude (sign kept) and k the one of 7, 7.25, …, 10 that leaves the block the least
-//         squared error (ggml's q4_0 always takes 8); two values a byte, value j in the low
+//         squared error (ggml's q4_0 always takes 8), then d refitted by least squares to the
+//         codes it chose (kept where it lowers the error); two values a byte, value j in the low
 //         nibble of byte j and value j + 16 in the high one.
+//         Calibrated (core/input_stats.h): with the inputs' second moment E[x·xᵀ] (Linear and
+//         1×1 weights) the columns are rounded in order by GPTQ, each one's error compensated in
+//         the columns after it so that the layer's outputs move least; with their mean squares
+//         only, each value's squared error is weighted by its input channel's.
 // A quantized weight NAME of shape S is stored as two tensors, NAME.q8_0 (or NAME.q4_0; U8,
 // [rows, blocks · bytes a block]) and NAME.q8_0_scale (F16, [rows, blocks]); the file's metadata
 // key "luminars.quantization" holds {"scheme", "block", "shapes": {NAME: S}} and, for weights
@@ -20,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "core/input_stats.h"
 #include "core/safetensors.h"
 #include "core/tensor_io.h"
 
@@ -39,8 +45,10 @@ struct Packed {
   torch::Tensor scales;  // float16 [rows, blocks]
 };
 
-// `weight`: floating point, at least 2 dimensions.
-Packed quantize(const torch::Tensor& weight, Scheme s);
+// `weight`: floating point, at least 2 dimensions. `inputs` (q4_0; optional): what a calibration
+// measured of the layer's inputs, per input channel (weight.size(1)); a kernel's taps share their
+// channel's mean square, and the second moment is used where a row is one value per channel.
+Packed quantize(const torch::Tensor& weight, Scheme s, const InputMoments& inputs = {});
 // The float32 weight of shape `shape` back from its blocks.
 torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape);
 
@@ -54,8 +62,11 @@ using KeepEightBits = std::function<bool(const std::string& name, const torch::T
 // The tensors of a file with quantizable weights replaced by their packed pair (others unchanged,
 // `float_dtype` applied), and the metadata entry that describes them. A q4_0 file with weights
 // kept in q8_0 lists them in the entry's "schemes" ({NAME: "q8_0"}).
+// `calibration`: per weight name, its inputs' moments (see quantize); weights not in it weigh every
+// value alike.
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
-                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8 = {});
+                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8 = {},
+                              const std::map<std::string, InputMoments>& calibration = {});
 
 // The quantized weights of a safetensors file, checked when constructed: every weight in the
 // metadata must have its two tensors with the dtypes and sizes its shape implies; a file that

@@ -47,7 +47,7 @@ CrossAttentionImpl::CrossAttentionImpl(int64_t channels, int64_t text_dim, int64
 }
 
 TextKV CrossAttentionImpl::project_text(const torch::Tensor& ctx) {
-  auto kvs = (kv_lora.empty() ? kv(ctx) : kv_lora.linear(ctx, kv->weight, {})).chunk(2, -1);  // key, value: [B,L,hd] each
+  auto kvs = kv_lora.linear(ctx, kv->weight, {}).chunk(2, -1);  // key, value: [B,L,hd] each
   return {kvs[0] * (1.0 / std::sqrt(static_cast<double>(head_dim))), kvs[1]};
 }
 
@@ -95,7 +95,7 @@ torch::Tensor BlockImpl::forward(const torch::Tensor& x, const torch::Tensor& em
                                  const torch::Tensor& bias) {
   // The pointwise part runs on the NHWC view (free when x is channels-last, as LuminaRS keeps it).
   const int64_t B = x.size(0), C = x.size(1);
-  auto ssg = (ada_lora.empty() ? ada(emb_act) : ada_lora.linear(emb_act, ada->weight, ada->bias)).chunk(3, 1);                         // scale, shift, gate: [B,C]
+  auto ssg = ada_lora.linear(emb_act, ada->weight, ada->bias).chunk(3, 1);  // scale, shift, gate: [B,C]
   torch::Tensor d;
   {
     // The depthwise convolution stays float32 under autocast: memory-bound, it gains nothing from

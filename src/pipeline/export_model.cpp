@@ -11,6 +11,7 @@
 #include "core/tensor_io.h"
 #include "model/checkpoint.h"
 #include "model/lora_file.h"
+#include "pipeline/calibration.h"
 #include "pipeline/model_folder.h"
 #include "vae/autoencoder_kl.h"
 
@@ -42,8 +43,9 @@ NamedTensors read_float_tensors(const std::string& path, std::map<std::string, s
 }
 
 void write_weights(const std::string& path, NamedTensors tensors, std::map<std::string, std::string> metadata,
-                   const ExportOptions& o, const quant::KeepEightBits& keep_q8 = {}) {
-  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata, keep_q8);
+                   const ExportOptions& o, const quant::KeepEightBits& keep_q8 = {},
+                   const std::map<std::string, InputMoments>& calibration = {}) {
+  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata, keep_q8, calibration);
   save_tensors(path, tensors, metadata, o.dtype);
 }
 
@@ -129,7 +131,13 @@ ExportSummary export_model(const ExportOptions& o) {
   }
   merged[kConfigMetadataKey] = denoiser->config().to_json();
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
-  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o, denoiser_keeps_eight_bits);
+  std::map<std::string, InputMoments> calibration;
+  if (o.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+    calibration = denoiser_input_moments(src, denoiser, o.calibration_prompts);
+    merged["luminars.calibration"] = std::to_string(o.calibration_prompts.size()) + (o.calibration_prompts.size() == 1 ? " prompt" : " prompts");
+  }
+  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o, denoiser_keeps_eight_bits,
+                calibration);
   m.save();
 
   // Replace the old folder only now that the new one is complete.

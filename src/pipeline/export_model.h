@@ -27,6 +27,10 @@ struct ExportOptions {
   // LoRAs merged into the exported denoiser's weights (W + Σ alpha/r·weight·B·A), each checked
   // against the source denoiser as generation checks it.
   std::vector<LoraSpec> merge_loras;
+  // q4_0: the denoiser's channel-mixing layers weigh each input channel's rounding error by its
+  // mean square while the model draws these prompts (pipeline/calibration.h); empty = every value
+  // alike. The prompts' count is recorded in the denoiser file's metadata.
+  std::vector<std::string> calibration_prompts;
 };
 
 struct ExportSummary {

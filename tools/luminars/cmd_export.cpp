@@ -3,6 +3,8 @@
 
 #include "commands.h"
 #include "core/error.h"
+#include "core/files.h"
+#include "pipeline/calibration.h"
 #include "pipeline/export_model.h"
 #include "pipeline/lora_prompt.h"
 
@@ -21,8 +23,19 @@ void register_export(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
   auto merge = std::make_shared<std::vector<std::string>>();
   cmd->add_option("--merge-lora", *merge, "merge a LoRA into the denoiser: FILE or FILE:WEIGHT (repeatable)");
-  cmd->callback([o, dtype, merge, &g] {
+  auto prompts_file = std::make_shared<std::string>();
+  auto no_calibration = std::make_shared<bool>(false);
+  cmd->add_option("--calibration-prompts", *prompts_file,
+                  "q4_0: prompts (one a line) the model draws while its layers' inputs are measured; each input channel's "
+                  "rounding error is weighted by them (default: 16 built-in prompts)")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--no-calibration", *no_calibration, "q4_0: weigh every value's rounding error alike (no calibration run)");
+  cmd->callback([o, dtype, merge, prompts_file, no_calibration, &g] {
     apply_global(g);
+    if (*dtype == "q4_0" && !*no_calibration) {
+      o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
+      if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
+    }
     for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
     o->quantize = quant::scheme_from_name(*dtype);
     o->dtype = *dtype == "bf16" ? torch::kBFloat16 : *dtype == "f32" ? torch::kFloat32 : torch::kFloat16;

@@ -18,21 +18,6 @@ namespace luminars::cli {
 
 namespace {
 
-// One prompt per non-blank line (a trailing \r dropped).
-std::vector<std::string> read_prompts(const std::string& path) {
-  std::vector<std::string> out;
-  std::string text = read_file(path), line;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    std::size_t end = text.find('\n', start);
-    if (end == std::string::npos) end = text.size();
-    line = text.substr(start, end - start);
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.find_first_not_of(" \t") != std::string::npos) out.push_back(line);
-    start = end + 1;
-  }
-  return out;
-}
 
 }  // namespace
 
@@ -55,7 +40,7 @@ void register_score(CLI::App& app, GlobalOptions& g) {
     apply_global(g);
     // 1. Inputs: prompts and images, one each.
     if (o->prompts.empty() && o->prompts_file.empty()) throw Error("give the prompts with --prompts or --prompts-file");
-    auto prompts = o->prompts_file.empty() ? o->prompts : read_prompts(o->prompts_file);
+    auto prompts = o->prompts_file.empty() ? o->prompts : read_nonblank_lines(o->prompts_file);
     if (prompts.size() != o->images.size())
       throw Error(std::to_string(o->images.size()) + " images but " + std::to_string(prompts.size()) +
                   " prompts: give one prompt per image");
