@@ -19,6 +19,9 @@
 #   debian reference gets OPENBLAS_NUM_THREADS=1 to match. The PyPI wheel calls MKL and oneDNN on
 #   the OpenMP pool, which has the same thread count. REFERENCE_ENV="VAR=value …" replaces the
 #   reference's environment settings (e.g. REFERENCE_ENV= for OpenBLAS's default threads).
+# CPP_BUILD: the C++ build folder (default build, against Debian's LibTorch 1.13); build-cuda times
+#   the C++ side built against the wheel's LibTorch (`scripts/cuda-compile-check.sh bench_denoiser`),
+#   which runs on the CPU too: the same kernels (MKL, oneDNN) as the torch2 reference.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-sampling}; rounds=${2:-3}
@@ -44,20 +47,21 @@ for p in "$cpp_prec" "$ref_prec"; do
 done
 filter="^$bm/$batch/$side/$([ "$cpp_prec" = bf16 ] && echo 1 || echo 0)/"
 [ "$ref_prec" = bf16 ] && ref_flags+=(--bf16)
-[ -x build/bench_denoiser ] || { echo "build the benchmarks first: LUMINARS_TARGETS=all scripts/build.sh" >&2; exit 1; }
+cpp_build=${CPP_BUILD:-build}
+[ -x "$cpp_build/bench_denoiser" ] || { echo "$cpp_build/bench_denoiser is missing: build the benchmarks first (LUMINARS_TARGETS=all scripts/build.sh)" >&2; exit 1; }
 ref_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
 cpp=(); py=()
 for r in $(seq "$rounds"); do
-  c=$(build/bench_denoiser --benchmark_filter="$filter" --benchmark_format=csv 2>/dev/null |
+  c=$("$cpp_build/bench_denoiser" --benchmark_filter="$filter" --benchmark_format=csv 2>/dev/null |
       awk -F, -v b="$bm/" 'index($1, b) == 2 {print $3}')   # real_time in ms
   # shellcheck disable=SC2086
   p=$(env $ref_env "$python" bench/reference_denoiser.py --mode "$ref_mode" --batch "$batch" --side "$side" --runs "$runs" "${ref_flags[@]}" 2>/dev/null | tail -1)
-  [ -n "$c" ] && [ -n "$p" ] || { echo "round $r: no time from $([ -n "$c" ] && echo the reference || echo build/bench_denoiser)" >&2; exit 1; }
+  [ -n "$c" ] && [ -n "$p" ] || { echo "round $r: no time from $([ -n "$c" ] && echo the reference || echo "$cpp_build/bench_denoiser")" >&2; exit 1; }
   echo "round $r: C++ ${c} ms, PyTorch ${p} ms"
   cpp+=("$c"); py+=("$p")
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 mc=$(median "${cpp[@]}"); mp=$(median "${py[@]}")
 echo "$mode step, default preset, batch $batch, ${side}x${side} latents, $(nproc) threads, median of $rounds rounds, $(date -u +%F):" \
-     "C++ $cpp_prec ($bm), reference $reference (torch $ref_version) $ref_prec${ref_env:+ with $ref_env}"
+     "C++ $cpp_prec ($bm, $cpp_build), reference $reference (torch $ref_version) $ref_prec${ref_env:+ with $ref_env}"
 awk -v a="$mp" -v b="$mc" -v n="$batch" 'BEGIN{printf "  C++ %.1f ms (%.2f img/s), PyTorch reference %.1f ms (%.2f img/s): C++ is %.2fx the reference speed\n", b, n*1000/b, a, n*1000/a, a/b}'

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # LuminaRS for ARM64 (aarch64), cross-compiled here and run under emulation (qemu-user).
 #   scripts/arm64.sh build        the library, `luminars` and the inference tests into build-arm64/
+#   scripts/arm64.sh build-cli    the library and `luminars` alone (what CI builds, with `compare`)
 #   scripts/arm64.sh run ARGS…    build-arm64/luminars ARGS… under qemu-aarch64
 #   scripts/arm64.sh test [REGEX] the inference and parity tests under qemu (ctest -R REGEX)
 #   scripts/arm64.sh compare      the shipped model's picture drawn by build/luminars (this machine)
@@ -20,8 +21,9 @@ build=build-arm64
 # denoiser's, CLIP's and the VAE's parity with the PyTorch reference (tests that start the
 # `luminars` program are left out: it would need binfmt_misc to run under emulation).
 tests=${LUMINARS_ARM64_TESTS:-test_quantize|test_shipped_model|test_model_parity|test_vae_parity|test_clip_text_model}
-root_packages=libtorch-dev,libopenblas0-pthread,libc6-dev,libstdc++-12-dev,zlib1g-dev,libutf8proc-dev,nlohmann-json3-dev,libcli11-dev,libstb-dev,libgtest-dev
-root_stamp=$root/.luminars-root-v2
+root_packages=libtorch-dev,libopenblas0-pthread,libc6-dev,libstdc++-12-dev,zlib1g-dev,libssl-dev,libutf8proc-dev,nlohmann-json3-dev,libcli11-dev,libstb-dev,libgtest-dev
+# A root prepared for another package list is prepared again.
+root_stamp=$root/.luminars-root-$(echo "$root_packages" | md5sum | cut -c1-12)
 
 install_tools() {
   local missing=()
@@ -47,7 +49,7 @@ prepare_root() {
   # liblapack.so.3, and its own library, where the loader looks without a cache.
   local lib=$root.tmp/usr/lib/aarch64-linux-gnu
   for f in libblas.so.3 liblapack.so.3 libopenblas.so.0; do ln -sf "openblas-pthread/$f" "$lib/$f"; done
-  echo "$root_packages" > "$root.tmp/.luminars-root-v2"
+  echo "$root_packages" > "$root.tmp/$(basename "$root_stamp")"
   rm -rf "$root"
   mv "$root.tmp" "$root"
 }
@@ -55,14 +57,16 @@ prepare_root() {
 qemu() { QEMU_LD_PREFIX=$root qemu-aarch64-static "$@"; }
 
 case "${1:-}" in
-  build)
+  build|build-cli)
     install_tools
     prepare_root
     cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_TOOLCHAIN_FILE="$PWD/cmake/aarch64-linux-gnu.cmake" -DLUMINARS_ARM64_ROOT="$root" \
       -DLUMINARS_UNITY_BUILD=ON -DLUMINARS_DISTRIBUTED=OFF -DLUMINARS_BUILD_BENCH=OFF \
       -DLUMINARS_TEST_FILTER="$tests" >/dev/null
-    ninja -C "$build" -j "${LUMINARS_JOBS:-2}" luminars_cli luminars_tests
+    targets=(luminars_cli)
+    [ "$1" = build ] && targets+=(luminars_tests)
+    ninja -C "$build" -j "${LUMINARS_JOBS:-$(nproc)}" "${targets[@]}"
     ;;
   run)
     shift
@@ -99,7 +103,7 @@ sys.exit(0 if worst <= 1.0 else 1)
 PY
     ;;
   *)
-    echo "usage: scripts/arm64.sh build | run ARGS... | test [REGEX] | compare" >&2
+    echo "usage: scripts/arm64.sh build | build-cli | run ARGS... | test [REGEX] | compare" >&2
     exit 2
     ;;
 esac
