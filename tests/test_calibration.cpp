@@ -21,6 +21,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+
 struct TwoLayers : torch::nn::Module {
   torch::nn::Linear a{nullptr};
   torch::nn::Conv2d b{nullptr};
@@ -56,7 +58,7 @@ TEST(Calibration, RecordsEachInputChannelsMeanSquareWhileARecorderLives) {
 }
 
 TEST(Calibration, EveryFourBitProductOfTheShippedDenoiserIsMeasured) {
-  const auto folder = ModelFolder::load((fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string());
+  const auto folder = ModelFolder::load(kModel);
   auto denoiser = load_denoiser(folder.path_of(folder.denoiser));
   const auto moments = denoiser_input_moments(folder, denoiser, {"a dog face", "a green tree, noto style"});
   int64_t four_bit = 0;
@@ -83,7 +85,7 @@ TEST(Calibration, TheExportRecordsItAndTheWeightsDifferFromAnUncalibratedExport)
   test::TempDir dir;
   auto run = [&](const std::string& name, std::vector<std::string> prompts) {
     ExportOptions o;
-    o.model_dir = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+    o.model_dir = kModel;
     o.out_dir = dir.file(name);
     o.quantize = quant::Scheme::q4_0;
     o.calibration_prompts = std::move(prompts);
