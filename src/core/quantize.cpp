@@ -109,7 +109,7 @@ std::pair<torch::Tensor, torch::Tensor> q4_gptq(torch::Tensor w, torch::Tensor h
   std::vector<torch::Tensor> ds, qs;
   for (int64_t b = 0; b < nb; ++b) {
     const int64_t j0 = b * kBlock, j1 = j0 + kBlock;
-    auto [d, q0] = q4_search(w.slice(1, j0, j1).reshape({rows, 1, kBlock}), imp.slice(0, j0, j1).reshape({1, 1, kBlock}));
+    const auto d = q4_search(w.slice(1, j0, j1).reshape({rows, 1, kBlock}), imp.slice(0, j0, j1).reshape({1, 1, kBlock})).first;
     auto dr = d.reshape({rows});
     auto inv = torch::where(dr != 0, 1 / dr, torch::zeros_like(dr));
     auto errs = torch::empty({rows, kBlock}, w.options());
@@ -155,22 +155,21 @@ Packed quantize(const torch::Tensor& weight, Scheme s, const InputMoments& input
     auto q = (w * inv).round().clamp(-127, 127).to(torch::kInt8);
     p.codes = q.view(torch::kUInt8).reshape({rows, nb * kBlock}).contiguous();
     p.scales = d.squeeze(-1).to(torch::kFloat16).contiguous();
-  } else if (inputs.second.defined() && cols == weight.size(1)) {
-    check_inputs(inputs, weight);
-    auto [d, q] = q4_gptq(w.reshape({rows, nb * kBlock}).to(torch::kFloat64), inputs.second, nb * kBlock);
-    p.codes = pack_q4(q);
-    p.scales = d.squeeze(-1).to(torch::kFloat16).contiguous();
   } else {
-    torch::Tensor imp = torch::ones({1, nb, kBlock});
-    if (inputs.mean_square.defined()) {
-      check_inputs(inputs, weight);
-      // The taps of a kernel share their input channel's importance.
-      auto col = inputs.mean_square.detach().to(torch::kCPU, torch::kFloat32).repeat_interleave(cols / weight.size(1));
-      imp = importance_of(col, nb).reshape({1, nb, kBlock});
+    check_inputs(inputs, weight);
+    std::pair<torch::Tensor, torch::Tensor> dq;  // scales [rows, nb, 1], codes [rows, nb, 32]
+    if (inputs.second.defined() && cols == weight.size(1)) {
+      dq = q4_gptq(w.reshape({rows, nb * kBlock}).to(torch::kFloat64), inputs.second, nb * kBlock);
+    } else {
+      torch::Tensor imp = torch::ones({1, nb, kBlock});
+      if (inputs.mean_square.defined()) {  // the taps of a kernel share their input channel's importance
+        auto col = inputs.mean_square.detach().to(torch::kCPU, torch::kFloat32).repeat_interleave(cols / weight.size(1));
+        imp = importance_of(col, nb).reshape({1, nb, kBlock});
+      }
+      dq = q4_search(w, imp);
     }
-    auto [d, q] = q4_search(w, imp);
-    p.codes = pack_q4(q);
-    p.scales = d.squeeze(-1).to(torch::kFloat16).contiguous();
+    p.codes = pack_q4(dq.second);
+    p.scales = dq.first.squeeze(-1).to(torch::kFloat16).contiguous();
   }
   return p;
 }
