@@ -189,7 +189,7 @@ TEST(AspectBuckets, TheDenoiserTrainsOnABucketedCacheAndTheModelFolderListsItsSi
 
 TEST(AspectBuckets, ALoraTrainedInBucketsLetsGenerationDrawItsShapes) {
   test::TempDir dir;
-  const std::string model = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+  const std::string model = test::shipped_model_dir();
   fs::create_directories(dir.file("data"));
   const std::vector<std::pair<int, int>> sizes{{160, 60}, {150, 50}, {60, 160}, {80, 80}};
   for (std::size_t i = 0; i < sizes.size(); ++i) {

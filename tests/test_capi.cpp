@@ -17,7 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 
 // A model loaded through the C API, in float32 on the CPU (the same pictures on every CPU).
 class CApiTest : public ::testing::Test {

@@ -14,7 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 
 std::string generate(const std::string& args) { return "generate --model " + kModel + " --quiet --no-bf16 " + args; }
 

@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 const std::string kCli = LUMINARS_CLI_PATH;
 
 // A tiny VAE trained a few steps: seconds on the CPU, checkpoints every 2 steps.

@@ -22,7 +22,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 
 std::string too_new(const std::string& file, int newest = 1) {
   return file + ": format version 999 is newer than this build of LuminaRS reads (" + std::to_string(newest) +

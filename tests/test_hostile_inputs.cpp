@@ -24,7 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 
 std::string nested_array(int depth) { return std::string(depth, '[') + std::string(depth, ']'); }
 

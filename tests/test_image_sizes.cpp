@@ -59,7 +59,7 @@ TEST(ImageSizes, ModelFolderTrainedSizes) {
   EXPECT_EQ(ModelFolder::load(dir.file("old")).trained_sizes, (std::vector<int64_t>{48}));
 
   // The shipped model says it.
-  EXPECT_EQ(ModelFolder::load((fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string()).trained_sizes,
+  EXPECT_EQ(ModelFolder::load(test::shipped_model_dir()).trained_sizes,
             (std::vector<int64_t>{64}));
 
   // Bad values are named.

@@ -29,8 +29,7 @@ namespace {
 namespace fs = std::filesystem;
 using test::error_of;
 
-std::string shipped_model() { return (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string(); }
-std::string shipped_denoiser() { return shipped_model() + "/denoiser/model.safetensors"; }
+std::string shipped_denoiser() { return test::shipped_model_dir() + "/denoiser/model.safetensors"; }
 
 // A tiny denoiser with every weight non-zero (ada and out start at zero), and inputs for it.
 struct Tiny {
@@ -338,7 +337,7 @@ TEST(LoraGeneration, ZeroAdapterGivesTheSamePictureAndWeightsAreRecorded) {
   test::TempDir dir;
   const auto lora = write_shipped_lora(dir.file("zero.safetensors"), true);
   PipelineOptions po;
-  po.model_dir = shipped_model();
+  po.model_dir = test::shipped_model_dir();
   po.bf16 = false;
   po.lora_dir = dir.path.string();
   Pipeline pipe(po);
@@ -367,9 +366,9 @@ TEST(LoraGeneration, CApiAppliesLorasAsThePipeline) {
   const std::string lora_dir = dir.path.string();
   mp.lora_dir = lora_dir.c_str();
   luminars_model* model = nullptr;
-  ASSERT_EQ(luminars_model_load(shipped_model().c_str(), &mp, &model), LUMINARS_OK) << luminars_last_error();
+  ASSERT_EQ(luminars_model_load(test::shipped_model_dir().c_str(), &mp, &model), LUMINARS_OK) << luminars_last_error();
   PipelineOptions po;
-  po.model_dir = shipped_model();
+  po.model_dir = test::shipped_model_dir();
   po.bf16 = false;
   po.lora_dir = lora_dir;
   Pipeline pipe(po);
@@ -439,7 +438,7 @@ TEST(LoraGeneration, UnmergedFusedAndExportedMergedSamplesAgree) {
   EXPECT_TRUE(torch::equal(sample(model), plain));  // detached: the base model exactly
   // The LoRA merged into an exported copy of the model (float32 weights).
   ExportOptions eo;
-  eo.model_dir = shipped_model();
+  eo.model_dir = test::shipped_model_dir();
   eo.out_dir = dir.file("merged");
   eo.dtype = torch::kFloat32;
   eo.merge_loras.push_back({lora, 0.7, ""});
@@ -469,7 +468,7 @@ TEST(LoraGeneration, ALoraOfTheModelAppliesToItsQuantizedExportLowMemoryToo) {
   test::TempDir dir;
   const auto lora = write_shipped_lora(dir.file("style.safetensors"), false, 0.05);
   ExportOptions eo;
-  eo.model_dir = shipped_model();
+  eo.model_dir = test::shipped_model_dir();
   eo.out_dir = dir.file("q8");
   eo.quantize = quant::Scheme::q8_0;
   export_model(eo);
@@ -492,7 +491,7 @@ TEST(LoraGeneration, ALoraOfTheModelAppliesToItsQuantizedExportLowMemoryToo) {
 LoraTrainOptions tiny_training(const test::TempDir& dir, int pictures) {
   test::write_shapes_dataset(dir.file("data"), pictures, 64);
   LoraTrainOptions o;
-  o.model_dir = shipped_model();
+  o.model_dir = test::shipped_model_dir();
   o.data_dir = dir.file("data");
   o.out_dir = dir.file("shapes");
   o.steps = 4;

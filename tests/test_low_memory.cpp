@@ -21,7 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using quant::Scheme;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 
 TEST(LowMemory, EmbeddingRowsAreDequantizedAlone) {
   torch::manual_seed(0);

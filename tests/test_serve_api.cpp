@@ -31,7 +31,7 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::string kModel = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+const std::string kModel = test::shipped_model_dir();
 const std::string kHeart = (fs::path(LUMINARS_SOURCE_DIR) / "docs" / "emoji" / "reference-red-heart-noto-seed1.png").string();
 
 double mad(const Image& a, const Image& b, int x0 = 0, int x1 = -1) { return test::mean_abs_difference(a, b, x0, x1); }

@@ -19,7 +19,7 @@ using test::mean_abs_difference;
 
 GenerateOptions red_heart(const std::string& out, bool bf16) {
   GenerateOptions o;
-  o.pipeline.model_dir = (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+  o.pipeline.model_dir = test::shipped_model_dir();
   o.request.prompt = "a red heart, noto style";
   o.request.steps = 12;
   o.request.cfg_scale = 4.0;

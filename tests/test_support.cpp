@@ -22,6 +22,10 @@
 
 namespace luminars::test {
 
+std::string shipped_model_dir() {
+  return (std::filesystem::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string();
+}
+
 std::string default_fixtures_path() {
   return (std::filesystem::path(LUMINARS_SOURCE_DIR) / ".." / "shared" / "fixtures").lexically_normal().string();
 }

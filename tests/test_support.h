@@ -29,6 +29,8 @@ std::string fixtures_dir();
 // Whether LUMINARS_CI=1: skips for missing inputs become failures.
 bool in_ci();
 std::string default_fixtures_path();
+// The model the project ships (models/emoji in the source tree).
+std::string shipped_model_dir();
 
 // The message of the luminars::Error that `fn` throws; "(no error)" when it throws none.
 std::string error_of(const std::function<void()>& fn);

@@ -21,10 +21,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::error_of;
 
-std::string shipped_model() { return (fs::path(LUMINARS_SOURCE_DIR) / "models" / "emoji").string(); }
-std::string shipped_text_encoder() { return shipped_model() + "/text_encoder"; }
+std::string shipped_text_encoder() { return test::shipped_model_dir() + "/text_encoder"; }
 
-TextEncoder shipped_encoder() { return TextEncoder::load(shipped_text_encoder(), shipped_model() + "/tokenizer"); }
+TextEncoder shipped_encoder() { return TextEncoder::load(shipped_text_encoder(), test::shipped_model_dir() + "/tokenizer"); }
 
 const std::vector<std::string> kPrompts{"a red heart, noto style", "a green apple, twemoji style", ""};
 
@@ -52,7 +51,7 @@ TEST(TextLora, TargetsAreTheAttentionProjectionsAtPeftPaths) {
     EXPECT_TRUE(names.count(t.path.substr(std::string(kTextLoraPrefix).size()) + ".weight")) << t.path;
   }
   // A denoiser alone has no layer of group text.
-  auto denoiser = load_denoiser(shipped_model() + "/denoiser/model.safetensors");
+  auto denoiser = load_denoiser(test::shipped_model_dir() + "/denoiser/model.safetensors");
   EXPECT_NE(error_of([&] { LoraNetwork(denoiser, text_settings()); }).find("no layer of the model"), std::string::npos);
 }
 
@@ -98,7 +97,7 @@ TEST(TextLora, ZeroAdapterChangesNothingMergedAgreesAndOnlyAdaptersGetGradients)
   fs::create_directories(dir.file("te"));
   fs::copy_file(shipped_text_encoder() + "/config.json", dir.file("te/config.json"));
   save_tensors(dir.file("te/model.safetensors"), tensors, {}, torch::kFloat32);
-  const auto merged = TextEncoder::load(dir.file("te"), shipped_model() + "/tokenizer").encode(kPrompts);
+  const auto merged = TextEncoder::load(dir.file("te"), test::shipped_model_dir() + "/tokenizer").encode(kPrompts);
   EXPECT_LE(test::rel_error(merged.ctx, unmerged.ctx), 1e-5);
   EXPECT_LE(test::rel_error(merged.pooled, unmerged.pooled), 1e-5);
 
@@ -131,7 +130,7 @@ TEST(TextLora, TrainedWithTheDenoisersDrawnAndExportedMerged) {
   const std::string text_before = sha256_file(shipped_text_encoder() + "/model.safetensors");
   test::write_shapes_dataset(dir.file("data"), 4, 64);
   LoraTrainOptions o;
-  o.model_dir = shipped_model();
+  o.model_dir = test::shipped_model_dir();
   o.data_dir = dir.file("data");
   o.out_dir = dir.file("shapes");
   o.steps = 3;
@@ -153,7 +152,7 @@ TEST(TextLora, TrainedWithTheDenoisersDrawnAndExportedMerged) {
   EXPECT_EQ(sha256_file(shipped_text_encoder() + "/model.safetensors"), text_before);
 
   PipelineOptions po;
-  po.model_dir = shipped_model();
+  po.model_dir = test::shipped_model_dir();
   po.bf16 = false;
   Pipeline pipe(po);
   const Image plain = picture(pipe, {});
@@ -162,7 +161,7 @@ TEST(TextLora, TrainedWithTheDenoisersDrawnAndExportedMerged) {
   EXPECT_EQ(picture(pipe, {}).rgb, plain.rgb);  // detached after the request, text encoder included
 
   ExportOptions eo;
-  eo.model_dir = shipped_model();
+  eo.model_dir = test::shipped_model_dir();
   eo.out_dir = dir.file("merged");
   eo.dtype = torch::kFloat32;
   eo.merge_loras.push_back({r.lora_path, 1.0, ""});
