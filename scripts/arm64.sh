@@ -8,6 +8,13 @@
 #                                 and by build-arm64/luminars (ARM64 under qemu), float32, same seeds:
 #                                 their mean absolute difference must be at most 1 level of 255
 #                                 (LUMINARS_ARM64_SEEDS: the seeds, default "1 2")
+#   scripts/arm64.sh count ARGS…  like run, and prints the ARM64 instructions the program executed
+#                                 (all threads): "instructions: N". Debian's qemu-user-static has
+#                                 no TCG plugins, so the first count builds qemu-aarch64 7.2 with
+#                                 them from Debian 12's own source (deb.debian.org, checked by its
+#                                 SHA-256; about 10 min on 2 cores) into $LUMINARS_QEMU_PLUGINS
+#                                 (default ~/.cache/luminars-qemu-plugins) and counts with its
+#                                 instruction-count plugin (tests/plugin/insn.c, inline counters).
 # The first build installs g++-aarch64-linux-gnu, qemu-user-static and mmdebstrap (idempotent) and
 # prepares an arm64 root: Debian 12's libtorch-dev:arm64 and the other libraries, extracted (not
 # installed) by mmdebstrap into $LUMINARS_ARM64_ROOT (default ~/.cache/luminars-arm64-root, about
@@ -56,6 +63,48 @@ prepare_root() {
 
 qemu() { QEMU_LD_PREFIX=$root qemu-aarch64-static "$@"; }
 
+plugins=${LUMINARS_QEMU_PLUGINS:-$HOME/.cache/luminars-qemu-plugins}
+qemu_source=qemu_7.2+dfsg.orig.tar.xz
+qemu_source_sha256=91aca71520040edc40b8d437aa3004dae614f58e286cf653ee8996c07af2962f
+# qemu-aarch64 with plugins and its instruction-count plugin, built once into $plugins.
+plugin_qemu() {
+  [ -x "$plugins/qemu-aarch64" ] && [ -f "$plugins/libinsn.so" ] && return 0
+  local missing=()
+  for p in meson ninja-build pkg-config libglib2.0-dev flex bison curl xz-utils; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+  local src=$plugins.src
+  mkdir -p "$src"
+  if ! { [ -f "$src/$qemu_source" ] && echo "$qemu_source_sha256  $src/$qemu_source" | sha256sum -c --quiet >/dev/null 2>&1; }; then
+    echo "downloading Debian 12's qemu 7.2 source"
+    curl -fsSL -o "$src/$qemu_source.part" "http://deb.debian.org/debian/pool/main/q/qemu/$qemu_source"
+    echo "$qemu_source_sha256  $src/$qemu_source.part" | sha256sum -c --quiet ||
+      { echo "arm64.sh: $qemu_source: SHA-256 mismatch" >&2; exit 1; }
+    mv "$src/$qemu_source.part" "$src/$qemu_source"
+  fi
+  echo "building qemu-aarch64 with TCG plugins in $src (once)"
+  rm -rf "$src/qemu-7.2.0"
+  tar -xf "$src/$qemu_source" -C "$src"
+  mkdir -p "$src/qemu-7.2.0/build"
+  (cd "$src/qemu-7.2.0/build" &&
+    ../configure --target-list=aarch64-linux-user --enable-plugins --disable-system --disable-tools \
+      --disable-docs --disable-werror --disable-debug-info --disable-install-blobs \
+      --without-default-features >"$src/configure.log" 2>&1 ||
+      { echo "arm64.sh: configuring qemu failed; see $src/configure.log" >&2; exit 1; }
+    ninja qemu-aarch64 tests/plugin/libinsn.so >"$src/build.log" 2>&1 ||
+      { echo "arm64.sh: building qemu failed; see $src/build.log" >&2; exit 1; })
+  mkdir -p "$plugins"
+  cp "$src/qemu-7.2.0/build/tests/plugin/libinsn.so" "$plugins/"
+  cp "$src/qemu-7.2.0/build/qemu-aarch64" "$plugins/qemu-aarch64"
+  rm -rf "$src/qemu-7.2.0"
+}
+
 case "${1:-}" in
   build|build-cli)
     install_tools
@@ -72,6 +121,17 @@ case "${1:-}" in
     shift
     [ -x "$build/luminars" ] || { echo "no $build/luminars: run scripts/arm64.sh build first" >&2; exit 1; }
     qemu "$build/luminars" "$@"
+    ;;
+  count)
+    shift
+    [ -x "$build/luminars" ] || { echo "no $build/luminars: run scripts/arm64.sh build-cli first" >&2; exit 1; }
+    plugin_qemu
+    log=$(mktemp); trap 'rm -f "$log"' EXIT
+    QEMU_LD_PREFIX=$root "$plugins/qemu-aarch64" -plugin "$plugins/libinsn.so,inline=on" -d plugin -D "$log" \
+      "$build/luminars" "$@"
+    n=$(sed -n 's/^insns: \([0-9]*\)$/\1/p' "$log" | tail -1)
+    [ -n "$n" ] || { echo "arm64.sh: the instruction-count plugin reported nothing" >&2; exit 1; }
+    echo "instructions: $n"
     ;;
   test)
     [ -x "$build/luminars_tests" ] || { echo "no $build/luminars_tests: run scripts/arm64.sh build first" >&2; exit 1; }
@@ -103,7 +163,7 @@ sys.exit(0 if worst <= 1.0 else 1)
 PY
     ;;
   *)
-    echo "usage: scripts/arm64.sh build | build-cli | run ARGS... | test [REGEX] | compare" >&2
+    echo "usage: scripts/arm64.sh build | build-cli | run ARGS... | count ARGS... | test [REGEX] | compare" >&2
     exit 2
     ;;
 esac
