@@ -33,3 +33,8 @@ run "train-clip 64 px, 256 wide x 4 layers, batch 64" "$dir/clip" train-clip --d
 "$bin" prepare --data "$data" --vae "$dir/vae/vae" --text-encoder "$dir/clip/text_encoder" --tokenizer "$dir/clip/tokenizer" \
   --resolution 64 --out "$dir/cache" >/dev/null 2>&1
 run "train (denoiser) small preset, 8x8x16, batch 32" "$dir/den" train --cache "$dir/cache" --preset small --batch 32 --sample-every 0
+# The same under bf16 autocast, where the CPU has native bf16 (elsewhere the flag changes nothing).
+if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo 2>/dev/null; then
+  run "train (denoiser) as above, --cpu-bf16" "$dir/den-bf16" train --cache "$dir/cache" --preset small --batch 32 \
+    --sample-every 0 --cpu-bf16
+fi
