@@ -32,9 +32,10 @@ root_packages=libtorch-dev,libopenblas0-pthread,libc6-dev,libstdc++-12-dev,zlib1
 # A root prepared for another package list is prepared again.
 root_stamp=$root/.luminars-root-$(echo "$root_packages" | md5sum | cut -c1-12)
 
-install_tools() {
+# install_packages PACKAGE...: installs the Debian packages missing (idempotent).
+install_packages() {
   local missing=()
-  for p in g++-aarch64-linux-gnu qemu-user-static mmdebstrap binfmt-support cmake ninja-build pkg-config python3-pil python3-numpy; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   if [ ${#missing[@]} -gt 0 ]; then
@@ -43,6 +44,11 @@ install_tools() {
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
   fi
+}
+
+install_tools() {
+  install_packages g++-aarch64-linux-gnu qemu-user-static mmdebstrap binfmt-support cmake ninja-build pkg-config \
+    python3-pil python3-numpy
 }
 
 prepare_root() {
@@ -69,16 +75,7 @@ qemu_source_sha256=91aca71520040edc40b8d437aa3004dae614f58e286cf653ee8996c07af29
 # qemu-aarch64 with plugins and its instruction-count plugin, built once into $plugins.
 plugin_qemu() {
   [ -x "$plugins/qemu-aarch64" ] && [ -f "$plugins/libinsn.so" ] && return 0
-  local missing=()
-  for p in meson ninja-build pkg-config libglib2.0-dev flex bison curl xz-utils; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing: ${missing[*]}"
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
-  fi
+  install_packages meson ninja-build pkg-config libglib2.0-dev flex bison curl xz-utils
   local src=$plugins.src
   mkdir -p "$src"
   if ! { [ -f "$src/$qemu_source" ] && echo "$qemu_source_sha256  $src/$qemu_source" | sha256sum -c --quiet >/dev/null 2>&1; }; then
