@@ -20,6 +20,7 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/pipeline.h"
 #include "test_support.h"
+#include "vae/autoencoder_kl.h"
 
 namespace luminars {
 namespace {
@@ -171,6 +172,20 @@ TEST(Quantize, Q8RoundTripWithinHalfAStepPerBlock) { expect_block_bound(Scheme::
 // within 3 steps of d per value.
 TEST(Quantize, Q4RoundTripWithinThreeStepsPerBlock) { expect_block_bound(Scheme::q4_0, 3.0 * (1 + 1e-3)); }
 
+TEST(Quantize, VaeKeepsTheDecodersLastTwoLevelsInEightBits) {
+  VaeConfig c;
+  c.block_out_channels = {32, 64, 128, 128};
+  EXPECT_TRUE(vae_keeps_eight_bits(c, "decoder.conv_out.weight"));
+  EXPECT_TRUE(vae_keeps_eight_bits(c, "decoder.up_blocks.3.resnets.1.conv2.weight"));
+  EXPECT_TRUE(vae_keeps_eight_bits(c, "decoder.up_blocks.2.resnets.0.conv_shortcut.weight"));
+  EXPECT_FALSE(vae_keeps_eight_bits(c, "decoder.up_blocks.1.resnets.0.conv1.weight"));
+  EXPECT_FALSE(vae_keeps_eight_bits(c, "decoder.conv_in.weight"));
+  EXPECT_FALSE(vae_keeps_eight_bits(c, "encoder.down_blocks.3.resnets.0.conv1.weight"));
+  EXPECT_FALSE(vae_keeps_eight_bits(c, "decoder.up_blocks.x.conv.weight"));
+  c.block_out_channels = {64};  // one level: its only up block
+  EXPECT_TRUE(vae_keeps_eight_bits(c, "decoder.up_blocks.0.resnets.0.conv1.weight"));
+}
+
 TEST(Quantize, WhichTensorsAreQuantized) {
   EXPECT_TRUE(quant::quantizable("blocks.0.attn.qkv.weight", torch::zeros({64, 32})));
   EXPECT_TRUE(quant::quantizable("conv_in.weight", torch::zeros({32, 16, 3, 3})));
@@ -274,12 +289,22 @@ TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
     EXPECT_EQ(q.scheme("time_embed.0.weight"), Scheme::q8_0);
     EXPECT_EQ(q.scheme("unet.down.0.blocks.0.mlp_in.weight"), Scheme::q4_0);
     EXPECT_EQ(q.scheme("unet.down.0.blocks.0.attn.q.weight"), Scheme::q4_0);
+    EXPECT_EQ(q.scheme("unet.up.0.skip.weight"), Scheme::q8_0);
     const auto entry = nlohmann::json::parse(denoiser.metadata().at(quant::kMetadataKey));
     EXPECT_EQ(entry["schemes"]["stem.weight"], "q8_0");
     EXPECT_FALSE(entry["schemes"].contains("unet.down.0.blocks.0.mlp_in.weight"));
     const safetensors::Reader text(dir.file("q4/text_encoder/model.safetensors"));
     for (const auto& name : quant::QuantizedWeights(text).names())
-      EXPECT_EQ(quant::QuantizedWeights(text).scheme(name), Scheme::q4_0) << name;  // the policy is the denoiser's
+      EXPECT_EQ(quant::QuantizedWeights(text).scheme(name), Scheme::q4_0) << name;  // no 8-bit exceptions
+    // The VAE (4 levels) keeps its decoder's two highest-resolution up blocks and output in q8_0.
+    const safetensors::Reader vae(dir.file("q4/vae/diffusion_pytorch_model.safetensors"));
+    const quant::QuantizedWeights qv(vae);
+    EXPECT_EQ(qv.scheme("decoder.conv_out.weight"), Scheme::q8_0);
+    EXPECT_EQ(qv.scheme("decoder.up_blocks.3.resnets.0.conv1.weight"), Scheme::q8_0);
+    EXPECT_EQ(qv.scheme("decoder.up_blocks.2.upsamplers.0.conv.weight"), Scheme::q8_0);
+    EXPECT_EQ(qv.scheme("decoder.up_blocks.1.resnets.0.conv1.weight"), Scheme::q4_0);
+    EXPECT_EQ(qv.scheme("decoder.conv_in.weight"), Scheme::q4_0);
+    EXPECT_EQ(qv.scheme("encoder.conv_in.weight"), Scheme::q4_0);
   }
   // Some prompts' sampling is chaotic (a small change of the weights sends the trajectory elsewhere):
   // each picture must stay recognisably the same, and the median meets the bound.

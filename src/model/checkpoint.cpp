@@ -32,6 +32,8 @@ bool denoiser_keeps_eight_bits(const std::string& name, const torch::Tensor& wei
   if (weight.dim() == 4 && weight.size(2) * weight.size(3) > 1) return true;
   for (const char* prefix : {"time_embed.", "context_embed.", "pooled_embed.", "unet.mid.attn.out_proj."})
     if (name.rfind(prefix, 0) == 0) return true;
+  // The up path's skip fusions: the decoder's features and the encoder's they merge.
+  if (name.rfind("unet.up.", 0) == 0 && name.find(".skip.") != std::string::npos) return true;
   return name.find(".attn.kv.") != std::string::npos;
 }
 

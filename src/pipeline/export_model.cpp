@@ -52,7 +52,8 @@ void write_weights(const std::string& path, NamedTensors tensors, std::map<std::
 // Copies the small files of a component folder (configs, tokenizer files) and converts its
 // safetensors weights, keeping names and metadata; `adjust` may change the weights' values first.
 void export_component(const std::string& from, const fs::path& to, const ExportOptions& o,
-                      const std::function<void(NamedTensors&, std::map<std::string, std::string>&)>& adjust = {}) {
+                      const std::function<void(NamedTensors&, std::map<std::string, std::string>&)>& adjust = {},
+                      const quant::KeepEightBits& keep_q8 = {}) {
   if (!fs::is_directory(from)) throw Error("model component not found: " + from);
   fs::create_directories(to);
   for (const auto& e : fs::directory_iterator(from)) {
@@ -62,7 +63,7 @@ void export_component(const std::string& from, const fs::path& to, const ExportO
       std::map<std::string, std::string> metadata;
       auto tensors = read_float_tensors(e.path().string(), metadata);
       if (adjust) adjust(tensors, metadata);
-      write_weights((to / name).string(), std::move(tensors), std::move(metadata), o);
+      write_weights((to / name).string(), std::move(tensors), std::move(metadata), o, keep_q8);
     } else {
       fs::copy_file(e.path(), to / name, fs::copy_options::overwrite_existing);
     }
@@ -114,7 +115,10 @@ ExportSummary export_model(const ExportOptions& o) {
                      }
                      if (!list.empty()) metadata["merged_loras"] = list;
                    });
-  export_component(src.path_of(src.vae), tmp / "vae", o);
+  const VaeConfig vae_config = VaeConfig::from_file((fs::path(src.path_of(src.vae)) / "config.json").string());
+  export_component(src.path_of(src.vae), tmp / "vae", o, {}, [&](const std::string& name, const torch::Tensor&) {
+    return vae_keeps_eight_bits(vae_config, name);
+  });
   fs::create_directories(tmp / "denoiser");
   auto denoiser = load_denoiser(src.path_of(src.denoiser));  // checks the file as the model reads it
   std::map<std::string, std::string> merged;

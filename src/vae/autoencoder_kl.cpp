@@ -237,4 +237,14 @@ AutoencoderKL AutoencoderKL::from_dir(const std::string& dir, const VaeLoadOptio
   return vae;
 }
 
+bool vae_keeps_eight_bits(const VaeConfig& config, const std::string& name) {
+  if (name.rfind("decoder.conv_out.", 0) == 0) return true;
+  const std::string prefix = "decoder.up_blocks.";
+  if (name.rfind(prefix, 0) != 0) return false;
+  const auto dot = name.find('.', prefix.size());
+  const auto index = name.substr(prefix.size(), dot - prefix.size());
+  if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos || index.size() > 3) return false;
+  return std::stoll(index) >= config.levels() - 2;
+}
+
 }  // namespace luminars

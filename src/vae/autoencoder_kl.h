@@ -113,4 +113,9 @@ class AutoencoderKL : public torch::nn::ModuleHolder<AutoencoderKLImpl> {
 // The weights file from_dir reads in `dir`; throws naming the folder when there is none.
 std::string vae_weights_path(const std::string& dir);
 
+// Under q4_0, the VAE weights (by name) to store in q8_0 instead: the decoder's two
+// highest-resolution up blocks and its output convolution, whose rounding shows directly as colour
+// and line in the picture (README, "8-bit and 4-bit weights").
+bool vae_keeps_eight_bits(const VaeConfig& config, const std::string& name);
+
 }  // namespace luminars
