@@ -246,7 +246,7 @@ double psnr(const Image& a, const Image& b) {
 
 // The shipped model exported in each storage: the folder records it, loads with nothing else, and
 // draws close to the float32 export for fixed seeds. q8_0 meets its target (≥ 35 dB); q4_0's
-// pictures scatter (README, "Phones and small boards": 12.6–29.1 dB over 16 pictures, median 24.3,
+// pictures scatter (README, "Phones and small boards": 12.5–32.3 dB over 16 pictures, median 25.3,
 // calibrated as `luminars export` does by default): its bound here is a floor against regressions.
 // Its denoiser keeps the weights 4 bits hurt most in q8_0 (denoiser_keeps_eight_bits), listed in
 // the file.
