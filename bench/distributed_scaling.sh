@@ -17,13 +17,6 @@ ranks=("$@")
 bin=${LUMINARS_BIN:-build/luminars}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 
-# median img/s of the logged steps, the first 3 left out (warm-up, first allocations)
-median_img_s() {
-  /usr/bin/python3 -c 'import json,sys,statistics
-r=[json.loads(l) for l in open(sys.argv[1])]
-v=[x["img_per_s"] for x in r if x.get("type")=="train"][3:]
-print(f"{statistics.median(v):.1f}")' "$1/log.jsonl"
-}
 max_diff() {  # largest |a - b| over the float32 denoiser weights of two runs' final checkpoints
   /usr/bin/python3 -c 'import sys,json,struct,array
 def load(p):
@@ -44,7 +37,7 @@ run() {  # RANKS
   local last; last=$(cat "$dir/r$n/checkpoints/latest")
   local diff="-"
   [ "$n" -gt 1 ] && diff=$(max_diff "$dir/r1/checkpoints/$last/denoiser.safetensors" "$dir/r$n/checkpoints/$last/denoiser.safetensors")
-  printf '%-10s %10s img/s %8ss wall   max |w - w(1 process)| %s\n' "$n rank(s)" "$(median_img_s "$dir/r$n")" "$(cat "$dir/wall")" "$diff"
+  printf '%-10s %10s img/s %8ss wall   max |w - w(1 process)| %s\n' "$n rank(s)" "$(/usr/bin/python3 scripts/median_img_s.py "$dir/r$n" 3)" "$(cat "$dir/wall")" "$diff"
 }
 
 echo "luminars train --preset small --batch $batch, $steps steps, $device, $(nproc) cores, cache $cache"

@@ -11,18 +11,11 @@ steps=${2:-30}
 dir=$(mktemp -d); trap 'rm -rf "$dir"' EXIT
 bin=build/luminars
 
-# median img/s of the logged training steps, the first 5 left out (warm-up, first allocations)
-median_img_s() {
-  /usr/bin/python3 -c 'import json,sys,statistics
-r=[json.loads(l) for l in open(sys.argv[1])]
-v=[x["img_per_s"] for x in r if x.get("type")=="train"][5:]
-print(f"{statistics.median(v):.1f}")' "$1/log.jsonl"
-}
 run() {  # NAME RUN_DIR ARGS...
   local name=$1 run=$2; shift 2
   /usr/bin/time -f "%M" -o "$dir/rss" "$bin" "$@" --out "$run" --steps "$steps" --warmup 1 --validate-every 0 \
     --checkpoint-every 0 >/dev/null 2>"$dir/err" || { cat "$dir/err" >&2; exit 1; }
-  printf '%-44s %8s img/s %8.0f MiB peak\n' "$name" "$(median_img_s "$run")" "$(( $(cat "$dir/rss") / 1024 ))"
+  printf '%-44s %8s img/s %8.0f MiB peak\n' "$name" "$(/usr/bin/python3 scripts/median_img_s.py "$run")" "$(( $(cat "$dir/rss") / 1024 ))"
 }
 
 start=$(date +%s.%N)

@@ -12,7 +12,7 @@
 #                                 (all threads): "instructions: N". Debian's qemu-user-static has
 #                                 no TCG plugins, so the first count builds qemu-aarch64 7.2 with
 #                                 them from Debian 12's own source (deb.debian.org, checked by its
-#                                 SHA-256; about 10 min on 2 cores) into $LUMINARS_QEMU_PLUGINS
+#                                 SHA-256; about 2 min on 2 cores) into $LUMINARS_QEMU_PLUGINS
 #                                 (default ~/.cache/luminars-qemu-plugins) and counts with its
 #                                 instruction-count plugin (tests/plugin/insn.c, inline counters).
 # The first build installs g++-aarch64-linux-gnu, qemu-user-static and mmdebstrap (idempotent) and

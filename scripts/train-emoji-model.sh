@@ -86,9 +86,7 @@ case "${DEN_BF16:-auto}" in
           rm -rf "$dir"
           "$bin" train --cache "$work/cache" --out "$dir" --device "$device" --preset small --batch $den_batch \
             --steps 25 --warmup 1 --validate-every 0 --checkpoint-every 0 --sample-every 0 "$@" >/dev/null 2>&1 || { echo 0; return; }
-          /usr/bin/python3 -c 'import json,sys,statistics
-v=[r["img_per_s"] for r in map(json.loads, open(sys.argv[1])) if r.get("type")=="train"][5:]
-print(f"{statistics.median(v):.1f}" if v else 0)' "$dir/log.jsonl"
+          /usr/bin/python3 scripts/median_img_s.py "$dir"
           rm -rf "$dir"
         }
         f32=$(probe "$work/.probe-f32")
