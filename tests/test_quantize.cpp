@@ -280,31 +280,35 @@ TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
   const auto q8 = draw("q8", Scheme::q8_0);
   const auto q4 = draw("q4", Scheme::q4_0);
   EXPECT_EQ(ModelFolder::load(dir.file("q4")).weights, "q4_0");
+  // Each weight's scheme in the q4_0 folder's files: the 8-bit exceptions and some 4-bit weights.
+  auto expect_schemes = [&](const std::string& file, const std::vector<std::pair<std::string, Scheme>>& want) {
+    const safetensors::Reader reader(dir.file(file));
+    const quant::QuantizedWeights q(reader);
+    for (const auto& [name, scheme] : want) EXPECT_EQ(q.scheme(name), scheme) << file << ": " << name;
+  };
+  expect_schemes("q4/denoiser/model.safetensors", {{"stem.weight", Scheme::q8_0},
+                                                   {"unet.down.0.blocks.0.dwconv.weight", Scheme::q8_0},
+                                                   {"unet.down.0.blocks.0.attn.kv.weight", Scheme::q8_0},
+                                                   {"time_embed.0.weight", Scheme::q8_0},
+                                                   {"unet.up.0.skip.weight", Scheme::q8_0},
+                                                   {"unet.down.0.blocks.0.mlp_in.weight", Scheme::q4_0},
+                                                   {"unet.down.0.blocks.0.attn.q.weight", Scheme::q4_0}});
+  // The VAE (4 levels) keeps its decoder's two highest-resolution up blocks and output in q8_0.
+  expect_schemes("q4/vae/diffusion_pytorch_model.safetensors",
+                 {{"decoder.conv_out.weight", Scheme::q8_0},
+                  {"decoder.up_blocks.3.resnets.0.conv1.weight", Scheme::q8_0},
+                  {"decoder.up_blocks.2.upsamplers.0.conv.weight", Scheme::q8_0},
+                  {"decoder.up_blocks.1.resnets.0.conv1.weight", Scheme::q4_0},
+                  {"decoder.conv_in.weight", Scheme::q4_0},
+                  {"encoder.conv_in.weight", Scheme::q4_0}});
   {
     const safetensors::Reader denoiser(dir.file("q4/denoiser/model.safetensors"));
-    const quant::QuantizedWeights q(denoiser);
-    EXPECT_EQ(q.scheme("stem.weight"), Scheme::q8_0);
-    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.dwconv.weight"), Scheme::q8_0);
-    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.attn.kv.weight"), Scheme::q8_0);
-    EXPECT_EQ(q.scheme("time_embed.0.weight"), Scheme::q8_0);
-    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.mlp_in.weight"), Scheme::q4_0);
-    EXPECT_EQ(q.scheme("unet.down.0.blocks.0.attn.q.weight"), Scheme::q4_0);
-    EXPECT_EQ(q.scheme("unet.up.0.skip.weight"), Scheme::q8_0);
     const auto entry = nlohmann::json::parse(denoiser.metadata().at(quant::kMetadataKey));
     EXPECT_EQ(entry["schemes"]["stem.weight"], "q8_0");
     EXPECT_FALSE(entry["schemes"].contains("unet.down.0.blocks.0.mlp_in.weight"));
     const safetensors::Reader text(dir.file("q4/text_encoder/model.safetensors"));
-    for (const auto& name : quant::QuantizedWeights(text).names())
-      EXPECT_EQ(quant::QuantizedWeights(text).scheme(name), Scheme::q4_0) << name;  // no 8-bit exceptions
-    // The VAE (4 levels) keeps its decoder's two highest-resolution up blocks and output in q8_0.
-    const safetensors::Reader vae(dir.file("q4/vae/diffusion_pytorch_model.safetensors"));
-    const quant::QuantizedWeights qv(vae);
-    EXPECT_EQ(qv.scheme("decoder.conv_out.weight"), Scheme::q8_0);
-    EXPECT_EQ(qv.scheme("decoder.up_blocks.3.resnets.0.conv1.weight"), Scheme::q8_0);
-    EXPECT_EQ(qv.scheme("decoder.up_blocks.2.upsamplers.0.conv.weight"), Scheme::q8_0);
-    EXPECT_EQ(qv.scheme("decoder.up_blocks.1.resnets.0.conv1.weight"), Scheme::q4_0);
-    EXPECT_EQ(qv.scheme("decoder.conv_in.weight"), Scheme::q4_0);
-    EXPECT_EQ(qv.scheme("encoder.conv_in.weight"), Scheme::q4_0);
+    const quant::QuantizedWeights qt(text);
+    for (const auto& name : qt.names()) EXPECT_EQ(qt.scheme(name), Scheme::q4_0) << name;  // no 8-bit exceptions
   }
   // Some prompts' sampling is chaotic (a small change of the weights sends the trajectory elsewhere):
   // each picture must stay recognisably the same, and the median meets the bound.
