@@ -11,6 +11,11 @@ def load(path):
         return json.load(f)
 
 
+def load_optional(path):
+    """The JSON at PATH, or None where it was not measured (no CLIP: emoji-evidence.sh skips its scores)."""
+    return load(path) if os.path.exists(path) else None
+
+
 def pct(x):
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -37,31 +42,43 @@ def independent_section(out):
     ] + table + [""]
 
 
+def ablations_section(out):
+    """OUT/ablations.md: ablations measured by their own runs of the independent evaluation (each with
+    its heading, settings and table), kept in the evidence verbatim."""
+    path = os.path.join(out, "ablations.md")
+    if not os.path.exists(path):
+        return []
+    return open(path, encoding="utf-8").read().strip().splitlines() + [""]
+
+
 def main(ev, out, model):
-    real = load(os.path.join(ev, "score-real.json"))
-    shuffled = load(os.path.join(ev, "score-shuffled.json"))
+    real = load_optional(os.path.join(ev, "score-real.json"))
+    shuffled = load_optional(os.path.join(ev, "score-shuffled.json"))
     loss = load(os.path.join(ev, "loss.json"))
     psnr = load(os.path.join(ev, "psnr.json"))
     grid_prompts = open(os.path.join(ev, "grid-prompts.txt"), encoding="utf-8").read().splitlines()
     sweeps = []
     for steps, cfg in [(4, 4), (8, 4), (12, 4), (25, 4), (50, 4), (12, 1), (12, 2), (12, 7)]:
-        s = load(os.path.join(ev, f"score-s{steps}-g{cfg}.json"))
+        s = load_optional(os.path.join(ev, f"score-s{steps}-g{cfg}.json"))
+        if s is None:
+            continue
         sweeps.append({"steps": steps, "guidance": cfg, "clip_score": s["mean_clip_score"],
                        "prompt_swap_accuracy": s["prompt_swap_accuracy"]})
-    default = next(s for s in sweeps if s["steps"] == 12 and s["guidance"] == 4)
+    default = next((s for s in sweeps if s["steps"] == 12 and s["guidance"] == 4), None)
+    clip = real is not None and shuffled is not None and default is not None
     tcmp_path = os.path.join(out, "t-compare.json")
     tcmp = load(tcmp_path) if os.path.exists(tcmp_path) else None
     evidence = {
         "model": model,
-        "heldout_images_measured": real["count"],
+        "heldout_images_measured": len(open(os.path.join(ev, "heldout-prompts.txt"), encoding="utf-8").read().splitlines()),
         "heldout_flow_matching_loss": loss["heldout_loss"],
         "heldout_loss_images": loss["images"],
         "vae_psnr_db": psnr["psnr_db"],
         "vae_psnr_images": psnr["images"],
         "clip_score": {"generated": default["clip_score"], "real_heldout": real["mean_clip_score"],
-                       "generated_vs_shuffled_prompts": shuffled["mean_clip_score"]},
+                       "generated_vs_shuffled_prompts": shuffled["mean_clip_score"]} if clip else None,
         "prompt_swap_accuracy": {"generated": default["prompt_swap_accuracy"],
-                                 "real_heldout": real["prompt_swap_accuracy"]},
+                                 "real_heldout": real["prompt_swap_accuracy"]} if clip else None,
         "sweeps": sweeps,
         "recursions": tcmp,
     }
@@ -69,7 +86,7 @@ def main(ev, out, model):
         json.dump(evidence, f, indent=2)
         f.write("\n")
 
-    n = real["count"]
+    n = evidence["heldout_images_measured"]
     md = [
         "# The shipped emoji model: evidence",
         "",
@@ -78,6 +95,7 @@ def main(ev, out, model):
         "",
     ]
     md += independent_section(out)
+    md += ablations_section(out)
     md += [
         "## Pictures",
         "",
@@ -100,30 +118,46 @@ def main(ev, out, model):
         "",
         "## Secondary figures: the project's own CLIP",
         "",
-        f"Measured on {n} held-out captions (every k-th held-out picture, its first caption; one seed each)",
-        "with the project's own CLIP (score = 100 · cosine). That CLIP was trained on the same captions as the",
-        "generator, so generated pictures score above real ones: a higher score cannot be read as better",
-        "pictures. The independent evaluation above is the figure to compare models by.",
-        "",
+    ]
+    if clip:
+        md += [
+            f"Measured on {n} held-out captions (every k-th held-out picture, its first caption; one seed each)",
+            "with the project's own CLIP (score = 100 · cosine). That CLIP was trained on the same captions as the",
+            "generator, so generated pictures score above real ones: a higher score cannot be read as better",
+            "pictures. The independent evaluation above is the figure to compare models by.",
+            "",
+        ]
+    else:
+        md += [
+            "The recipe's CLIP (the image tower beside the text encoder, `WORK/clip-run/clip`) was not at hand",
+            "when this evidence was made, so its scores are left out; the independent evaluation above is the",
+            "figure to compare models by.",
+            "",
+        ]
+    md += [
         "| figure | value |",
         "|---|---|",
         f"| held-out flow-matching loss (t = 0.1…0.9, {loss['images']} pictures) | {loss['heldout_loss']:.4f} |",
         f"| VAE PSNR on held-out pictures ({psnr['images']}) | {psnr['psnr_db']:.2f} dB |",
-        f"| CLIP score, generated (12 steps, guidance 4) | {default['clip_score']:.2f} |",
-        f"| CLIP score, real held-out pictures | {real['mean_clip_score']:.2f} |",
-        f"| CLIP score, generated pictures against shuffled prompts | {shuffled['mean_clip_score']:.2f} |",
-        f"| prompt-swap accuracy, generated | {pct(default['prompt_swap_accuracy'])} |",
-        f"| prompt-swap accuracy, real held-out pictures | {pct(real['prompt_swap_accuracy'])} |",
-        "",
-        "Prompt-swap accuracy: how often a picture scores higher with its own prompt than with another",
-        "picture's prompt (50% is chance).",
-        "",
-        "## Steps and guidance",
-        "",
-        "| steps | guidance | CLIP score | prompt-swap accuracy |",
-        "|---|---|---|---|",
     ]
-    md += [f"| {s['steps']} | {s['guidance']} | {s['clip_score']:.2f} | {pct(s['prompt_swap_accuracy'])} |" for s in sweeps]
+    if clip:
+        md += [
+            f"| CLIP score, generated (12 steps, guidance 4) | {default['clip_score']:.2f} |",
+            f"| CLIP score, real held-out pictures | {real['mean_clip_score']:.2f} |",
+            f"| CLIP score, generated pictures against shuffled prompts | {shuffled['mean_clip_score']:.2f} |",
+            f"| prompt-swap accuracy, generated | {pct(default['prompt_swap_accuracy'])} |",
+            f"| prompt-swap accuracy, real held-out pictures | {pct(real['prompt_swap_accuracy'])} |",
+            "",
+            "Prompt-swap accuracy: how often a picture scores higher with its own prompt than with another",
+            "picture's prompt (50% is chance).",
+            "",
+            "## Steps and guidance",
+            "",
+            "| steps | guidance | CLIP score | prompt-swap accuracy |",
+            "|---|---|---|---|",
+        ]
+        md += [f"| {s['steps']} | {s['guidance']} | {s['clip_score']:.2f} | {pct(s['prompt_swap_accuracy'])} |"
+               for s in sweeps]
     md += ["", "## Recursions: T = 1 against T = 2", ""]
     if tcmp:
         r = tcmp["results"]
@@ -137,13 +171,15 @@ def main(ev, out, model):
             "|---|---|---|---|---|",
         ]
         speed = lambda t: f"{r[t]['img_per_s']:.0f} img/s" if r[t].get("img_per_s") else "—"
-        md += [f"| {t} | {r[t]['heldout_loss']:.4f} | {r[t]['clip_score']:.2f} | {pct(r[t]['prompt_swap_accuracy'])} | {speed(t)} |"
+        score = lambda t: "—" if r[t].get("clip_score") is None else f"{r[t]['clip_score']:.2f}"
+        md += [f"| {t} | {r[t]['heldout_loss']:.4f} | {score(t)} | {pct(r[t].get('prompt_swap_accuracy'))} | {speed(t)} |"
                for t in ("1", "2")]
         gain = (r["1"]["heldout_loss"] - r["2"]["heldout_loss"]) / r["1"]["heldout_loss"]
         cost = (r["1"]["img_per_s"] / r["2"]["img_per_s"]) if r["1"].get("img_per_s") and r["2"].get("img_per_s") else None
         cost_text = (f" A T = 2 step costs {cost:.2f}× a T = 1 step here, so at equal compute T = 1 would have trained"
                      f" {cost:.2f}× as many steps." if cost else "")
-        others = ("The CLIP score and prompt-swap accuracy agree."
+        others = ("" if r["1"].get("clip_score") is None or r["2"].get("clip_score") is None else
+                  "The CLIP score and prompt-swap accuracy agree."
                   if (r["2"]["clip_score"] >= r["1"]["clip_score"]) == (gain > 0) else
                   "The CLIP score and prompt-swap accuracy point the other way, within the spread of so few prompts.")
         if gain > 0.02:
@@ -153,7 +189,7 @@ def main(ev, out, model):
                        " direction the original claims, but too small a gain to matter at this scale.")
         else:
             verdict = "T = 2 does not reach a lower held-out loss than T = 1 here: at this scale the claim does not hold."
-        md += ["", " ".join([verdict, others]) + cost_text]
+        md += ["", " ".join(x for x in (verdict, others) if x) + cost_text]
     else:
         md += ["Not measured yet: run the script with `T_STEPS` > 0."]
     with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
