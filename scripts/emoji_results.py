@@ -39,16 +39,21 @@ def independent_section(out):
         "model's held-out pictures are measured against. Held-out pairs are emoji the classifiers know in",
         "a style the generator never saw them in; held-out concepts are judged by style only.",
         "",
-    ] + table + [""]
+    ] + table + [""] + optional_text(out, "evaluation-notes.md")
+
+
+def optional_text(out, name):
+    """OUT/NAME verbatim (written by hand: what a table shows), or nothing where it does not exist."""
+    path = os.path.join(out, name)
+    if not os.path.exists(path):
+        return []
+    return open(path, encoding="utf-8").read().strip().splitlines() + [""]
 
 
 def ablations_section(out):
     """OUT/ablations.md: ablations measured by their own runs of the independent evaluation (each with
     its heading, settings and table), kept in the evidence verbatim."""
-    path = os.path.join(out, "ablations.md")
-    if not os.path.exists(path):
-        return []
-    return open(path, encoding="utf-8").read().strip().splitlines() + [""]
+    return optional_text(out, "ablations.md")
 
 
 def main(ev, out, model):
@@ -165,7 +170,8 @@ def main(ev, out, model):
             f"The `{tcmp['preset']}` preset trained twice on the recipe's training cache, identical but for the",
             f"number of refinement passes T: same parameters (the passes share their weights), {tcmp['steps']} steps",
             f"of batch {tcmp['batch']}, learning rate {tcmp['lr']:g} (cosine), same seed; held-out loss on the",
-            "held-out pictures, CLIP score and prompt-swap accuracy on the held-out captions above.",
+            "held-out pictures, CLIP score and prompt-swap accuracy on the held-out captions (with the CLIP at",
+            "hand when the comparison ran).",
             "",
             "| T | held-out loss | CLIP score | prompt-swap accuracy | training speed |",
             "|---|---|---|---|---|",

@@ -10,9 +10,9 @@
 # Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
 #   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
 #   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
-#   DEN_CYCLES="STEPS:LR ..." further cosine cycles of the denoiser, each started from the previous
-#   run's averaged (EMA) weights with a short warm-up (cpu default "9000:5e-4 8000:3e-4", as the
-#   release was trained; "" for none).
+#   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
+#   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
+#   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
 #   DEN_BF16=auto|on|off: the denoiser's CPU training under bf16 autocast (auto: the faster of the
 #   two on this CPU, timed once on the cache; the choice is kept in WORK/denoiser-precision).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
@@ -32,7 +32,7 @@ case "$profile" in
     vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
-    den_cycles="9000:5e-4 8000:3e-4"  # the release's two further cosine cycles (models/emoji/README.md)
+    den_cycles="9000:5e-4 8000:3e-4 12000:4e-4:64"  # the release's further cosine cycles (models/emoji/README.md)
     ;;
   gpu)
     size=128
@@ -112,12 +112,13 @@ phase denoiser "$work/denoiser-run/model/luminars.json" \
 den_model=$work/denoiser-run/model
 cycle=2
 for c in ${DEN_CYCLES-$den_cycles}; do
+  IFS=: read -r c_steps c_lr c_batch <<<"$c"
   run=$work/denoiser-cycle$cycle
   # shellcheck disable=SC2086
   phase denoiser-cycle$cycle "$run/model/luminars.json" \
     "$bin" train --cache "$work/cache" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
-    --init "$den_model/denoiser/model.safetensors" --stage all --steps "${c%%:*}" 200 200 --lr "${c##*:}" 1e-5 1e-6 \
-    --batch $den_batch --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
+    --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" 200 200 --lr "$c_lr" 1e-5 1e-6 \
+    --batch "${c_batch:-$den_batch}" --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
     --sample-every 0 --val-fraction 0.02
   den_model=$run/model
   cycle=$((cycle + 1))
