@@ -8,8 +8,8 @@
 #   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
 #   OUT   the exported model folder (default models/emoji)
 # Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
-#   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents, sized for 2.5 hours on two
-#   CPU cores) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
+#   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 pictures, 8×8×16 latents; about 10 hours on two
+#   CPU cores with the cycles below, models/emoji/README.md) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
 #   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
 #   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
