@@ -50,12 +50,6 @@ def optional_text(out, name):
     return open(path, encoding="utf-8").read().strip().splitlines() + [""]
 
 
-def ablations_section(out):
-    """OUT/ablations.md: ablations measured by their own runs of the independent evaluation (each with
-    its heading, settings and table), kept in the evidence verbatim."""
-    return optional_text(out, "ablations.md")
-
-
 def main(ev, out, model):
     real = load_optional(os.path.join(ev, "score-real.json"))
     shuffled = load_optional(os.path.join(ev, "score-shuffled.json"))
@@ -100,7 +94,7 @@ def main(ev, out, model):
         "",
     ]
     md += independent_section(out)
-    md += ablations_section(out)
+    md += optional_text(out, "ablations.md")  # ablations, each measured by its own evaluation run
     md += [
         "## Pictures",
         "",
