@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/json_fields.h"
@@ -236,6 +237,20 @@ IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed) {
   s.train.assign(order.begin() + n_val, order.end());
   std::sort(s.validation.begin(), s.validation.end());
   std::sort(s.train.begin(), s.train.end());
+  return s;
+}
+
+IndexSplit split_groups(const std::vector<std::string>& keys, double val_fraction, uint64_t seed) {
+  std::unordered_map<std::string, int64_t> group_of;
+  std::vector<int64_t> group(keys.size());
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    group[i] = group_of.try_emplace(keys[i], static_cast<int64_t>(group_of.size())).first->second;
+  const IndexSplit by_group = split_indices(static_cast<int64_t>(group_of.size()), val_fraction, seed);
+  std::vector<char> held_out(group_of.size(), 0);
+  for (int64_t g : by_group.validation) held_out[static_cast<std::size_t>(g)] = 1;
+  IndexSplit s;
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    (held_out[static_cast<std::size_t>(group[i])] ? s.validation : s.train).push_back(static_cast<int64_t>(i));
   return s;
 }
 

@@ -41,6 +41,11 @@ struct IndexSplit {
   std::vector<int64_t> train, validation;
 };
 IndexSplit split_indices(int64_t n, double val_fraction, uint64_t seed);
+// The same split over groups: items with equal keys (one picture cached at several sizes, or
+// mirrored) fall on the same side, so held-out figures never see a training picture. Groups are
+// numbered in order of first appearance and split by split_indices, so distinct keys give exactly
+// split_indices(keys.size(), …).
+IndexSplit split_groups(const std::vector<std::string>& keys, double val_fraction, uint64_t seed);
 
 // A scanned folder. Layouts:
 // - imagefolder: `metadata.jsonl` in the folder (and optionally in subfolders, each with file

@@ -43,26 +43,49 @@ std::optional<ShardCounts> finished_shard(const std::string& file, const std::st
 uint64_t components_key(const PrepareOptions& o) {
   uint64_t h = fnv1a("luminars-prepare-v2");
   for (const auto& dir : {o.vae, o.text_encoder, o.tokenizer}) h = fnv1a(hex64(folder_fingerprint(dir)), h);
-  const std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
+  std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
                               " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
                               " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger) +
                               (o.buckets ? " buckets=" + std::to_string(o.bucket_step) : "");
+  for (int64_t side : o.extra_sizes) options += " extra_size=" + std::to_string(side);
   return fnv1a(options, h);
 }
 
-// A shard's key: the components, its bucket (with buckets) and, per image, its path, size,
-// modification time and captions.
-std::string shard_key(uint64_t components, const Dataset& data, const std::vector<std::size_t>& order, int64_t start,
+// One picture at one size: the unit a shard is cut from.
+struct Slot {
+  std::size_t item;    // index into the data set
+  std::size_t bucket;  // index into the sizes
+};
+
+// A shard's key: the components, its bucket (with buckets or extra sizes) and, per image, its
+// path, size, modification time and captions.
+std::string shard_key(uint64_t components, const Dataset& data, const std::vector<Slot>& slots, int64_t start,
                       int64_t end, const std::optional<BucketSize>& bucket) {
   uint64_t h = components;
   if (bucket) h = fnv1a(std::to_string(bucket->width) + "x" + std::to_string(bucket->height) + "\n", h);
   for (int64_t i = start; i < end; ++i) {
-    const auto& item = data.items[order[static_cast<std::size_t>(i)]];
+    const auto& item = data.items[slots[static_cast<std::size_t>(i)].item];
     h = fnv1a(item.path + "\n" + file_stamp(item.path) + "\n", h);
     for (const auto& c : item.captions) h = fnv1a(c + "\n", h);
     h = fnv1a("\x1e", h);
   }
   return hex64(h);
+}
+
+// The square sizes of a multi-size cache: the resolution first, then the extra sizes in order;
+// throws naming a size that is out of range, repeated or not a multiple of the VAE's factor.
+std::vector<BucketSize> square_sizes(const PrepareOptions& o, int64_t factor) {
+  std::vector<BucketSize> sizes{{o.resolution, o.resolution}};
+  for (int64_t side : o.extra_sizes) {
+    if (side < 16 || side > 4096) throw Error("extra size " + std::to_string(side) + ": must be between 16 and 4096");
+    if (side % factor != 0)
+      throw Error("extra size " + std::to_string(side) + " is not a multiple of the VAE's factor " + std::to_string(factor));
+    const BucketSize size{side, side};
+    if (std::find(sizes.begin(), sizes.end(), size) != sizes.end())
+      throw Error("extra size " + std::to_string(side) + " is given twice (or equals the resolution)");
+    sizes.push_back(size);
+  }
+  return sizes;
 }
 
 }  // namespace
@@ -74,6 +97,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
   if (o.buckets && (o.bucket_step < 8 || o.resolution % o.bucket_step != 0))
     throw Error("bucket step " + std::to_string(o.bucket_step) + ": must be at least 8 and divide the resolution " +
                 std::to_string(o.resolution));
+  if (o.buckets && !o.extra_sizes.empty()) throw Error("aspect-ratio buckets and extra sizes cannot be combined: choose one");
   Dataset data = Dataset::scan(o.data_dir, {o.caption_column});
   if (!o.trigger.empty())
     for (auto& item : data.items) {
@@ -115,21 +139,29 @@ PrepareSummary prepare(const PrepareOptions& o) {
                   std::to_string(vae->downscale_factor()));
     info.buckets = aspect_buckets(o.resolution, o.bucket_step);
   }
-  // Shards hold the pictures of one bucket each: pictures in bucket order, path order within one.
-  const std::vector<BucketSize> sizes = o.buckets ? info.buckets : std::vector<BucketSize>{{o.resolution, o.resolution}};
-  const std::vector<std::size_t> bucket = o.buckets ? assign_buckets(data, sizes) : std::vector<std::size_t>(data.size(), 0);
-  std::vector<std::size_t> order(data.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bucket[a] < bucket[b]; });
+  if (!o.extra_sizes.empty()) info.buckets = square_sizes(o, vae->downscale_factor());
+  const bool multi = !info.buckets.empty();  // shards of several sizes: each records its bucket
+  // Shards hold the pictures of one bucket each: with aspect buckets the pictures in bucket order,
+  // path order within one; with extra sizes every picture once per size, size after size.
+  const std::vector<BucketSize> sizes = multi ? info.buckets : std::vector<BucketSize>{{o.resolution, o.resolution}};
+  std::vector<Slot> slots;
+  if (o.buckets) {
+    const std::vector<std::size_t> bucket = assign_buckets(data, sizes);
+    for (std::size_t i = 0; i < data.size(); ++i) slots.push_back({i, bucket[i]});
+    std::stable_sort(slots.begin(), slots.end(), [](const Slot& a, const Slot& b) { return a.bucket < b.bucket; });
+  } else {
+    for (std::size_t b = 0; b < sizes.size(); ++b)
+      for (std::size_t i = 0; i < data.size(); ++i) slots.push_back({i, b});
+  }
   struct ShardPlan {
     int64_t start, end;
     std::size_t bucket;
   };
   std::vector<ShardPlan> plan;
-  for (int64_t start = 0, n = static_cast<int64_t>(order.size()); start < n;) {
-    const std::size_t b = bucket[order[static_cast<std::size_t>(start)]];
+  for (int64_t start = 0, n = static_cast<int64_t>(slots.size()); start < n;) {
+    const std::size_t b = slots[static_cast<std::size_t>(start)].bucket;
     int64_t end = start;
-    while (end < n && end - start < o.shard_size && bucket[order[static_cast<std::size_t>(end)]] == b) ++end;
+    while (end < n && end - start < o.shard_size && slots[static_cast<std::size_t>(end)].bucket == b) ++end;
     plan.push_back({start, end, b});
     start = end;
   }
@@ -143,7 +175,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
   ProgressOptions po;
   po.unit = "img";
   std::unique_ptr<Progress> bar;
-  if (o.progress) bar = std::make_unique<Progress>(static_cast<int64_t>(data.size()), "prepare", po);
+  if (o.progress) bar = std::make_unique<Progress>(static_cast<int64_t>(slots.size()), "prepare", po);
   std::vector<int64_t> bucket_images(sizes.size(), 0);
   for (int64_t s = 0; s < static_cast<int64_t>(plan.size()); ++s) {
     const auto [start, end, b] = plan[static_cast<std::size_t>(s)];
@@ -151,7 +183,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
     TrainingImageOptions image_options;
     image_options.width = size.width;
     image_options.height = size.height;
-    const std::string key = shard_key(components, data, order, start, end, o.buckets ? std::optional(size) : std::nullopt);
+    const std::string key = shard_key(components, data, slots, start, end, multi ? std::optional(size) : std::nullopt);
     shard_keys.push_back(key);
     const auto file = (fs::path(o.out_dir) / shard_name(s)).string();
     info.shards.push_back(shard_name(s));
@@ -171,7 +203,7 @@ PrepareSummary prepare(const PrepareOptions& o) {
       std::vector<torch::Tensor> pixels;
       std::vector<std::string> captions;
       for (int64_t i = first; i < std::min(end, first + o.batch_size); ++i) {
-        const auto& item = data.items[order[static_cast<std::size_t>(i)]];
+        const auto& item = data.items[slots[static_cast<std::size_t>(i)].item];
         auto img = load_training_image(item.path, static_cast<int>(o.resolution), o.random_crop, false, rng, &skips, image_options);
         if (!img) continue;
         std::vector<Image> variants{*img};
@@ -248,8 +280,8 @@ PrepareSummary prepare(const PrepareOptions& o) {
                  "; latents " + std::to_string(info.latent_channels) + "x" + std::to_string(info.latent_size) + "x" +
                  std::to_string(info.latent_size) + ", text " + std::to_string(info.context_length) + "x" +
                  std::to_string(info.text_dim);
-  if (o.buckets) {
-    summary.text += "\naspect-ratio buckets (pictures):";
+  if (multi) {
+    summary.text += o.buckets ? "\naspect-ratio buckets (pictures):" : "\nsizes (pictures):";
     for (std::size_t b = 0; b < sizes.size(); ++b)
       summary.text += (b ? ", " : " ") + std::to_string(sizes[b].width) + "x" + std::to_string(sizes[b].height) + " (" +
                       std::to_string(bucket_images[b]) + ")";

@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace luminars {
 
@@ -21,6 +22,9 @@ struct PrepareOptions {
   std::string trigger;            // put before every caption that lacks it ("TRIGGER, caption"); a picture without captions gets it alone
   bool buckets = false;           // aspect-ratio buckets (data/aspect_buckets.h) instead of square centre crops
   int64_t bucket_step = 32;       // their sides: multiples of this (of the VAE's factor, and of the denoiser's size step to train it)
+  // Further square sizes every picture is also cached at (each a bucket of its own, so batches keep
+  // one size): one denoiser trained at `resolution` and at these. Not with `buckets`.
+  std::vector<int64_t> extra_sizes;
   torch::Device device = torch::kCPU;
   bool progress = true;
 };

@@ -1,5 +1,6 @@
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
@@ -27,7 +28,7 @@ void check_cache_latents(const Config& cfg, const CacheInfo& info) {
       cfg.validate_latent_size(b.height / factor, b.width / factor);
     } catch (const Error& e) {
       throw Error("aspect-ratio bucket " + std::to_string(b.width) + "x" + std::to_string(b.height) + " of the cache: " + e.what() +
-                  " (prepare it again with another --bucket-step)");
+                  " (prepare it again with another --bucket-step or --extra-sizes)");
     }
   }
 }
@@ -52,6 +53,14 @@ Config config_for_cache(Config cfg, const LatentCache& cache) {
   return cfg;
 }
 
+// Held-out images: by source picture where the cache names them (its sizes and mirrored copies
+// stay together), else by index (caches whose shards lack paths).
+IndexSplit held_out_split(const LatentCache& cache, double val_fraction, uint64_t seed) {
+  const bool named = std::none_of(cache.paths.begin(), cache.paths.end(), [](const std::string& p) { return p.empty(); });
+  if (!named || static_cast<int64_t>(cache.paths.size()) != cache.size()) return split_indices(cache.size(), val_fraction, seed);
+  return split_groups(cache.paths, val_fraction, seed);
+}
+
 // The denoiser's part of training: latent-cache batches (drawn ahead), the flow-matching loss,
 // held-out loss at fixed t and noise, and grids of the cache's sample prompts.
 class DenoiserTask : public TrainTask {
@@ -61,7 +70,7 @@ class DenoiserTask : public TrainTask {
         hooks_(hooks),
         cache_(LatentCache::load(o.cache_dir)),
         cache_key_(cache_content_key(o.cache_dir)),
-        split_(split_indices(cache_.size(), o.val_fraction, o.loop.seed)),
+        split_(held_out_split(cache_, o.val_fraction, o.loop.seed)),
         sampler_(cache_, split_.train, o.loop.seed, o.caption_dropout, o.time_sampling),
         batches_(sampler_, o.batch_size, o.loop.group ? batch_part(o.batch_size, o.loop.group->rank(), o.loop.group->size()) : BatchPart{}),
         model_(nullptr) {

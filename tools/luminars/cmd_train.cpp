@@ -43,6 +43,11 @@ void register_prepare(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--bucket-step", o->bucket_step, "bucket sides: multiples of this (the model's size step)")
       ->capture_default_str()
       ->check(CLI::Range(8, 1024));
+  cmd->add_option("--extra-sizes", o->extra_sizes,
+                  "further square sizes to cache every picture at, so that one denoiser trains at --resolution and at "
+                  "these (e.g. --resolution 64 --extra-sizes 128); not with --buckets")
+      ->check(CLI::Range(16, 4096))
+      ->excludes("--buckets");
   cmd->add_option("--device", *device, "auto, cpu or cuda")->capture_default_str();
   cmd->callback([o, device, &g] {
     apply_global(g);
