@@ -608,8 +608,10 @@ class Server:
                 raise EvalError(f"luminars serve did not answer within 120 s; see {log_path}")
             time.sleep(0.3)
 
-    def generate(self, prompt, seed, count, steps, cfg):
+    def generate(self, prompt, seed, count, steps, cfg, size=0):
         body = {"prompt": prompt, "seed": seed, "batch_size": count}
+        if size:
+            body["width"] = body["height"] = size
         if steps:
             body["steps"] = steps
         if cfg is not None:
@@ -655,11 +657,13 @@ def split_grid(grid, count, tile):
             for i in range(count)]
 
 
-def generate_cli(luminars, model, threads, prompt, seed, count, steps, cfg, tmp, tile):
+def generate_cli(luminars, model, threads, prompt, seed, count, steps, cfg, tmp, tile, size=0):
     """Fallback without `serve`: one `luminars generate --batch COUNT` per prompt (loads the model each time)."""
     out = os.path.join(tmp, "g.png")
     cmd = [luminars, "--threads", str(threads), "generate", "--model", model, "--prompt", prompt,
            "--seed", str(seed), "--batch", str(count), "--out", out, "--quiet"]
+    if size:
+        cmd += ["--size", str(size)]
     if steps:
         cmd += ["--steps", str(steps)]
     if cfg is not None:
@@ -668,6 +672,19 @@ def generate_cli(luminars, model, threads, prompt, seed, count, steps, cfg, tmp,
     if r.returncode != 0:
         raise EvalError(f"luminars generate failed ({r.returncode}): {(r.stderr or r.stdout).strip()[-300:]}")
     return split_grid(read_png(out), count, tile)
+
+
+def box_downscale(img, shape):
+    """An HxWx3 uint8 picture averaged over f x f blocks down to `shape` (f a whole number): how a
+    picture generated larger than the data meets the classifiers, which take the data's size."""
+    fh, fw = img.shape[0] // shape[0], img.shape[1] // shape[1]
+    if fh < 1 or fh != fw or img.shape[0] != fh * shape[0] or img.shape[1] != fw * shape[1]:
+        raise EvalError(f"generated pictures are {img.shape[1]}x{img.shape[0]}: not a whole multiple of the data's "
+                        f"{shape[1]}x{shape[0]}")
+    if fh == 1:
+        return img
+    blocks = img.reshape(shape[0], fh, shape[1], fw, img.shape[2]).astype(np.float64).mean(axis=(1, 3))
+    return np.clip(np.rint(blocks), 0, 255).astype(np.uint8)
 
 
 def has_serve(luminars):
@@ -679,6 +696,8 @@ def generate_all(model, prompts, args, work_dir):
     """Pictures for every prompt, seeds args.seed0 .. args.seed0 + seeds - 1 (image i of a batch uses
     seed + i, so a batch is the same as separate calls). Cached by model, binary and prompts."""
     settings = {"prompts": prompts, "seed0": args.seed0, "seeds": args.seeds, "steps": args.steps, "cfg": args.cfg}
+    if args.size:  # only when given, so that caches of pictures at the model's own size keep their keys
+        settings["size"] = args.size
     key = model_key(model, args.luminars) + "-" + hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:12]
     cache = os.path.join(work_dir, "generated", f"{key}.npz")
     if os.path.isfile(cache):
@@ -702,13 +721,16 @@ def generate_all(model, prompts, args, work_dir):
         last = time.time()
         for i, prompt in enumerate(prompts):
             if server:
-                imgs, reply_info = server.generate(prompt, args.seed0, args.seeds, args.steps, args.cfg)
+                imgs, reply_info = server.generate(prompt, args.seed0, args.seeds, args.steps, args.cfg, args.size)
                 if i == 0:
                     info["first_reply"] = reply_info if isinstance(reply_info, str) else json.dumps(reply_info)[:500]
             else:
+                tile = (args.size, args.size, args.picture_shape[2]) if args.size else args.picture_shape
                 imgs = generate_cli(args.luminars, model, args.threads, prompt, args.seed0, args.seeds, args.steps,
-                                    args.cfg, tmp, args.picture_shape)
+                                    args.cfg, tmp, tile, args.size)
             for s, img in enumerate(imgs):
+                if args.size:
+                    img = box_downscale(img, args.picture_shape)
                 if img.shape != args.picture_shape:
                     raise EvalError(f"{model}: generated pictures are {img.shape[1]}x{img.shape[0]}, "
                                     f"the data's are {args.picture_shape[1]}x{args.picture_shape[0]}")
@@ -807,13 +829,15 @@ def markdown(result):
                          f"{m['clip']['generated']:.2f} generated, {m['clip']['real']:.2f} real held-out | | | | | |")
     s = result["settings"]
     d, c = result["data"], result["classifiers"]
+    size = s.get("size", "model default")
+    size_note = "" if size == "model default" else f", generated at {size}x{size} and judged box-downscaled to the data's size"
     lines.append("")
     lines.append(f"Measured {result['date']} on the data with content key {d['key']} ({d['train_pictures']} training and "
                  f"{d['heldout_pictures']} held-out pictures, {d['picture_size'][1]}x{d['picture_size'][0]}; "
                  f"{d['concepts_train']} training concepts, {len(d['styles'])} styles). Prompts (each row's first caption): "
                  f"{s['train_prompts']} training rows sampled with seed {s['sample_seed']}, {s['heldout_pair_prompts']} "
                  f"held-out pairs, {s['heldout_concept_prompts']} held-out-concept rows; {s['seeds']} seed(s) each; steps "
-                 f"{s['steps']}, guidance {s['cfg']}. Classifiers fitted on the real training pictures only: concept "
+                 f"{s['steps']}, guidance {s['cfg']}{size_note}. Classifiers fitted on the real training pictures only: concept "
                  f"{c['concept']['config']['epochs']} epochs, style {c['style']['config']['epochs']} epochs, seeds "
                  f"{c['concept']['config']['seed']} and {c['style']['config']['seed']}.")
     lines.append(f"Accuracies pool every seed (seeds {s['seed0']}–{s['seed0'] + s['seeds'] - 1}; range over seeds in "
@@ -841,6 +865,9 @@ def parse_args(argv):
     p.add_argument("--sample-seed", type=int, default=0, help="seed of the prompt sample and the halves (default 0)")
     p.add_argument("--steps", type=int, default=0, help="sampling steps (0: the model's default)")
     p.add_argument("--cfg", type=float, default=None, help="guidance scale (default: the model's)")
+    p.add_argument("--size", type=int, default=0,
+                   help="generate at this square size and judge the pictures box-downscaled to the data's size "
+                        "(a whole multiple of it; 0: the model's own size)")
     p.add_argument("--halves", type=int, default=10, help="random halves for FD and P/R (default 10)")
     p.add_argument("--k", type=int, default=3, help="k of the k-NN manifolds (default 3)")
     p.add_argument("--concept-epochs", type=int, default=12, help="concept classifier epochs (default 12)")
@@ -856,7 +883,7 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if args.name and len(args.name) != len(args.model):
         p.error("give one --name per --model, or none")
-    for flag in ("train_prompts", "heldout_concept_prompts", "steps"):
+    for flag in ("train_prompts", "heldout_concept_prompts", "steps", "size"):
         if getattr(args, flag) < 0:
             p.error(f"--{flag.replace('_', '-')} must be >= 0")
     for flag in ("seeds", "halves", "k", "concept_epochs", "style_epochs", "width", "threads"):
@@ -925,6 +952,7 @@ def run(args):
                      "heldout_concept_prompts": len(concept_idx), "seeds": args.seeds, "seed0": args.seed0,
                      "sample_seed": args.sample_seed, "steps": args.steps or "model default",
                      "cfg": args.cfg if args.cfg is not None else "model default", "halves": args.halves, "k": args.k,
+                     "size": args.size or "model default",
                      "feature_dim": int(real_feats.shape[1]), "threads": args.threads,
                      "luminars": args.luminars},
         "real": real,

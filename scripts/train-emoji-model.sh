@@ -13,6 +13,8 @@
 #   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
 #   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
+#   SIZES_CYCLE="STEPS:LR[:BATCH]": the last cycle, on a cache of every picture at 64 and at 128
+#   pixels (prepare --extra-sizes), so the model draws both sizes (cpu default "13000:3e-4:32"; "" for none).
 #   DEN_BF16=auto|on|off: the denoiser's CPU training under bf16 autocast (auto: the faster of the
 #   two on this CPU, timed once on the cache; the choice is kept in WORK/denoiser-precision).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
@@ -33,6 +35,7 @@ case "$profile" in
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles="9000:5e-4 8000:3e-4 12000:4e-4:64"  # the release's further cosine cycles (models/emoji/README.md)
+    extra_size=128; sizes_cycle="13000:3e-4:32"      # then one cycle at 64 and 128 pixels (each picture at both)
     ;;
   gpu)
     size=128
@@ -40,6 +43,7 @@ case "$profile" in
     clip_steps=1500; clip_batch=256
     den_steps="8000 500 500"; den_batch=128; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles=""
+    extra_size=""; sizes_cycle=""
     ;;
   *) echo "train-emoji-model.sh: PROFILE must be cpu or gpu, got '$profile'" >&2; exit 1 ;;
 esac
@@ -123,6 +127,24 @@ for c in ${DEN_CYCLES-$den_cycles}; do
   den_model=$run/model
   cycle=$((cycle + 1))
 done
+# The last cycle at two sizes: the pictures rasterised at the larger size, cached at both.
+sizes_cycle=${SIZES_CYCLE-$sizes_cycle}
+if [ -n "$extra_size" ] && [ -n "$sizes_cycle" ]; then
+  data_large=$work/data-$extra_size
+  phase data-$extra_size "$data_large/.done-$extra_size" bash -c "SIZE=$extra_size scripts/fetch-emoji.sh '$data_large' && touch '$data_large/.done-$extra_size'"
+  phase prepare-sizes "$work/cache-sizes/cache.json" \
+    "$bin" prepare --data "$data_large/train" --vae "$work/vae-run/vae" --text-encoder "$work/clip-run/text_encoder" \
+    --tokenizer "$work/clip-run/tokenizer" --resolution $size --extra-sizes $extra_size --sample-prompts 8 --device "$device" \
+    --out "$work/cache-sizes"
+  IFS=: read -r c_steps c_lr c_batch <<<"$sizes_cycle"
+  run=$work/denoiser-sizes
+  phase denoiser-sizes "$run/model/luminars.json" \
+    "$bin" train --cache "$work/cache-sizes" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
+    --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" 150 150 --lr "$c_lr" 1e-5 1e-6 \
+    --batch "${c_batch:-$den_batch}" --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
+    --sample-every 0 --val-fraction 0.02
+  den_model=$run/model
+fi
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
 

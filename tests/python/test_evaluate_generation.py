@@ -181,6 +181,9 @@ def fake_luminars_main(argv):
                     img = draw(other, style, rng, *combo)
                 else:
                     img = rng.integers(0, 256, size=(SIZE, SIZE, 3)).astype(np.uint8)
+                if "width" in req:  # a larger size: the same picture, each pixel repeated
+                    f = req["width"] // SIZE
+                    img = np.repeat(np.repeat(img, f, axis=0), f, axis=1)
                 images.append(base64.b64encode(encode_png(img)).decode())
             self.reply(200, {"images": images, "info": kind})
 
@@ -274,6 +277,12 @@ def main():
         grid[(i // 3) * 10:(i // 3) * 10 + 8, (i % 3) * 10:(i % 3) * 10 + 8] = t
     check(all(np.array_equal(a, b) for a, b in zip(E.split_grid(grid, 5, (8, 8, 3)), tiles)),
           "a `generate --batch` grid splits back into its pictures")
+    block = np.zeros((4, 4, 3), np.uint8)
+    block[:2, :2], block[:2, 2:], block[2:, :2] = 10, 200, [[[0, 0, 0], [0, 0, 0]], [[3, 4, 5], [3, 4, 5]]]
+    block[2:, 2:] = [[[255, 255, 255], [0, 0, 0]], [[255, 255, 255], [0, 0, 0]]]
+    check(np.array_equal(E.box_downscale(block, (2, 2, 3)),
+                         np.array([[[10, 10, 10], [200, 200, 200]], [[2, 2, 2], [128, 128, 128]]], np.uint8)),
+          "box downscale averages each 2x2 block (1.5 -> 2, 2.5 -> 2, 127.5 -> 128)")
 
     with tempfile.TemporaryDirectory(prefix="test-evaluate-generation-") as tmp:
         data = os.path.join(tmp, "data")
@@ -293,9 +302,10 @@ def main():
             models.append(m)
 
         out_json = os.path.join(tmp, "result.json")
-        argv = ["--data", data, "--work", work, "--luminars", fake, "--train-prompts", "20", "--seeds", "2",
+        base = ["--data", data, "--work", work, "--luminars", fake, "--train-prompts", "20", "--seeds", "2",
                 "--concept-epochs", "25", "--style-epochs", "25", "--width", "8", "--halves", "5",
-                "--out-json", out_json, "--out-md", os.path.join(tmp, "result.md")]
+                "--out-md", os.path.join(tmp, "result.md")]
+        argv = base + ["--out-json", out_json]
         for m, name in zip(models, ("good", "wrong", "noise")):
             argv += ["--model", m, "--name", name]
         rc = E.main(argv)
@@ -330,6 +340,17 @@ def main():
               "precision: noise model far below real")
         check(good["distribution"]["precision"]["median"] >= 0.6, "precision: good model >= 60%")
         check(noise["distribution"]["recall"]["median"] < floor["recall"]["median"] - 0.4, "recall: noise model far below real")
+
+        # --size: pictures generated twice as large and box-downscaled meet the classifiers as the
+        # same pictures at the data's size (the stand-in repeats pixels), so the scores agree.
+        big_json = os.path.join(tmp, "big.json")
+        rc = E.main(base + ["--out-json", big_json, "--model", models[0], "--name", "good", "--size", str(2 * SIZE)])
+        with open(big_json) as f:
+            big = json.load(f)
+        check(rc == 0 and len(big["models"]) == 1 and big["settings"]["size"] == 2 * SIZE
+              and big["models"][0]["train"]["concept_top1"] == good["train"]["concept_top1"]
+              and big["models"][0]["heldout_pair"]["style_top1"] == good["heldout_pair"]["style_top1"],
+              "--size 2x: the same accuracies as at the data's size")
 
         # FD of real halves against blurred and noised real pictures, with the cached classifiers.
         d = E.load_data(data, work)
