@@ -50,6 +50,24 @@ def optional_text(out, name):
     return open(path, encoding="utf-8").read().strip().splitlines() + [""]
 
 
+def other_sizes(ev, out):
+    """The other trained sizes the evidence covers: {size: {"grid": file name or None, "loss": ...,
+    "psnr": ..., "evaluation": lines of OUT/evaluation-SIZE.md or []}}, by size."""
+    sizes = set()
+    for folder, prefix, suffix in ((out, "grid-", ".png"), (ev, "loss-", ".json"), (out, "evaluation-", ".md")):
+        for name in os.listdir(folder):
+            stem = name[len(prefix):-len(suffix)] if name.startswith(prefix) and name.endswith(suffix) else ""
+            if stem.isdigit():
+                sizes.add(int(stem))
+    return {
+        size: {"grid": f"grid-{size}.png" if os.path.exists(os.path.join(out, f"grid-{size}.png")) else None,
+               "loss": load_optional(os.path.join(ev, f"loss-{size}.json")),
+               "psnr": load_optional(os.path.join(ev, f"psnr-{size}.json")),
+               "evaluation": optional_text(out, f"evaluation-{size}.md")}
+        for size in sorted(sizes)
+    }
+
+
 def main(ev, out, model):
     real = load_optional(os.path.join(ev, "score-real.json"))
     shuffled = load_optional(os.path.join(ev, "score-shuffled.json"))
@@ -67,6 +85,7 @@ def main(ev, out, model):
     clip = real is not None and shuffled is not None and default is not None
     tcmp_path = os.path.join(out, "t-compare.json")
     tcmp = load(tcmp_path) if os.path.exists(tcmp_path) else None
+    sizes = other_sizes(ev, out)
     evidence = {
         "model": model,
         "heldout_images_measured": len(open(os.path.join(ev, "heldout-prompts.txt"), encoding="utf-8").read().splitlines()),
@@ -80,6 +99,10 @@ def main(ev, out, model):
                                  "real_heldout": real["prompt_swap_accuracy"]} if clip else None,
         "sweeps": sweeps,
         "recursions": tcmp,
+        "other_sizes": {str(k): {"heldout_flow_matching_loss": v["loss"]["heldout_loss"] if v["loss"] else None,
+                                 "heldout_loss_images": v["loss"]["images"] if v["loss"] else None,
+                                 "vae_psnr_db": v["psnr"]["psnr_db"] if v["psnr"] else None}
+                        for k, v in sizes.items()},
     }
     with open(os.path.join(out, "evidence.json"), "w", encoding="utf-8") as f:
         json.dump(evidence, f, indent=2)
@@ -94,6 +117,12 @@ def main(ev, out, model):
         "",
     ]
     md += independent_section(out)
+    for size, v in sizes.items():
+        if v["evaluation"]:
+            md += [f"### At {size}×{size}", "",
+                   f"The same classifiers (fitted on the real pictures at their own size) judge pictures generated at",
+                   f"{size}×{size} and averaged down to it: whether the larger picture still draws the prompt's emoji",
+                   "in its style, not how fine its detail is.", ""] + v["evaluation"]
     md += optional_text(out, "ablations.md")  # ablations, each measured by its own evaluation run
     md += [
         "## Pictures",
@@ -105,6 +134,9 @@ def main(ev, out, model):
         "",
     ]
     md += [f"{i + 1}. {p}{' (held out)' if i >= 8 else ''}" for i, p in enumerate(grid_prompts)]
+    for size, v in sizes.items():
+        if v["grid"]:
+            md += ["", f"The same prompts and seeds at {size}×{size}:", "", f"![16 prompts × 4 seeds at {size}×{size}]({v['grid']})"]
     md += [
         "",
         "Steps 4, 8, 12, 25, 50 (columns) and guidance 1, 2, 4, 7 (columns), seed 1:",
@@ -139,6 +171,11 @@ def main(ev, out, model):
         f"| held-out flow-matching loss (t = 0.1…0.9, {loss['images']} pictures) | {loss['heldout_loss']:.4f} |",
         f"| VAE PSNR on held-out pictures ({psnr['images']}) | {psnr['psnr_db']:.2f} dB |",
     ]
+    for size, v in sizes.items():
+        if v["loss"]:
+            md.append(f"| held-out flow-matching loss at {size}×{size} ({v['loss']['images']} pictures) | {v['loss']['heldout_loss']:.4f} |")
+        if v["psnr"]:
+            md.append(f"| VAE PSNR on held-out pictures at {size}×{size} ({v['psnr']['images']}) | {v['psnr']['psnr_db']:.2f} dB |")
     if clip:
         md += [
             f"| CLIP score, generated (12 steps, guidance 4) | {default['clip_score']:.2f} |",

@@ -17,6 +17,7 @@
 #             (default ../emoji-work/evaluation); classifiers are reused while the data is the same
 #   LUMINARS  the luminars program (default build/luminars; copy it elsewhere while rebuilding)
 #   OUT       where evaluation.md and evaluation.json go (default WORK)
+#   REPORT    their name instead of "evaluation" (e.g. evaluation-128 for a run with --size 128)
 #   THREADS   torch and luminars threads (default 2)
 #   CLIP      a CLIP folder: adds the project's own CLIP score as a secondary figure (default
 #             ../emoji-work/clip-run/clip where it exists)
@@ -33,6 +34,8 @@ data=${DATA:-../emoji-work/data}
 work=${WORK:-../emoji-work/evaluation}
 luminars=${LUMINARS:-build/luminars}
 out=${OUT:-$work}
+report=${REPORT:-evaluation}
+[[ $report =~ ^[A-Za-z0-9._-]+$ ]] || die "REPORT must be a plain file name, got '$report'"
 threads=${THREADS:-2}
 clip=${CLIP:-}
 [[ -z $clip && -f ../emoji-work/clip-run/clip/config.json ]] && clip=../emoji-work/clip-run/clip
@@ -70,7 +73,7 @@ done
 mkdir -p "$work" "$out" || die "cannot create $work or $out"
 
 args=(--data "$data" --work "$work" --luminars "$luminars" --threads "$threads"
-  --out-md "$out/evaluation.md" --out-json "$out/evaluation.json")
+  --out-md "$out/$report.md" --out-json "$out/$report.json")
 [[ -n $clip ]] && args+=(--clip "$clip")
 for m in "${models[@]}"; do
   args+=(--model "$m")
