@@ -15,6 +15,7 @@
 #include "data/aspect_buckets.h"
 #include "pipeline/prepare.h"
 #include "test_support.h"
+#include "tiny_prepare.h"
 #include "train/batch_sampler.h"
 #include "train/latent_cache.h"
 #include "train/trainer.h"
@@ -60,18 +61,9 @@ TEST(AspectBuckets, EachPictureGoesToTheNearestRatio) {
 }
 
 PrepareOptions bucket_prepare(const test::TempDir& dir) {
-  const std::string fx = test::fixtures_dir();
-  PrepareOptions o;
-  o.data_dir = dir.file("data");
-  o.vae = fx + "/vae_tiny_16ch";  // factor 2
-  o.text_encoder = fx + "/clip_text_tiny";
-  o.tokenizer = fx + "/clip_tokenizer";
-  o.out_dir = dir.file("cache");
-  o.resolution = 16;
+  PrepareOptions o = test::tiny_prepare_options(dir);  // VAE factor 2, 16 px
   o.buckets = true;
   o.bucket_step = 8;  // buckets 8x32, 8x24, 16x16, 24x8, 32x8
-  o.shard_size = 2;
-  o.progress = false;
   return o;
 }
 

@@ -11,6 +11,7 @@
 #include "pipeline/model_folder.h"
 #include "pipeline/prepare.h"
 #include "test_support.h"
+#include "tiny_prepare.h"
 #include "train/latent_cache.h"
 
 namespace luminars {
@@ -27,16 +28,8 @@ void write_folder(const std::string& dir, int n) {
 }
 
 PrepareOptions options(const test::TempDir& dir) {
-  const std::string fx = test::fixtures_dir();
-  PrepareOptions o;
-  o.data_dir = dir.file("data");
-  o.vae = fx + "/vae_tiny_16ch";
-  o.text_encoder = fx + "/clip_text_tiny";
+  PrepareOptions o = test::tiny_prepare_options(dir);
   o.tokenizer = dir.file("tokenizer");
-  o.out_dir = dir.file("cache");
-  o.resolution = 16;
-  o.shard_size = 2;
-  o.progress = false;
   return o;
 }
 

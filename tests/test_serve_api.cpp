@@ -220,7 +220,10 @@ TEST_F(ServeWithModel, JobsApiQueuesPollsDownloadsAndRefusesBadFields) {
   EXPECT_EQ(json::parse(c.Get("/health")->body)["status"], "ok");
   EXPECT_EQ(json::parse(c.Get("/v1/models")->body)["data"][0]["id"], "emoji");
   EXPECT_EQ(json::parse(c.Get("/sdapi/v1/sd-models")->body)[0]["model_name"], "emoji");
-  EXPECT_EQ(json::parse(c.Get("/api/config")->body)["size_multiple"], 32);
+  const auto config = json::parse(c.Get("/api/config")->body);
+  EXPECT_EQ(config["size_multiple"], 32);
+  EXPECT_EQ(config["trained_sizes"], json::array());  // this server was given none: every valid size
+  EXPECT_EQ(config["any_size"], false);
 }
 
 // 64 requests from 8 clients against a queue of 4: every answer is 200 or 429, the server stays

@@ -14,6 +14,7 @@
 #include "data/dataset.h"
 #include "pipeline/prepare.h"
 #include "test_support.h"
+#include "tiny_prepare.h"
 #include "train/latent_cache.h"
 
 namespace luminars {
@@ -22,17 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 
 PrepareOptions sizes_prepare(const test::TempDir& dir) {
-  const std::string fx = test::fixtures_dir();
-  PrepareOptions o;
-  o.data_dir = dir.file("data");
-  o.vae = fx + "/vae_tiny_16ch";  // factor 2
-  o.text_encoder = fx + "/clip_text_tiny";
-  o.tokenizer = fx + "/clip_tokenizer";
-  o.out_dir = dir.file("cache");
-  o.resolution = 16;
+  PrepareOptions o = test::tiny_prepare_options(dir);  // VAE factor 2, 16 px, 2 pictures a shard
   o.extra_sizes = {32};
-  o.shard_size = 2;
-  o.progress = false;
   return o;
 }
 

@@ -226,6 +226,8 @@ void ImageServer::State::routes() {
               {{"model", model.name},
                {"resolution", model.resolution},
                {"size_multiple", model.size_multiple},
+               {"trained_sizes", model.trained_sizes},  // the page offers these; others get 400 unless any_size
+               {"any_size", limits.any_size},
                {"max_size", limits.max_size},
                {"max_steps", limits.max_steps},
                {"max_count", limits.max_count},

@@ -85,6 +85,10 @@ try {
   const config = await (await fetch(`${base}/api/config`)).json();
   const resolution = config.resolution;
   if (!Number.isInteger(resolution)) throw new Error(`/api/config has no integer resolution: ${JSON.stringify(config)}`);
+  // The sizes the model was trained at, as its luminars.json lists them (the shipped model's folder).
+  const folderSizes = JSON.parse(fs.readFileSync(new URL("../../models/emoji/luminars.json", import.meta.url), "utf8")).trained_sizes;
+  if (JSON.stringify(config.trained_sizes) !== JSON.stringify(folderSizes))
+    throw new Error(`/api/config trained_sizes ${JSON.stringify(config.trained_sizes)}, the model folder lists ${JSON.stringify(folderSizes)}`);
 
   // The machine's network is closed: no background connections, no QUIC, no GPU.
   browser = await chromium.launch({ executablePath, headless: true, timeout: 60_000, args: ["--no-sandbox",
@@ -99,6 +103,11 @@ try {
   const title = await page.title();
   if (!title.includes("LuminaRS")) throw new Error(`the page's title is "${title}", not LuminaRS`);
   await page.waitForSelector("body[data-ready]", { timeout: 10_000 });
+  // The header names the trained sizes, and the size fields offer them.
+  const header = await page.textContent("#model");
+  if (!folderSizes.every((s) => header.includes(String(s)))) throw new Error(`the header "${header}" does not name the sizes ${folderSizes}`);
+  const offered = await page.evaluate(() => [...document.querySelectorAll("#trained-sizes option")].map((o) => Number(o.value)));
+  if (JSON.stringify(offered) !== JSON.stringify(folderSizes)) throw new Error(`the size fields offer ${offered}, not ${folderSizes}`);
 
   // Text to image with a fixed seed.
   await page.fill("#prompt", PROMPT);
