@@ -13,8 +13,10 @@
 #   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
 #   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
-#   SIZES_CYCLE="STEPS:LR[:BATCH]": the last cycle, on a cache of every picture at 64 and at 128
-#   pixels (prepare --extra-sizes), so the model draws both sizes (cpu default "13000:3e-4:32"; "" for none).
+#   SIZES_CYCLE="STEPS:LR[:BATCH]": a last cycle on a cache of every picture at 64 and at 128 pixels
+#   (prepare --extra-sizes), so that the model is trained at both sizes; cpu default none: the cycle
+#   "13000:3e-4:32" (82 minutes) drew recognisable 128-pixel hearts and faces but most other emoji
+#   not yet, and lost a little at 64, so the release leaves it out (docs/emoji/ablations.md).
 #   DEN_BF16=auto|on|off: the denoiser's CPU training under bf16 autocast (auto: the faster of the
 #   two on this CPU, timed once on the cache; the choice is kept in WORK/denoiser-precision).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
@@ -35,7 +37,7 @@ case "$profile" in
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles="9000:5e-4 8000:3e-4 12000:4e-4:64"  # the release's further cosine cycles (models/emoji/README.md)
-    extra_size=128; sizes_cycle="13000:3e-4:32"      # then one cycle at 64 and 128 pixels (each picture at both)
+    extra_size=128; sizes_cycle=""  # SIZES_CYCLE: an optional last cycle at 64 and 128 pixels (not in the release)
     ;;
   gpu)
     size=128
