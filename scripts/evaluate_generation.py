@@ -628,6 +628,10 @@ class Server:
                     time.sleep(1 + attempt)
                     continue
                 raise EvalError(f"luminars serve refused '{prompt}': HTTP {e.code} {e.read()[:200]!r}")
+            except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
+                state = "exited" if self.proc.poll() is not None else "is running but did not answer"
+                raise EvalError(f"luminars serve {state} while drawing '{prompt}' ({getattr(e, 'reason', e)}); "
+                                f"see {self.log.name}")
         imgs = [decode_png(base64.b64decode(b), "generated picture") for b in reply["images"]]
         if len(imgs) != count:
             raise EvalError(f"luminars serve returned {len(imgs)} pictures, asked for {count}")

@@ -169,6 +169,8 @@ def fake_luminars_main(argv):
             self.reply(200, {"status": "ok"}) if self.path == "/health" else self.reply(404, {})
 
         def do_POST(self):
+            if kind == "dies":  # a server that goes away mid-run
+                os._exit(1)
             req = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
             shape, style, combo = parse_prompt(req["prompt"])
             images = []
@@ -379,6 +381,14 @@ def main():
                             "--model", os.path.join(tmp, "no-model")], capture_output=True, text=True)
         check(r.returncode == 1 and "not a model folder" in r.stderr and len(r.stderr.strip().splitlines()) == 1,
               "missing model: one-line error")
+        dies = os.path.join(tmp, "model-dies")
+        os.makedirs(dies)
+        with open(os.path.join(dies, "luminars.json"), "w") as f:
+            json.dump({"format": "luminars", "kind": "dies"}, f)
+        r = subprocess.run([sys.executable, script, *base, "--model", dies], capture_output=True, text=True)
+        err = r.stderr.strip().splitlines()
+        check(r.returncode == 1 and err and err[-1].startswith("error: luminars serve exited while drawing")
+              and "Traceback" not in r.stderr, f"a server that dies mid-run: one-line error ({err[-1:] if err else ''})")
 
     print(f"{len(FAILURES)} failed; {time.time() - t0:.1f} s")
     return 1 if FAILURES else 0
