@@ -11,6 +11,7 @@
 #             one before it: scripts/evaluate-generation.sh models/emoji /path/to/new
 #   OPTIONS   passed on to evaluate_generation.py, e.g. --train-prompts 400 --seeds 2
 #             --heldout-concept-prompts 0 (all) --steps N --cfg G --name LABEL (one per MODEL)
+#             --size N (generate at N, judged at the data size) --any-size (sizes not trained at)
 # Environment:
 #   DATA      dataset from scripts/fetch-emoji.sh (default ../emoji-work/data)
 #   WORK      work folder for the caches: decoded data, classifiers, generated pictures
@@ -49,7 +50,7 @@ while [[ $# -gt 0 ]]; do
       sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
       exit 0
       ;;
-    --no-serve) opts+=("$1"); shift ;;
+    --no-serve | --any-size) opts+=("$1"); shift ;;
     --*=*) opts+=("$1"); shift ;;
     --*)
       [[ $# -ge 2 ]] || die "option $1 needs a value"

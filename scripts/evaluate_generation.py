@@ -585,13 +585,13 @@ def model_key(model_dir, luminars):
 class Server:
     """`luminars serve` on a free local port: the model is loaded once for every prompt."""
 
-    def __init__(self, luminars, model, threads, log_path):
+    def __init__(self, luminars, model, threads, log_path, any_size=False):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
         self.log = open(log_path, "w")
         self.proc = subprocess.Popen([luminars, "--threads", str(threads), "serve", "--model", model, "--host", "127.0.0.1",
-                                      "--port", str(self.port), "--max-count", "64"],
+                                      "--port", str(self.port), "--max-count", "64"] + (["--any-size"] if any_size else []),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while True:
@@ -661,13 +661,15 @@ def split_grid(grid, count, tile):
             for i in range(count)]
 
 
-def generate_cli(luminars, model, threads, prompt, seed, count, steps, cfg, tmp, tile, size=0):
+def generate_cli(luminars, model, threads, prompt, seed, count, steps, cfg, tmp, tile, size=0, any_size=False):
     """Fallback without `serve`: one `luminars generate --batch COUNT` per prompt (loads the model each time)."""
     out = os.path.join(tmp, "g.png")
     cmd = [luminars, "--threads", str(threads), "generate", "--model", model, "--prompt", prompt,
            "--seed", str(seed), "--batch", str(count), "--out", out, "--quiet"]
     if size:
         cmd += ["--size", str(size)]
+    if any_size:
+        cmd.append("--any-size")
     if steps:
         cmd += ["--steps", str(steps)]
     if cfg is not None:
@@ -717,7 +719,7 @@ def generate_all(model, prompts, args, work_dir):
     tmp = tempfile.mkdtemp(prefix="evaluate-generation-")
     try:
         if not args.no_serve and has_serve(args.luminars):
-            server = Server(args.luminars, model, args.threads, os.path.join(work_dir, "serve.log"))
+            server = Server(args.luminars, model, args.threads, os.path.join(work_dir, "serve.log"), args.any_size)
             info["via"] = "luminars serve (AUTOMATIC1111 txt2img)"
         else:
             info["via"] = "luminars generate"
@@ -731,7 +733,7 @@ def generate_all(model, prompts, args, work_dir):
             else:
                 tile = (args.size, args.size, args.picture_shape[2]) if args.size else args.picture_shape
                 imgs = generate_cli(args.luminars, model, args.threads, prompt, args.seed0, args.seeds, args.steps,
-                                    args.cfg, tmp, tile, args.size)
+                                    args.cfg, tmp, tile, args.size, args.any_size)
             for s, img in enumerate(imgs):
                 if args.size:
                     img = box_downscale(img, args.picture_shape)
@@ -872,6 +874,9 @@ def parse_args(argv):
     p.add_argument("--size", type=int, default=0,
                    help="generate at this square size and judge the pictures box-downscaled to the data's size "
                         "(a whole multiple of it; 0: the model's own size)")
+    p.add_argument("--any-size", action="store_true",
+                   help="let the models draw sizes they were not trained at (luminars --any-size), e.g. to show "
+                        "what training at a size adds")
     p.add_argument("--halves", type=int, default=10, help="random halves for FD and P/R (default 10)")
     p.add_argument("--k", type=int, default=3, help="k of the k-NN manifolds (default 3)")
     p.add_argument("--concept-epochs", type=int, default=12, help="concept classifier epochs (default 12)")
