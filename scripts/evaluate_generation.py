@@ -629,6 +629,10 @@ class Server:
                     continue
                 raise EvalError(f"luminars serve refused '{prompt}': HTTP {e.code} {e.read()[:200]!r}")
             except (urllib.error.URLError, ConnectionError, socket.timeout) as e:
+                try:  # a server that is going away closes its connections a moment before it exits
+                    self.proc.wait(2)
+                except subprocess.TimeoutExpired:
+                    pass
                 state = "exited" if self.proc.poll() is not None else "is running but did not answer"
                 raise EvalError(f"luminars serve {state} while drawing '{prompt}' ({getattr(e, 'reason', e)}); "
                                 f"see {self.log.name}")
