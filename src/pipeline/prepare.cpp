@@ -1,8 +1,8 @@
 #include "pipeline/prepare.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <optional>
 #include <random>
 
@@ -44,9 +44,9 @@ uint64_t components_key(const PrepareOptions& o) {
   uint64_t h = fnv1a("luminars-prepare-v2");
   for (const auto& dir : {o.vae, o.text_encoder, o.tokenizer}) h = fnv1a(hex64(folder_fingerprint(dir)), h);
   std::string options = "resolution=" + std::to_string(o.resolution) + " random_crop=" + std::to_string(o.random_crop) +
-                              " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
-                              " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger) +
-                              (o.buckets ? " buckets=" + std::to_string(o.bucket_step) : "");
+                        " flip=" + std::to_string(o.flip) + " penultimate=" + std::to_string(o.penultimate) +
+                        " caption_column=" + o.caption_column + (o.trigger.empty() ? "" : " trigger=" + o.trigger) +
+                        (o.buckets ? " buckets=" + std::to_string(o.bucket_step) : "");
   for (int64_t side : o.extra_sizes) options += " extra_size=" + std::to_string(side);
   return fnv1a(options, h);
 }
