@@ -13,7 +13,7 @@
 #   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
 #   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
-#   SIZES_CYCLE="STEPS:LR[:BATCH]": a last cycle on a cache of every picture at 64 and at 128 pixels
+#   SIZES_CYCLE="STEPS:LR[:BATCH] ...": last cycles on a cache of every picture at 64 and at 128 pixels
 #   (prepare --extra-sizes), so that the model is trained at both sizes; cpu default none: the cycle
 #   "13000:3e-4:32" (82 minutes) drew recognisable 128-pixel hearts and faces but most other emoji
 #   not yet, and lost a little at 64, so the release leaves it out (docs/emoji/ablations.md).
@@ -114,38 +114,38 @@ phase denoiser "$work/denoiser-run/model/luminars.json" \
   "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small ${DEN_INIT:+--init "$DEN_INIT"} "${den_bf16[@]}" \
   --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
-# Further cosine cycles: each restarts the learning rate from the previous run's EMA weights.
-den_model=$work/denoiser-run/model
-cycle=2
-for c in ${DEN_CYCLES-$den_cycles}; do
-  IFS=: read -r c_steps c_lr c_batch <<<"$c"
-  run=$work/denoiser-cycle$cycle
-  # shellcheck disable=SC2086
-  phase denoiser-cycle$cycle "$run/model/luminars.json" \
-    "$bin" train --cache "$work/cache" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
-    --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" 200 200 --lr "$c_lr" 1e-5 1e-6 \
+# cycle_phase NAME CACHE STEPS:LR[:BATCH] TAIL: a further cosine cycle, started from the previous
+# run's EMA weights (den_model), with TAIL steps in stages 2 and 3; den_model becomes its model.
+cycle_phase() {
+  local run=$work/$1 c_steps c_lr c_batch
+  IFS=: read -r c_steps c_lr c_batch <<<"$3"
+  phase "$1" "$run/model/luminars.json" \
+    "$bin" train --cache "$2" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
+    --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" "$4" "$4" --lr "$c_lr" 1e-5 1e-6 \
     --batch "${c_batch:-$den_batch}" --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
     --sample-every 0 --val-fraction 0.02
   den_model=$run/model
+}
+den_model=$work/denoiser-run/model
+cycle=2
+for c in ${DEN_CYCLES-$den_cycles}; do
+  cycle_phase denoiser-cycle$cycle "$work/cache" "$c" 200
   cycle=$((cycle + 1))
 done
-# The last cycle at two sizes: the pictures rasterised at the larger size, cached at both.
-sizes_cycle=${SIZES_CYCLE-$sizes_cycle}
-if [ -n "$extra_size" ] && [ -n "$sizes_cycle" ]; then
+# The last cycles at two sizes: the pictures rasterised at the larger size, cached at both.
+sizes_cycles=${SIZES_CYCLE-$sizes_cycle}
+if [ -n "$extra_size" ] && [ -n "$sizes_cycles" ]; then
   data_large=$work/data-$extra_size
   phase data-$extra_size "$data_large/.done-$extra_size" bash -c "SIZE=$extra_size scripts/fetch-emoji.sh '$data_large' && touch '$data_large/.done-$extra_size'"
   phase prepare-sizes "$work/cache-sizes/cache.json" \
     "$bin" prepare --data "$data_large/train" --vae "$work/vae-run/vae" --text-encoder "$work/clip-run/text_encoder" \
     --tokenizer "$work/clip-run/tokenizer" --resolution $size --extra-sizes $extra_size --sample-prompts 8 --device "$device" \
     --out "$work/cache-sizes"
-  IFS=: read -r c_steps c_lr c_batch <<<"$sizes_cycle"
-  run=$work/denoiser-sizes
-  phase denoiser-sizes "$run/model/luminars.json" \
-    "$bin" train --cache "$work/cache-sizes" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
-    --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" 150 150 --lr "$c_lr" 1e-5 1e-6 \
-    --batch "${c_batch:-$den_batch}" --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
-    --sample-every 0 --val-fraction 0.02
-  den_model=$run/model
+  n=1
+  for c in $sizes_cycles; do
+    cycle_phase "denoiser-sizes$([ $n -gt 1 ] && echo $n)" "$work/cache-sizes" "$c" 150
+    n=$((n + 1))
+  done
 fi
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
