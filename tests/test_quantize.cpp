@@ -189,6 +189,8 @@ TEST(Quantize, VaeKeepsTheDecodersLastTwoLevelsInEightBits) {
 TEST(Quantize, WhichTensorsAreQuantized) {
   EXPECT_TRUE(quant::quantizable("blocks.0.attn.qkv.weight", torch::zeros({64, 32})));
   EXPECT_TRUE(quant::quantizable("conv_in.weight", torch::zeros({32, 16, 3, 3})));
+  EXPECT_TRUE(quant::quantizable("unet.mid.attn.in_proj_weight", torch::zeros({96, 32})));  // attention's packed q, k, v
+  EXPECT_FALSE(quant::quantizable("unet.mid.attn.in_proj_bias", torch::zeros({96, 32})));
   EXPECT_FALSE(quant::quantizable("blocks.0.attn.qkv.bias", torch::zeros({64, 32})));
   EXPECT_FALSE(quant::quantizable("norm.weight", torch::zeros({512})));  // 1-D
   EXPECT_FALSE(quant::quantizable("tiny.weight", torch::zeros({8, 8})));  // under 256 values
@@ -291,6 +293,8 @@ TEST(Quantize, ShippedModelQuantizedDrawsCloseToFloat32) {
                                                    {"unet.down.0.blocks.0.attn.kv.weight", Scheme::q8_0},
                                                    {"time_embed.0.weight", Scheme::q8_0},
                                                    {"unet.up.0.skip.weight", Scheme::q8_0},
+                                                   {"unet.mid.attn.in_proj_weight", Scheme::q8_0},
+                                                   {"unet.mid.attn.out_proj.weight", Scheme::q8_0},
                                                    {"unet.down.0.blocks.0.mlp_in.weight", Scheme::q4_0},
                                                    {"unet.down.0.blocks.0.attn.q.weight", Scheme::q4_0}});
   // The VAE (4 levels) keeps its decoder's two highest-resolution up blocks and output in q8_0.

@@ -52,8 +52,9 @@ Packed quantize(const torch::Tensor& weight, Scheme s, const InputMoments& input
 // The float32 weight of shape `shape` back from its blocks.
 torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape);
 
-// Whether export quantizes this tensor: a ".weight" of 2 or more dimensions (linear and
-// convolution kernels, embedding tables) with at least 256 values; norms and biases stay float.
+// Whether export quantizes this tensor: a ".weight" (or attention's packed ".in_proj_weight") of 2
+// or more dimensions (linear and convolution kernels, embedding tables) with at least 256 values;
+// norms and biases stay float.
 bool quantizable(const std::string& name, const torch::Tensor& t);
 
 // Under q4_0, the weights (by name) to store in q8_0 instead: the ones 4 bits hurt most.

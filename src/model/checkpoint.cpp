@@ -30,7 +30,7 @@ Config read_denoiser_config(const std::string& path) {
 
 bool denoiser_keeps_eight_bits(const std::string& name, const torch::Tensor& weight) {
   if (weight.dim() == 4 && weight.size(2) * weight.size(3) > 1) return true;
-  for (const char* prefix : {"time_embed.", "context_embed.", "pooled_embed.", "unet.mid.attn.out_proj."})
+  for (const char* prefix : {"time_embed.", "context_embed.", "pooled_embed.", "unet.mid.attn."})
     if (name.rfind(prefix, 0) == 0) return true;
   // The up path's skip fusions: the decoder's features and the encoder's they merge.
   if (name.rfind("unet.up.", 0) == 0 && name.find(".skip.") != std::string::npos) return true;

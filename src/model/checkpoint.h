@@ -29,8 +29,8 @@ void load_denoiser_weights(LuminaRS& model, const std::string& path);
 // Under q4_0 export, the denoiser weights that stay in q8_0 (quant::KeepEightBits): the ones 4 bits
 // hurt most, chosen on the shipped model (README, "8-bit and 4-bit weights"): convolutions wider
 // than 1×1 (stem, head, depthwise 7×7, resampling), the time, text and pooled-text embeddings and
-// the projections of the text (cross-attention keys and values, the middle attention's output),
-// and the up path's skip fusions.
+// the projections of the text (cross-attention keys and values), the middle self-attention's
+// projections, and the up path's skip fusions.
 bool denoiser_keeps_eight_bits(const std::string& name, const torch::Tensor& weight);
 
 }  // namespace luminars
