@@ -16,7 +16,9 @@
 #   SIZES_CYCLE="STEPS:LR[:BATCH] ...": last cycles on a cache of every picture at 64 and at 128 pixels
 #   (prepare --extra-sizes), so that the model is trained at both sizes; cpu default none: the cycle
 #   "13000:3e-4:32" (82 minutes) drew recognisable 128-pixel hearts and faces but most other emoji
-#   not yet, and lost a little at 64, so the release leaves it out (docs/emoji/ablations.md).
+#   not yet, and lost a little at 64; "13000:3e-4:32 15000:2.5e-4:32" (3 h 25 min) beats the
+#   release at 64 and names 43% of its 128-pixel pictures' emoji in the top five: the next
+#   release's candidate (docs/emoji/ablations.md).
 #   DEN_BF16=auto|on|off: the denoiser's CPU training under bf16 autocast (auto: the faster of the
 #   two on this CPU, timed once on the cache; the choice is kept in WORK/denoiser-precision).
 # Phase times go to WORK/times.tsv (one line per phase and run of this script).
