@@ -46,25 +46,26 @@ train_prompts=("red heart, noto style" "blue heart, twemoji style" "grinning fac
 heldout_prompts=("yellow heart, noto style" "sun, twemoji style" "sunflower, fluent flat style" "automobile, openmoji style"
   "smiling face with heart-eyes, fluent 3d style" "jellyfish, openmoji style" "grinning cat face, noto style"
   "a purple cat face, fluent flat style")
-echo "[evidence] grid of 16 prompts x 4 seeds"
-files=()
 all_prompts=("${train_prompts[@]}" "${heldout_prompts[@]}")
-for i in "${!all_prompts[@]}"; do
-  for seed in 1 2 3 4; do gen "$ev/grid-$i-$seed.png" "${all_prompts[$i]}" "$seed"; files+=("$ev/grid-$i-$seed.png"); done
-done
-$py scripts/png_grid.py "$out/grid.png" 4 "${files[@]}"
 printf '%s\n' "${all_prompts[@]}" >"$ev/grid-prompts.txt"
+# grid OUT.png TAG [generate options]: the 16 prompts x 4 seeds, one row a prompt.
+grid() {
+  local png=$1 tag=$2 files=() i seed
+  shift 2
+  for i in "${!all_prompts[@]}"; do
+    for seed in 1 2 3 4; do gen "$ev/grid$tag-$i-$seed.png" "${all_prompts[$i]}" "$seed" "$@"; files+=("$ev/grid$tag-$i-$seed.png"); done
+  done
+  $py scripts/png_grid.py "$png" 4 "${files[@]}"
+}
+echo "[evidence] grid of 16 prompts x 4 seeds"
+grid "$out/grid.png" ""
 # The same grid at every other size the model was trained at (luminars.json trained_sizes).
 resolution=$($py -c 'import json,sys;print(json.load(open(sys.argv[1]))["resolution"])' "$model/luminars.json")
 mapfile -t extra_sizes < <($py -c 'import json,sys;j=json.load(open(sys.argv[1]));[print(s) for s in j.get("trained_sizes",[]) if s!=j["resolution"]]' "$model/luminars.json")
 rm -f "$out"/grid-[0-9]*.png "$ev"/loss-[0-9]*.json "$ev"/psnr-[0-9]*.json
 for size in "${extra_sizes[@]}"; do
   echo "[evidence] grid of 16 prompts x 4 seeds at ${size}x$size"
-  files=()
-  for i in "${!all_prompts[@]}"; do
-    for seed in 1 2 3 4; do gen "$ev/grid$size-$i-$seed.png" "${all_prompts[$i]}" "$seed" --size "$size"; files+=("$ev/grid$size-$i-$seed.png"); done
-  done
-  $py scripts/png_grid.py "$out/grid-$size.png" 4 "${files[@]}"
+  grid "$out/grid-$size.png" "-$size" --size "$size"
 done
 
 # 2. Step and guidance sweeps as pictures (4 prompts, seed 1).
@@ -117,21 +118,22 @@ if [ "$have_clip" = 1 ]; then
   done
 fi
 
+# heldout_figures DATA SIZE SUFFIX: the held-out pictures of DATA cached at SIZE, the model's
+# flow-matching loss on them (loss SUFFIX.json) and the VAE's PSNR (psnr SUFFIX.json).
+heldout_figures() {
+  "${lum[@]}" prepare --data "$1" --vae "$model/vae" --text-encoder "$model/text_encoder" --tokenizer "$model/tokenizer" \
+    --resolution "$2" --sample-prompts 0 --out "$ev/heldout-cache$3" >"$ev/prepare$3.log" 2>&1
+  "${lum[@]}" evaluate --model "$model" --cache "$ev/heldout-cache$3" --json >"$ev/loss$3.json"
+  "${lum[@]}" vae psnr --vae "$model/vae" --data "$1" --resolution "$2" --json >"$ev/psnr$3.json"
+}
 echo "[evidence] held-out flow-matching loss and VAE PSNR"
-"${lum[@]}" prepare --data "$work/data/heldout" --vae "$model/vae" --text-encoder "$model/text_encoder" \
-  --tokenizer "$model/tokenizer" --resolution "$resolution" \
-  --sample-prompts 0 --out "$ev/heldout-cache" >"$ev/prepare.log" 2>&1
-"${lum[@]}" evaluate --model "$model" --cache "$ev/heldout-cache" --json >"$ev/loss.json"
-"${lum[@]}" vae psnr --vae "$model/vae" --data "$work/data/heldout" --resolution "$resolution" --json >"$ev/psnr.json"
+heldout_figures "$work/data/heldout" "$resolution" ""
 # The other trained sizes, on the held-out pictures rasterised at that size (the recipe's WORK/data-SIZE).
 for size in "${extra_sizes[@]}"; do
   held=$work/data-$size/heldout
   if [ ! -e "$held/metadata.jsonl" ]; then echo "[evidence] no $held: no held-out loss at $size"; continue; fi
   echo "[evidence] held-out flow-matching loss and VAE PSNR at ${size}x$size"
-  "${lum[@]}" prepare --data "$held" --vae "$model/vae" --text-encoder "$model/text_encoder" --tokenizer "$model/tokenizer" \
-    --resolution "$size" --sample-prompts 0 --out "$ev/heldout-cache-$size" >"$ev/prepare-$size.log" 2>&1
-  "${lum[@]}" evaluate --model "$model" --cache "$ev/heldout-cache-$size" --json >"$ev/loss-$size.json"
-  "${lum[@]}" vae psnr --vae "$model/vae" --data "$held" --resolution "$size" --json >"$ev/psnr-$size.json"
+  heldout_figures "$held" "$size" "-$size"
 done
 files=()
 for i in 0 1 2 3 4 5 6 7; do
