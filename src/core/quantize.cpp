@@ -191,10 +191,8 @@ torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape) {
 }
 
 bool quantizable(const std::string& name, const torch::Tensor& t) {
-  auto ends_with = [&](const std::string& suffix) {
-    return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
-  };
-  return t.is_floating_point() && t.dim() >= 2 && t.numel() >= 256 && (ends_with(".weight") || ends_with(".in_proj_weight"));
+  // ".weight" and torch's packed attention projection ".in_proj_weight": both end in "weight"
+  return t.is_floating_point() && t.dim() >= 2 && t.numel() >= 256 && name.ends_with("weight");
 }
 
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
