@@ -57,9 +57,9 @@ TEST(CliRefusals, SizesStateTheRuleAndTheNearest) {
   expect_refused(generate("--size 60" + out), "--size 60: must be a multiple of 32 from 32 to 4096; nearest: 64");
   expect_refused(generate("--width 80" + out), "--width 80: must be a multiple of 32 from 32 to 4096; nearest: 64 or 96");
   expect_refused(generate("--height 8" + out), "--height 8: must be a multiple of 32 from 32 to 4096; nearest: 32");
-  // The shipped model was trained at 64: other valid sizes need --any-size.
-  expect_refused(generate("--size 128" + out), "--size 128: the model was trained at 64");
-  expect_refused(generate("--size 128" + out), "pass --any-size");
+  // The shipped model was trained at 64 and 128: other valid sizes need --any-size.
+  expect_refused(generate("--size 96" + out), "--size 96: the model was trained at 64, 128");
+  expect_refused(generate("--size 256" + out), "pass --any-size");
   // --help states the rule.
   const auto help = test::run_cli("generate --help");
   EXPECT_NE(help.output.find("multiple of the model's size step (32 for the shipped model)"), std::string::npos) << help.output;

@@ -60,7 +60,7 @@ TEST(ImageSizes, ModelFolderTrainedSizes) {
 
   // The shipped model says it.
   EXPECT_EQ(ModelFolder::load(test::shipped_model_dir()).trained_sizes,
-            (std::vector<int64_t>{64}));
+            (std::vector<int64_t>{64, 128}));
 
   // Bad values are named.
   for (const char* bad : {R"({"trained_sizes": []})", R"({"trained_sizes": 64})", R"({"trained_sizes": [64, "x"]})",
