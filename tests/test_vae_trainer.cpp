@@ -101,6 +101,46 @@ TEST(VaeTrainer, ResumeIsBitExact) {
   EXPECT_NE(test::error_of([&] { train_vae(halves); }).find("--kl-weight"), std::string::npos);
 }
 
+// Decoder-only fine-tuning of a trained VAE: the encoder's weights and the latents' scaling and
+// shift stay bit-identical (a denoiser trained on them keeps working) while the decoder trains on.
+TEST(VaeTrainer, DecoderOnlyFineTuningKeepsTheLatents) {
+  test::TempDir dir;
+  test::write_shapes_dataset(dir.file("data"), 40, 32);
+  auto base = train_vae(small_vae(dir, "base", 120));
+  ASSERT_TRUE(base.run.finished);
+  auto o = small_vae(dir, "decoder", 120);
+  o.init_dir = base.vae_dir;
+  o.decoder_only = true;
+  o.vae.block_out_channels = {8, 8};  // ignored: the init folder's config is used
+  o.loop.stages.front().lr = 5e-4;
+  auto tuned = train_vae(o);
+  ASSERT_TRUE(tuned.run.finished);
+  EXPECT_EQ(tuned.scaling_factor, base.scaling_factor);
+  EXPECT_EQ(tuned.shift_factor, base.shift_factor);
+  const auto file = "/diffusion_pytorch_model.safetensors";
+  const auto before = load_tensors(base.vae_dir + file), after = load_tensors(tuned.vae_dir + file);
+  ASSERT_EQ(before.size(), after.size());
+  int encoder = 0, decoder_changed = 0;
+  for (const auto& [name, t] : before) {
+    ASSERT_TRUE(after.count(name)) << name;
+    if (name.starts_with("encoder.") || name.starts_with("quant_conv.")) {
+      EXPECT_TRUE(torch::equal(t, after.at(name))) << name;
+      ++encoder;
+    } else if (!torch::equal(t, after.at(name))) {
+      ++decoder_changed;
+    }
+  }
+  EXPECT_GT(encoder, 10);
+  EXPECT_GT(decoder_changed, 10);
+  // Stated threshold: 120 more steps of the decoder alone raise the undertrained base's held-out
+  // PSNR by more than 0.25 dB (measured 12.47 -> 13.00 dB).
+  EXPECT_GT(tuned.psnr, base.psnr + 0.25);
+  // Without a VAE to start from there is no decoder to fine-tune.
+  o = small_vae(dir, "no-init", 1);
+  o.decoder_only = true;
+  EXPECT_NE(test::error_of([&] { train_vae(o); }).find("--init"), std::string::npos);
+}
+
 TEST(VaeTrainer, ClearErrors) {
   test::TempDir dir;
   test::write_shapes_dataset(dir.file("data"), 4, 32);

@@ -40,6 +40,9 @@ namespace {
 
 constexpr double kInitialLogvar = -6.0;
 
+// The parameters that make the latents: frozen by decoder-only fine-tuning.
+bool in_encoder(const std::string& name) { return name.starts_with("encoder.") || name.starts_with("quant_conv."); }
+
 struct VaeBatch {
   torch::Tensor images, noise;  // [B,3,R,R] in [-1,1]; ε for the posterior sample [B,L,h,w]
 };
@@ -57,12 +60,28 @@ class VaeTask : public TrainTask {
         batches_([this](int64_t i) { return draw(i); }),
         model_(nullptr) {
     torch::manual_seed(o.loop.seed);
+    if (!o.init_dir.empty()) {
+      model_ = AutoencoderKL::from_dir(o.init_dir);
+      return;
+    }
     model_ = AutoencoderKL(o.vae);
     // The posterior starts narrow (σ ≈ 0.05 instead of 1): with unit noise on a freshly
     // initialised mean no picture information reaches the decoder and reconstruction stalls.
     torch::NoGradGuard no_grad;
     auto& last = model_->quant_conv ? model_->quant_conv : model_->encoder->conv_out;
     last->bias.narrow(0, o.vae.latent_channels, o.vae.latent_channels).fill_(kInitialLogvar);
+  }
+
+  // Decoder-only fine-tuning: the encoder (and quant_conv) frozen, the rest trained.
+  NamedTensors trainable(int stage) override {
+    if (!o_.decoder_only) return TrainTask::trainable(stage);
+    NamedTensors decoder;
+    for (auto& p : model_->named_parameters()) {
+      const bool train = !in_encoder(p.key());
+      p.value().set_requires_grad(train);
+      if (train) decoder.emplace_back(p.key(), p.value());
+    }
+    return decoder;
   }
 
   std::string name() const override { return "vae"; }
@@ -77,7 +96,9 @@ class VaeTask : public TrainTask {
             {"edge-weight", o_.edge_weight},
             {"charbonnier-eps", o_.charbonnier_eps},
             {"flip", o_.flip},
-            {"val-fraction", o_.val_fraction}};
+            {"val-fraction", o_.val_fraction},
+            {"init", o_.init_dir},
+            {"decoder-only", o_.decoder_only}};
   }
   AutoencoderKL& model() { return model_; }
 
@@ -85,7 +106,7 @@ class VaeTask : public TrainTask {
     const auto d = o_.loop.device;
     VaeBatch b = batches_.get(index);
     auto x = b.images.to(d);
-    auto [mean, logvar] = posterior(x);
+    auto [mean, logvar] = o_.decoder_only ? frozen_posterior(x) : posterior(x);
     auto z = mean + torch::exp(0.5 * logvar) * b.noise.to(d);
     auto rec = decode(z).to(torch::kFloat32);
     auto rec_loss = torch::sqrt((rec - x).pow(2) + o_.charbonnier_eps * o_.charbonnier_eps).mean();
@@ -128,6 +149,10 @@ class VaeTask : public TrainTask {
     if (model_->quant_conv) moments = model_->quant_conv(moments);
     auto parts = moments.chunk(2, 1);
     return {parts[0], parts[1].clamp(-30.0, 20.0)};
+  }
+  std::pair<torch::Tensor, torch::Tensor> frozen_posterior(const torch::Tensor& x) {
+    torch::NoGradGuard no_grad;
+    return posterior(x);
   }
   torch::Tensor decode(torch::Tensor z) {
     if (model_->post_quant_conv) z = model_->post_quant_conv(z);
@@ -187,10 +212,23 @@ std::pair<double, double> latent_statistics(VaeTask& task, const ImageSet& image
   return {mu, std::sqrt(var)};
 }
 
+// The init's encoder bit for bit: averaging a frozen weight with itself (the EMA) can move its
+// last bit, and the latents must not move at all.
+void restore_encoder(AutoencoderKLImpl& model, const AutoencoderKL& init) {
+  torch::NoGradGuard no_grad;
+  auto params = model.named_parameters();
+  for (const auto& p : init->named_parameters())
+    if (in_encoder(p.key())) params[p.key()].copy_(p.value());
+}
+
 }  // namespace
 
-VaeTrainResult train_vae(const VaeTrainOptions& o) {
-  // 1. Check inputs.
+VaeTrainResult train_vae(const VaeTrainOptions& options) {
+  // 1. Check inputs; a VAE to start from brings its own configuration.
+  VaeTrainOptions o = options;
+  if (o.decoder_only && o.init_dir.empty())
+    throw Error("--decoder-only fine-tunes a trained VAE's decoder: name the VAE folder with --init");
+  if (!o.init_dir.empty()) o.vae = VaeConfig::from_file((fs::path(o.init_dir) / "config.json").string());
   o.vae.validate();
   const int64_t f = o.vae.downscale_factor();
   if (o.resolution < f || o.resolution % f != 0)
@@ -219,10 +257,16 @@ VaeTrainResult train_vae(const VaeTrainOptions& o) {
   // 4. The EMA weights, their latent statistics and held-out PSNR; OUT/vae/.
   auto& model = task.model();
   load_ema_weights(result.run.checkpoint, *model);
+  if (o.decoder_only) restore_encoder(*model, AutoencoderKL::from_dir(o.init_dir));
   model->eval();
-  auto [mu, sigma] = latent_statistics(task, images, o.stats_images, o.batch_size, o.loop.device);
-  result.shift_factor = mu;
-  result.scaling_factor = 1.0 / sigma;
+  if (o.decoder_only) {  // the latents are the init's: so are their scaling and shift
+    result.shift_factor = o.vae.shift_factor;
+    result.scaling_factor = o.vae.scaling_factor;
+  } else {
+    auto [mu, sigma] = latent_statistics(task, images, o.stats_images, o.batch_size, o.loop.device);
+    result.shift_factor = mu;
+    result.scaling_factor = 1.0 / sigma;
+  }
   {
     torch::NoGradGuard no_grad;
     if (auto v = task.validate()) result.psnr = v->metrics.front().second;

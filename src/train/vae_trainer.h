@@ -3,6 +3,9 @@
 // KL to N(0,1) + edge_weight · L1 of the image-gradient difference (keeps edges sharp). At the end
 // the latent statistics over the data set give scaling_factor and shift_factor (scaled latents of
 // zero mean and unit variance), and OUT/vae/ is written from the EMA weights.
+// With init_dir and decoder_only it fine-tunes a trained VAE's decoder instead: the encoder and its
+// scaling and shift stay as they were, so the latents (and every denoiser trained on them) do not
+// change while the pictures decoded from them improve.
 //   OUT/vae/config.json, OUT/vae/diffusion_pytorch_model.safetensors
 //   OUT/checkpoints/, log.jsonl, loss.png, samples/step-N.png (held-out originals over reconstructions)
 #pragma once
@@ -29,6 +32,8 @@ struct VaeTrainOptions {
   bool flip = true;                     // mirror half the batches' images
   double val_fraction = 0.05;
   int64_t stats_images = 2048;          // images measured for scaling_factor and shift_factor
+  std::string init_dir;                 // start from this VAE folder (its config replaces `vae`)
+  bool decoder_only = false;            // with init_dir: train the decoder only (encoder frozen)
   LoopOptions loop;                     // out_dir, steps (one stage), lr, checkpoints, ...
   bool progress = true;
 };
