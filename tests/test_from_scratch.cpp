@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "core/files.h"
 #include "core/image.h"
 #include "pipeline/model_folder.h"
 #include "test_support.h"
@@ -58,6 +59,28 @@ TEST(FromScratch, TokenizerVaeClipPrepareTrainGenerate) {
   double diff = 0;
   for (std::size_t i = 0; i < img.rgb.size(); ++i) diff += std::abs(int(img.rgb[i]) - int(f16.rgb[i]));
   EXPECT_LT(diff / static_cast<double>(img.rgb.size()), 4.0);  // mean absolute difference in 0..255
+
+  // A decoder fine-tuned for the same latents (train-vae --init --decoder-only) replaces the
+  // model's VAE in an export; a VAE whose latents differ is refused, naming what differs.
+  auto decoder = run("train-vae" + data + " --init " + dir.file("vae-run/vae") + " --decoder-only --out " + dir.file("decoder-run") +
+                     " --resolution 16 --batch 8 --steps 4 --warmup 1 --val-fraction 0.2");
+  EXPECT_NE(decoder.output.find("trained the VAE's decoder 4 steps"), std::string::npos) << decoder.output;
+  run("export --model " + dir.file("run/model") + " --vae " + dir.file("decoder-run/vae") + " --out " + dir.file("redecoded"));
+  EXPECT_EQ(read_file(dir.file("redecoded/vae/config.json")), read_file(dir.file("decoder-run/vae/config.json")));
+  EXPECT_NE(read_file(dir.file("redecoded/vae/diffusion_pytorch_model.safetensors")),
+            read_file(dir.file("shipped/vae/diffusion_pytorch_model.safetensors")));
+  run("generate --model " + dir.file("redecoded") + " --prompt 'a red circle' --steps 3 --seed 2 --quiet --out " + dir.file("redecoded.png"));
+  fs::copy(dir.file("decoder-run/vae"), dir.file("other-vae"));
+  auto config = read_file(dir.file("other-vae/config.json"));
+  const auto at = config.find("\"scaling_factor\"");
+  ASSERT_NE(at, std::string::npos) << config;
+  config.replace(at, std::string("\"scaling_factor\"").size(), "\"scaling_factor\": 0.5, \"unused\"");
+  test::write_text(dir.file("other-vae/config.json"), config);
+  r = test::run_cli("export --model " + dir.file("run/model") + " --vae " + dir.file("other-vae") + " --out " + dir.file("broken"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("--vae " + dir.file("other-vae") + ": its scaling_factor is 0.500000"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(dir.file("broken")));
+
   r = test::run("LUMINARS_MODEL=" + dir.file("nope") + " " + std::string(LUMINARS_CLI_PATH) + " generate --prompt x --out " + dir.file("x.png"));
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.output.find("is not a model folder"), std::string::npos) << r.output;

@@ -1,5 +1,7 @@
 #include "pipeline/export_model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -14,6 +16,7 @@
 #include "pipeline/calibration.h"
 #include "pipeline/model_folder.h"
 #include "vae/autoencoder_kl.h"
+#include "vae/vae.h"
 
 namespace luminars {
 
@@ -70,6 +73,25 @@ void export_component(const std::string& from, const fs::path& to, const ExportO
   }
 }
 
+// The VAE to export: the model's, or `replacement` when it makes the same latents (denoisers are
+// trained on the encoder's latents, scaled and shifted: a VAE that changes them breaks the model).
+std::string vae_to_export(const std::string& model_vae, const std::string& replacement) {
+  if (replacement.empty()) return model_vae;
+  const VaeGeometry a = read_vae_geometry(model_vae), b = read_vae_geometry(replacement);
+  auto differs = [&](const std::string& what, const std::string& was, const std::string& now) {
+    if (was != now)
+      throw Error("--vae " + replacement + ": its " + what + " is " + now + ", the model's VAE's " + was +
+                  ": the denoiser needs the same latents (fine-tune the model's VAE with train-vae --init --decoder-only)");
+  };
+  differs("class", a.class_name, b.class_name);
+  differs("latent channels", std::to_string(a.latent_channels), std::to_string(b.latent_channels));
+  differs("downscale factor", std::to_string(a.downscale_factor), std::to_string(b.downscale_factor));
+  auto close = [](double x, double y) { return std::abs(x - y) <= 1e-6 * std::max(1.0, std::abs(x)); };
+  if (!close(a.scaling_factor, b.scaling_factor)) differs("scaling_factor", std::to_string(a.scaling_factor), std::to_string(b.scaling_factor));
+  if (!close(a.shift_factor, b.shift_factor)) differs("shift_factor", std::to_string(a.shift_factor), std::to_string(b.shift_factor));
+  return replacement;
+}
+
 }  // namespace
 
 ExportSummary export_model(const ExportOptions& o) {
@@ -115,8 +137,9 @@ ExportSummary export_model(const ExportOptions& o) {
                      }
                      if (!list.empty()) metadata["merged_loras"] = list;
                    });
-  const VaeConfig vae_config = VaeConfig::from_file((fs::path(src.path_of(src.vae)) / "config.json").string());
-  export_component(src.path_of(src.vae), tmp / "vae", o, {}, [&](const std::string& name, const torch::Tensor&) {
+  const std::string vae_dir = vae_to_export(src.path_of(src.vae), o.vae_dir);
+  const VaeConfig vae_config = VaeConfig::from_file((fs::path(vae_dir) / "config.json").string());
+  export_component(vae_dir, tmp / "vae", o, {}, [&](const std::string& name, const torch::Tensor&) {
     return vae_keeps_eight_bits(vae_config, name);
   });
   fs::create_directories(tmp / "denoiser");

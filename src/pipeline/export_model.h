@@ -31,6 +31,9 @@ struct ExportOptions {
   // mean square while the model draws these prompts (pipeline/calibration.h); empty = every value
   // alike. The prompts' count is recorded in the denoiser file's metadata.
   std::vector<std::string> calibration_prompts;
+  // Another VAE for the same latents (a decoder fine-tuned by train-vae --decoder-only) in place of
+  // the model's; refused unless its class, latent channels, downscale, scaling and shift match.
+  std::string vae_dir;
 };
 
 struct ExportSummary {

@@ -30,6 +30,10 @@ void register_export(CLI::App& app, GlobalOptions& g) {
                   "rounding error is weighted by them (default: 16 built-in prompts)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--no-calibration", *no_calibration, "q4_0: weigh every value's rounding error alike (no calibration run)");
+  cmd->add_option("--vae", o->vae_dir,
+                  "export this VAE folder instead of the model's: a decoder fine-tuned for the same latents "
+                  "(train-vae --init MODEL/vae --decoder-only); refused if its latents differ")
+      ->check(CLI::ExistingDirectory);
   cmd->callback([o, dtype, merge, prompts_file, no_calibration, &g] {
     apply_global(g);
     if (*dtype == "q4_0" && !*no_calibration) {
