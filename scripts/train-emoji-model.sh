@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Rebuilds the shipped model (models/emoji/) from nothing with the project's own tools:
-#   data (scripts/fetch-emoji.sh) -> tokenizer -> VAE -> CLIP -> prepare -> denoiser stages 1-3 -> export
+#   data (scripts/fetch-emoji.sh) -> tokenizer -> VAE -> its decoder fine-tuned -> CLIP -> prepare ->
+#   denoiser stages 1-3 and cycles -> export (with the fine-tuned decoder)
 # Every phase resumes where it was interrupted (finished phases are skipped, trainers continue
 # from their latest checkpoint), so rerunning the same command after a kill or a reboot goes on.
 #
@@ -33,7 +34,7 @@ mkdir -p "$work"
 case "$profile" in
   cpu)
     size=64
-    vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8
+    vae_steps=3000;  vae_batch=16;  vae_widths="32 64 128 128"; vae_groups=8; vae_decoder_steps=2000
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles="9000:5e-4 8000:3e-4 12000:4e-4:64"  # the release's further cosine cycles (models/emoji/README.md)
@@ -41,7 +42,7 @@ case "$profile" in
     ;;
   gpu)
     size=128
-    vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"; vae_groups=32
+    vae_steps=3000;  vae_batch=64;  vae_widths="64 128 256 256"; vae_groups=32; vae_decoder_steps=1000
     clip_steps=1500; clip_batch=256
     den_steps="8000 500 500"; den_batch=128; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles=""
@@ -70,6 +71,12 @@ phase vae "$work/vae-run/vae/config.json" \
   "$bin" train-vae --data "$data/train" --out "$work/vae-run" --resume --device "$device" --resolution $size \
   --widths $vae_widths --norm-groups $vae_groups --steps $vae_steps --batch $vae_batch --lr 1e-3 --warmup 100 --ema 0.995 \
   --checkpoint-every 200 --validate-every 200 --sample-every 400 --val-fraction 0.03
+# The VAE's decoder fine-tuned on (encoder frozen: the latents, and so every cache and denoiser made
+# with vae-run/vae, stay valid); the exported model ships this decoder.
+phase vae-decoder "$work/vae-decoder-run/vae/config.json" \
+  "$bin" train-vae --data "$data/train" --init "$work/vae-run/vae" --decoder-only --out "$work/vae-decoder-run" --resume \
+  --device "$device" --resolution $size --steps $vae_decoder_steps --batch $vae_batch --lr 1e-4 --warmup 100 --ema 0.999 \
+  --checkpoint-every 250 --validate-every 250 --sample-every 500 --val-fraction 0.03
 phase clip "$work/clip-run/text_encoder/config.json" \
   "$bin" train-clip --data "$data/train" --tokenizer "$work/tokenizer" --out "$work/clip-run" --resume --device "$device" \
   --resolution $size --steps $clip_steps --batch $clip_batch --lr 5e-4 --warmup 200 --ema 0.999 \
@@ -147,7 +154,7 @@ if [ -n "$extra_size" ] && [ -n "$sizes_cycles" ]; then
     n=$((n + 1))
   done
 fi
-phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --out '$out' --dtype f16 \
+phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --vae '$work/vae-decoder-run/vae' --out '$out' --dtype f16 \
   --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
 
 echo "phase times (s):"; awk -F'\t' '{t[$1]+=$3} END {for (p in t) printf "  %-10s %6d\n", p, t[p]}' "$work/times.tsv"

@@ -64,6 +64,7 @@ def main(work, model_dir, profile):
     sources = os.path.join(work, "data", "SOURCES.md")
     data = open(sources, encoding="utf-8").read().split("\n", 2)[2] if os.path.exists(sources) else "(SOURCES.md missing)\n"
     vae = last_validation(os.path.join(work, "vae-run"))
+    vae_decoder = last_validation(os.path.join(work, "vae-decoder-run"))
     clip = last_validation(os.path.join(work, "clip-run"))
     # The denoiser's last run: the main one, or its last further cycle (denoiser-cycleN).
     cycles = sorted((int(d[len("denoiser-cycle"):]), d) for d in os.listdir(work)
@@ -72,13 +73,13 @@ def main(work, model_dir, profile):
     times = phase_times(work)
     total = sum(times.values())
     luminars = json.load(open(os.path.join(model_dir, "luminars.json"), encoding="utf-8"))
-    size = luminars.get("resolution")
+    sizes = luminars.get("trained_sizes") or [luminars.get("resolution")]
     lines = [
         "# LuminaRS emoji — the model LuminaRS ships",
         "",
         f"A complete LuminaRS (tokenizer, CLIP text encoder, VAE, denoiser) trained from nothing by "
         f"`scripts/train-emoji-model.sh` (profile `{profile}`) on open colour emoji in eight art styles, "
-        f"at {size}×{size} pixels. `luminars generate` uses it when no `--model` is given.",
+        f"at {' and '.join(f'{n}×{n}' for n in sizes)} pixels. `luminars generate` uses it when no `--model` is given.",
         "",
         "```sh",
         'build/luminars generate --prompt "a red heart, noto style" --seed 1 --out heart.png',
@@ -96,8 +97,9 @@ def main(work, model_dir, profile):
         "",
         "## Recipe",
         "",
-        "data (`scripts/fetch-emoji.sh`) → `train-tokenizer` → `train-vae` → `train-clip` → `prepare` → "
-        "`train --stage all` (denoiser stages 1–3) → `export` (F16 weights); the exact flags are in "
+        "data (`scripts/fetch-emoji.sh`) → `train-tokenizer` → `train-vae` → its decoder fine-tuned "
+        "(`train-vae --decoder-only`) → `train-clip` → `prepare` → `train --stage all` (denoiser stages 1–3) "
+        "and its further cycles → `export` (F16 weights, the fine-tuned decoder); the exact flags are in "
         "`scripts/train-emoji-model.sh`.",
         "",
         f"Hardware: {cpu_name()}, {os.cpu_count()} threads.",
@@ -105,12 +107,14 @@ def main(work, model_dir, profile):
         "| phase | time |",
         "| --- | --- |",
     ]
-    for name in ["data", "tokenizer", "vae", "clip", "prepare", "denoiser", "export"]:
-        if name in times:
-            lines.append(f"| {name} | {times[name] // 60} min {times[name] % 60} s |")
+    for name, secs in times.items():  # every phase, in the order the recipe ran them
+        lines.append(f"| {name} | {secs // 60} min {secs % 60} s |")
     lines += [f"| total | {total // 60} min {total % 60} s |", "", "## Held-out figures at the end of training", ""]
     if vae:
         lines.append(f"- VAE: PSNR {vae.get('psnr', float('nan')):.2f} dB on held-out training-split pictures (step {vae['step']}).")
+    if vae_decoder:
+        lines.append(f"- VAE with the fine-tuned decoder: PSNR {vae_decoder.get('psnr', float('nan')):.2f} dB on the same "
+                     f"pictures (step {vae_decoder['step']}).")
     if clip:
         lines.append(
             f"- CLIP: image→text top-1 {100 * clip.get('i2t_top1', 0):.1f}% / top-5 {100 * clip.get('i2t_top5', 0):.1f}%, "
