@@ -212,13 +212,12 @@ std::pair<double, double> latent_statistics(VaeTask& task, const ImageSet& image
   return {mu, std::sqrt(var)};
 }
 
-// The init's encoder bit for bit: averaging a frozen weight with itself (the EMA) can move its
-// last bit, and the latents must not move at all.
-void restore_encoder(AutoencoderKLImpl& model, const AutoencoderKL& init) {
-  torch::NoGradGuard no_grad;
-  auto params = model.named_parameters();
-  for (const auto& p : init->named_parameters())
-    if (in_encoder(p.key())) params[p.key()].copy_(p.value());
+// The encoder's weights as training left them: frozen, so the init's bit for bit.
+NamedTensors encoder_weights(AutoencoderKLImpl& model) {
+  NamedTensors w;
+  for (const auto& p : model.named_parameters())
+    if (in_encoder(p.key())) w.emplace_back(p.key(), p.value().detach().clone());
+  return w;
 }
 
 }  // namespace
@@ -256,8 +255,15 @@ VaeTrainResult train_vae(const VaeTrainOptions& options) {
 
   // 4. The EMA weights, their latent statistics and held-out PSNR; OUT/vae/.
   auto& model = task.model();
+  // Decoder-only: the encoder goes back after the EMA weights, since averaging a frozen weight with
+  // itself can move its last bit and the latents must not move at all.
+  const NamedTensors frozen = o.decoder_only ? encoder_weights(*model) : NamedTensors{};
   load_ema_weights(result.run.checkpoint, *model);
-  if (o.decoder_only) restore_encoder(*model, AutoencoderKL::from_dir(o.init_dir));
+  {
+    torch::NoGradGuard no_grad;
+    auto params = model->named_parameters();
+    for (const auto& [name, w] : frozen) params[name].copy_(w);
+  }
   model->eval();
   if (o.decoder_only) {  // the latents are the init's: so are their scaling and shift
     result.shift_factor = o.vae.shift_factor;
