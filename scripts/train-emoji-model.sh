@@ -9,14 +9,14 @@
 #   WORK  working folder for data, runs and caches (default ../emoji-work, outside the repository)
 #   OUT   the exported model folder (default models/emoji)
 # Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
-#   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 and 128×128 pictures, 8×8×16 latents at 64; about 14 hours on two
+#   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 and 128×128 pictures, 8×8×16 latents at 64; about 15 hours on two
 #   CPU cores with the cycles below, models/emoji/README.md) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
 #   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
 #   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
 #   SIZES_CYCLE="STEPS:LR[:BATCH] ...": last cycles on a cache of every picture at 64 and at 128 pixels
 #   (prepare --extra-sizes), so that the model is trained at both sizes; cpu default
-#   "13000:3e-4:32 15000:2.5e-4:32" (3 h 25 min), as the 2026-12-05c release was trained; "" for none
+#   "13000:3e-4:32 15000:2.5e-4:32 10000:2e-4:32" (about 4 h 38 min), as the 2026-12-05f release was trained; "" for none
 #   (a model trained at 64 only, docs/emoji/ablations.md).
 #   DEN_BF16=auto|on|off: the denoiser's CPU training under bf16 autocast (auto: the faster of the
 #   two on this CPU, timed once on the cache; the choice is kept in WORK/denoiser-precision).
@@ -38,7 +38,7 @@ case "$profile" in
     clip_steps=5000; clip_batch=128   # 600 x 64 encoded colour but hardly the emoji (models/emoji/README.md)
     den_steps="12000 500 500"; den_batch=32; den_lr="1e-3 1e-5 1e-6"; den_warmup=300
     den_cycles="9000:5e-4 8000:3e-4 12000:4e-4:64"  # the release's further cosine cycles (models/emoji/README.md)
-    extra_size=128; sizes_cycle="13000:3e-4:32 15000:2.5e-4:32"  # the release's cycles at 64 and 128 pixels
+    extra_size=128; sizes_cycle="13000:3e-4:32 15000:2.5e-4:32 10000:2e-4:32"  # the release's cycles at 64 and 128 pixels
     ;;
   gpu)
     size=128

@@ -169,7 +169,12 @@ TEST(TextLora, TrainedWithTheDenoisersDrawnAndExportedMerged) {
   EXPECT_NE(safetensors::Reader(eo.out_dir + "/text_encoder/model.safetensors").metadata().count("merged_loras"), 0u);
   po.model_dir = eo.out_dir;
   Pipeline merged(po);
-  EXPECT_LE(max_difference(picture(merged, {}), adapted), 1);
+  // Merged weights sum in another order than the adapter applied at run time: a level or two of
+  // 255 apart over 12 steps (1 on the 2026-12-05e release, 2 on 2026-12-05f), far closer than the
+  // picture without the adapter.
+  const Image merged_picture = picture(merged, {});
+  EXPECT_LE(max_difference(merged_picture, adapted), 2);
+  EXPECT_LT(max_difference(merged_picture, adapted), max_difference(plain, adapted));
 }
 
 }  // namespace
