@@ -63,6 +63,7 @@ $bin train "${common[@]}" --out "$work/calibrate" --stage 1 --steps 300 --lr "$l
   --validate-every 0 --checkpoint-every 100000 >"$work/calibrate.log" 2>&1 || { say "calibration failed"; tail -5 "$work/calibrate.log" | tee -a "$sum"; exit 1; }
 cal=$((SECONDS - t0)); [ "$cal" -lt 1 ] && cal=1
 left=$((budget - (SECONDS - start) - 45))   # 45 s: start-up, the final export and the copy back
+[ "$left" -ge 60 ] || { say "calibration: 300 steps in $cal s; only $left s left of BUDGET=$budget: not training"; exit 1; }
 steps=$((left * 300 / cal))
 s2=$((steps / 40)); s3=$((steps / 40)); s1=$((steps - s2 - s3))
 say "calibration: 300 steps in $cal s; training $s1 + $s2 + $s3 steps of batch $batch (lr $lr${init:+, from $init}) in about $left s"
