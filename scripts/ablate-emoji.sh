@@ -42,7 +42,6 @@ for v in "$@"; do
   names+=("--name=$name") models+=("$dir/run/model")
   if [ -f "$dir/run/model/luminars.json" ]; then echo "$name: trained already ($dir/run/model)"; continue; fi
   mkdir -p "$dir"
-  # shellcheck disable=SC2086  # the options are words on purpose
   read -r -a o <<<"$base $opts"
   if [ ! -f "$dir/steps" ]; then
     # Speed: 60 steps of this variant; the median time of steps 11-60 (the first ones warm up).

@@ -8,8 +8,9 @@
 pack: DATA's pictures (one size, RGB) as one xz-compressed raw array, metadata.jsonl beside it, and
 a copy of TEXT_ENCODER where one is named (one that travels with the checkout anyway, such as
 models/emoji/text_encoder, needs no copy): take it from a model folder `luminars export` wrote, whose
-weights are float16. unpack writes the captioned picture folder back, bit-identical pixels. vae-encoder copies a VAE folder with only the tensors
-`luminars prepare` reads (encoder.*, quant_conv.*): 3 of the emoji VAE's 7.9 MB.
+weights are float16. unpack writes the captioned picture folder back, bit-identical pixels.
+vae-encoder copies a VAE folder with only the tensors `luminars prepare` reads (encoder.*,
+quant_conv.*): 3 of the emoji VAE's 7.9 MB.
 """
 import json, lzma, os, shutil, struct, sys
 
