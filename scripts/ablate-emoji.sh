@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Ablations at equal CPU time: each variant trains the denoiser from scratch (stage 1, cosine
-# schedule) on the same 64×64 cache for the same wall-clock minutes on this machine — its step
-# count set from its own measured speed, so a slower variant takes fewer steps — then all of them
+# schedule) on the same 64×64 cache for the same wall-clock minutes of this machine — its step
+# count set from its own speed, measured for every variant first while the machine is quiet, so a
+# slower variant takes fewer steps — then all of them
 # are judged together by scripts/evaluate-generation.sh (same classifiers, prompts and seeds) into
 # one table, OUT/evaluation.md, beside OUT/ablation.tsv (steps, minutes measured, held-out loss).
 #
 # Usage: scripts/ablate-emoji.sh OUT MINUTES VARIANT...
-#   VARIANT  NAME=OPTIONS: `luminars train` options added after the base ones (a later option wins), e.g.
+#   VARIANT  NAME=OPTIONS: `luminars train` options that replace the base ones of the same name, e.g.
 #              baseline=                              uniform-t='--time-sampling uniform'
 #              ema-0.9995='--ema 0.9995'              dropout-0.2='--caption-dropout 0.2'
 #              lr-1e-3='--lr 1e-3'                    batch-64='--batch 64 --lr 4.2e-4'
@@ -32,33 +33,78 @@ base=${BASE:---preset small --batch 32 --cpu-bf16 --lr 3e-4 --lr-schedule cosine
 mkdir -p "$out"
 tsv=$out/ablation.tsv
 [ -f "$tsv" ] || printf 'variant\toptions\tsteps\tminutes\tval_loss\n' >"$tsv"
-names=() models=()
+names=() models=() opts_of=()
 
-for v in "$@"; do
-  [[ $v == *=* ]] || die "variant '$v' is not NAME=OPTIONS"
-  name=${v%%=*} opts=${v#*=}
+# variant_options VARIANT: checks NAME=OPTIONS and sets name, opts, dir and the options array o.
+variant_options() {
+  [[ $1 == *=* ]] || die "variant '$1' is not NAME=OPTIONS"
+  name=${1%%=*} opts=${1#*=}
   [[ $name =~ ^[A-Za-z0-9._-]+$ ]] || die "variant name '$name' must be letters, digits, '.', '_' or '-'"
   dir=$out/$name
+  # The variant's options replace the base's of the same name (--lr given twice would be two
+  # stages' rates), and a model file (--config) replaces the preset.
+  local -a b v
+  read -r -a b <<<"$base"
+  read -r -a v <<<"$opts"
+  local given=" ${v[*]} " i
+  [[ $given == *" --config "* ]] && given+="--preset "
+  o=()
+  for ((i = 0; i < ${#b[@]}; i++)); do
+    if [[ ${b[i]} == --* && $given == *" ${b[i]} "* ]]; then
+      [[ $((i + 1)) -lt ${#b[@]} && ${b[i + 1]} != --* ]] && i=$((i + 1))  # its value too
+      continue
+    fi
+    o+=("${b[i]}")
+  done
+  o+=("${v[@]}")
+}
+
+# Every variant's speed first, one after the other, before any training: a step count is only as
+# fair as the machine was quiet while it was measured (work started after these, such as evaluating
+# a finished variant beside the next one's training, slows the runs but does not change their steps).
+# Variants that differ only in what a step costs nothing (learning rate, schedule, the times t,
+# EMA, caption dropout) share one measurement and so one step count: the model, batch and precision
+# set the cost (cost_key).
+cost_key() {
+  printf '%s\n' "${o[@]}" | awk 'p{print; p=0} /^--(preset|config|batch|grad-accum|cpu-bf16|grad-last-recursion)$/{print; p=($0 !~ /bf16|recursion/)}' |
+    paste -sd' ' | cksum | cut -d' ' -f1
+}
+for v in "$@"; do
+  variant_options "$v"
   names+=("--name=$name") models+=("$dir/run/model")
-  if [ -f "$dir/run/model/luminars.json" ]; then echo "$name: trained already ($dir/run/model)"; continue; fi
+  key=$out/.steps-$(cost_key)
+  if [ -f "$dir/steps" ]; then
+    [ -f "$key" ] || cp "$dir/steps" "$key"
+    continue
+  fi
   mkdir -p "$dir"
-  read -r -a o <<<"$base $opts"
-  if [ ! -f "$dir/steps" ]; then
-    # Speed: 60 steps of this variant; the median time of steps 11-60 (the first ones warm up).
-    "$bin" train --cache "$cache" --out "$dir/calibrate" --overwrite --stage 1 --steps 60 "${o[@]}" \
-      --sample-every 0 --validate-every 0 --checkpoint-every 100000 >"$dir/calibrate.log" 2>&1 ||
-      die "$name: calibration failed: $(tail -1 "$dir/calibrate.log")"
-    batch=$(printf '%s\n' "${o[@]}" | awk 'p{b=$0; p=0} $0=="--batch"{p=1} END{print b ? b : 32}')
-    /usr/bin/python3 - "$dir/calibrate/log.jsonl" "$batch" "$minutes" >"$dir/steps" <<'EOF'
+  if [ -f "$key" ]; then
+    cp "$key" "$dir/steps"
+    echo "$name: $(cat "$dir/steps") steps, as the variants of the same model and batch"
+    continue
+  fi
+  # Speed: 60 steps of this variant; the median time of steps 11-60 (the first ones warm up).
+  "$bin" train --cache "$cache" --out "$dir/calibrate" --overwrite --stage 1 --steps 60 "${o[@]}" \
+    --sample-every 0 --validate-every 0 --checkpoint-every 100000 >"$dir/calibrate.log" 2>&1 ||
+    die "$name: calibration failed: $(tail -1 "$dir/calibrate.log")"
+  batch=$(printf '%s\n' "${o[@]}" | awk 'p{b=$0; p=0} $0=="--batch"{p=1} END{print b ? b : 32}')
+  /usr/bin/python3 - "$dir/calibrate/log.jsonl" "$batch" "$minutes" >"$dir/steps.tmp" <<'EOF2'
 import json, statistics, sys
 rates = [r['img_per_s'] for r in map(json.loads, open(sys.argv[1])) if r.get('type') == 'train' and r['step'] > 10]
 sec = statistics.median(int(sys.argv[2]) / r for r in rates)
 print(max(50, int(float(sys.argv[3]) * 60 / sec)))
-EOF
-    rm -rf "$dir/calibrate"
-  fi
+EOF2
+  mv "$dir/steps.tmp" "$dir/steps"
+  cp "$dir/steps" "$key"
+  rm -rf "$dir/calibrate"
+  echo "$name: $(cat "$dir/steps") steps in about $minutes min ($opts)"
+done
+
+for v in "$@"; do
+  variant_options "$v"
+  if [ -f "$dir/run/model/luminars.json" ]; then echo "$name: trained already ($dir/run/model)"; continue; fi
   steps=$(cat "$dir/steps")
-  echo "$name: $steps steps in about $minutes min ($opts)"
+  echo "$name: training $steps steps ($opts)"
   t0=$SECONDS
   resume=(); [ -d "$dir/run/checkpoints" ] && resume=(--resume)
   "$bin" train --cache "$cache" --out "$dir/run" "${resume[@]}" --stage 1 --steps "$steps" "${o[@]}" \
