@@ -15,7 +15,8 @@
 # Environment:
 #   CACHE    a 64×64 cache from `luminars prepare` (default ../emoji-work/release5/cache)
 #   BIN      the luminars program (default build/luminars; copy it elsewhere while rebuilding)
-#   BASE     the base options (default below: the release recipe's, from scratch)
+#   BASE     the base options (default below: the release recipe's, from scratch; its --cpu-bf16 is slower
+#            than float32 on Xeons with AMX under LibTorch 1.13: leave it out there)
 #   EVAL=0   train only; EVAL_OPTS are passed on to evaluate-generation.sh
 # Runs resume: a variant whose model folder exists is kept; one interrupted continues (--resume).
 set -euo pipefail
