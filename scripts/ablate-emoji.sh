@@ -34,7 +34,7 @@ base=${BASE:---preset small --batch 32 --cpu-bf16 --lr 3e-4 --lr-schedule cosine
 mkdir -p "$out"
 tsv=$out/ablation.tsv
 [ -f "$tsv" ] || printf 'variant\toptions\tsteps\tminutes\tval_loss\n' >"$tsv"
-names=() models=() opts_of=()
+names=() models=()
 
 # variant_options VARIANT: checks NAME=OPTIONS and sets name, opts, dir and the options array o.
 variant_options() {
