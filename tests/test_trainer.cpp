@@ -136,6 +136,24 @@ TEST(Schedule, WarmupThenConstantOrCosine) {
   EXPECT_THROW(lr_decay_from_name("linear"), Error);
 }
 
+TEST(TrainingTimes, ShiftMovesSigmaAsTheSamplersShift) {
+  for (auto kind : {TimeSampling::LogitNormal, TimeSampling::Uniform}) {
+    auto g1 = make_generator(11), g2 = make_generator(11);
+    const auto t = sample_training_times(4096, kind, g1);
+    const auto shifted = sample_training_times(4096, kind, g2, torch::kCPU, 3.0);
+    // SD3's shift: sigma' = 3·sigma / (1 + 2·sigma), sigma = 1 − t, drawn from the same numbers.
+    const auto sigma = (1 - t).to(torch::kFloat64);
+    const auto expected = 1 - 3 * sigma / (1 + 2 * sigma);
+    EXPECT_LE(test::rel_error(shifted.to(torch::kFloat64), expected), 1e-6);
+    EXPECT_GT(shifted.min().item<double>(), 0.0);
+    EXPECT_LT(shifted.max().item<double>(), 1.0);
+    // More of the training near the noise: a median t of 0.5 (sigma 0.5) moves to 1 − 1.5 / 2 = 0.25.
+    EXPECT_LT(shifted.median().item<double>(), t.median().item<double>() - 0.1);
+  }
+  auto g = make_generator(1);
+  EXPECT_THROW(sample_training_times(4, TimeSampling::Uniform, g, torch::kCPU, 0.0), Error);
+}
+
 TEST(Batches, DeterministicDropoutAndSplit) {
   test::TempDir dir;
   make_cache(dir.file("cache"), 40);
@@ -444,6 +462,7 @@ TEST(Trainer, ResumeRefusesOtherOptions) {
   expect_refused([](TrainOptions& c) { c.loop.seed = 6; }, "--seed was 5, now 6");
   expect_refused([](TrainOptions& c) { c.caption_dropout = 0.2; }, "--caption-dropout was 0.1, now 0.2");
   expect_refused([](TrainOptions& c) { c.time_sampling = TimeSampling::Uniform; }, "--time-sampling was logit-normal, now uniform");
+  expect_refused([](TrainOptions& c) { c.time_shift = 3; }, "--time-shift was (not recorded), now 3.0");
   expect_refused([](TrainOptions& c) { c.grad_last_recursion_only = true; }, "--grad-last-recursion was false, now true");
   // Config fields that leave every tensor's shape as it was.
   const auto tiny = Config::preset("tiny");

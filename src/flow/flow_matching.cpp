@@ -10,8 +10,15 @@ TimeSampling time_sampling_from_name(const std::string& name) {
   throw Error("unknown time sampling '" + name + "' (known: logit-normal, uniform)");
 }
 
-torch::Tensor sample_training_times(int64_t n, TimeSampling kind, torch::Generator& gen, torch::Device device) {
+namespace {
+// sigma = 1−t mapped to shift·sigma / (1 + (shift−1)·sigma), as in SD3.
+torch::Tensor shift_sigma(const torch::Tensor& sigma, double shift) { return shift * sigma / (1 + (shift - 1) * sigma); }
+}  // namespace
+
+torch::Tensor sample_training_times(int64_t n, TimeSampling kind, torch::Generator& gen, torch::Device device, double shift) {
+  if (!(shift > 0)) throw Error("training time shift must be positive, got " + std::to_string(shift));
   auto t = kind == TimeSampling::LogitNormal ? torch::sigmoid(torch::randn({n}, gen)) : torch::rand({n}, gen);
+  if (shift != 1) t = 1 - shift_sigma(1 - t, shift);
   return t.to(device);
 }
 
@@ -30,9 +37,7 @@ torch::Tensor flow_matching_loss(LuminaRS& model, const torch::Tensor& x_clean, 
 torch::Tensor sample_times(int64_t n, double shift) {
   if (n < 1) throw Error("sample_times: steps must be at least 1, got " + std::to_string(n));
   if (!(shift > 0)) throw Error("sample_times: shift must be positive, got " + std::to_string(shift));
-  auto sigma = 1 - torch::linspace(0, 1, n + 1, torch::kFloat64);
-  sigma = shift * sigma / (1 + (shift - 1) * sigma);
-  return (1 - sigma).to(torch::kFloat32);
+  return (1 - shift_sigma(1 - torch::linspace(0, 1, n + 1, torch::kFloat64), shift)).to(torch::kFloat32);
 }
 
 

@@ -13,9 +13,10 @@ namespace luminars {
 enum class TimeSampling { LogitNormal, Uniform };
 TimeSampling time_sampling_from_name(const std::string& name);  // "logit-normal" | "uniform"
 
-// n training times in (0,1): sigmoid(N(0,1)) or U(0,1).
+// n training times in (0,1): sigmoid(N(0,1)) or U(0,1); with shift s ≠ 1 each time's sigma = 1−t is
+// then mapped to s·sigma / (1 + (s−1)·sigma), the sampler's shift (s > 1 trains more near the noise).
 torch::Tensor sample_training_times(int64_t n, TimeSampling kind, torch::Generator& gen,
-                                    torch::Device device = torch::kCPU);
+                                    torch::Device device = torch::kCPU, double shift = 1.0);
 
 // x_t = (1−t)·noise + t·x_clean, t broadcast over [B,C,H,W].
 torch::Tensor interpolate(const torch::Tensor& x_clean, const torch::Tensor& noise, const torch::Tensor& t);

@@ -25,8 +25,9 @@ torch::Generator seeded_generator(std::initializer_list<uint64_t> parts) {
 }
 
 BatchSampler::BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
-                           TimeSampling time_sampling)
-    : cache_(cache), items_(std::move(items)), seed_(seed), caption_dropout_(caption_dropout), time_sampling_(time_sampling) {
+                           TimeSampling time_sampling, double time_shift)
+    : cache_(cache), items_(std::move(items)), seed_(seed), caption_dropout_(caption_dropout), time_sampling_(time_sampling),
+      time_shift_(time_shift) {
   if (items_.empty()) throw Error("no training images in the cache");
   if (cache_.bucket_count() > 1) {
     bucket_sizes_.assign(static_cast<std::size_t>(cache_.bucket_count()), 0);
@@ -96,7 +97,7 @@ Batch BatchSampler::sample(int64_t index, int64_t batch_size, BatchPart part) {
   auto mine = [&](const torch::Tensor& t) { return t.narrow(0, part.begin, part.size); };
   b.x_clean = mean + std * mine(torch::randn(whole, gen));  // a posterior sample
   b.noise = mine(torch::randn(whole, gen));
-  b.t = mine(sample_training_times(batch_size, time_sampling_, gen));
+  b.t = mine(sample_training_times(batch_size, time_sampling_, gen, torch::kCPU, time_shift_));
   b.ctx = cache_.ctx.gather(rows, torch::kFloat32);
   b.pooled = cache_.pooled.gather(rows, torch::kFloat32);
   for (std::size_t i = 0; i < k; ++i)

@@ -22,7 +22,7 @@ struct Batch {
 class BatchSampler {
  public:
   BatchSampler(const LatentCache& cache, std::vector<int64_t> items, uint64_t seed, double caption_dropout,
-               TimeSampling time_sampling);
+               TimeSampling time_sampling, double time_shift = 1.0);
   // Batch number `index` (global step × accumulation + micro-batch) of `batch_size` images, or
   // `part` of it: the whole batch's random numbers are drawn and the part's kept, so the parts of
   // a data-parallel run's ranks put together are the batch one process draws.
@@ -38,6 +38,7 @@ class BatchSampler {
   uint64_t seed_;
   double caption_dropout_;
   TimeSampling time_sampling_;
+  double time_shift_;
   int64_t cached_epoch_ = -1, cached_batch_size_ = 0;
   std::vector<int64_t> bucket_sizes_;  // training images per aspect-ratio bucket; empty: one bucket
   // Positions in an epoch: the images, or with buckets each bucket's rounded up to whole batches.

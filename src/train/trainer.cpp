@@ -43,6 +43,7 @@ void check_options(const TrainOptions& o) {
   if (!o.lr.empty() && o.lr.size() != o.stages.size()) throw Error("give one learning rate per stage");
   if (o.batch_size < 1) throw Error("batch size must be at least 1, got " + std::to_string(o.batch_size));
   if (o.caption_dropout < 0 || o.caption_dropout > 1) throw Error("caption dropout must be in [0, 1]");
+  if (!(o.time_shift > 0 && o.time_shift <= 100)) throw Error("time shift must be in (0, 100], got " + std::to_string(o.time_shift));
 }
 
 Config config_for_cache(Config cfg, const LatentCache& cache) {
@@ -71,7 +72,7 @@ class DenoiserTask : public TrainTask {
         cache_(LatentCache::load(o.cache_dir)),
         cache_key_(cache_content_key(o.cache_dir)),
         split_(held_out_split(cache_, o.val_fraction, o.loop.seed)),
-        sampler_(cache_, split_.train, o.loop.seed, o.caption_dropout, o.time_sampling),
+        sampler_(cache_, split_.train, o.loop.seed, o.caption_dropout, o.time_sampling, o.time_shift),
         batches_(sampler_, o.batch_size, o.loop.group ? batch_part(o.batch_size, o.loop.group->rank(), o.loop.group->size()) : BatchPart{}),
         model_(nullptr) {
     const Config cfg = config_for_cache(o.config, cache_);
@@ -88,12 +89,14 @@ class DenoiserTask : public TrainTask {
   NamedTensors trainable(int stage) override { return apply_stage(model_, stage); }
   int64_t batch_size() const override { return o_.batch_size; }
   nlohmann::json contract() const override {
-    return {{"config", nlohmann::json::parse(model_->config().to_json())},
-            {"cache", cache_key_},
-            {"caption-dropout", o_.caption_dropout},
-            {"val-fraction", o_.val_fraction},
-            {"time-sampling", o_.time_sampling == TimeSampling::LogitNormal ? "logit-normal" : "uniform"},
-            {"grad-last-recursion", o_.grad_last_recursion_only}};
+    nlohmann::json c = {{"config", nlohmann::json::parse(model_->config().to_json())},
+                        {"cache", cache_key_},
+                        {"caption-dropout", o_.caption_dropout},
+                        {"val-fraction", o_.val_fraction},
+                        {"time-sampling", o_.time_sampling == TimeSampling::LogitNormal ? "logit-normal" : "uniform"},
+                        {"grad-last-recursion", o_.grad_last_recursion_only}};
+    if (o_.time_shift != 1) c["time-shift"] = o_.time_shift;  // absent in runs from before the option
+    return c;
   }
 
   StepLoss loss(int64_t index) override {

@@ -32,6 +32,7 @@ struct TrainOptions {
   int64_t batch_size = 32;
   double caption_dropout = 0.1;
   TimeSampling time_sampling = TimeSampling::LogitNormal;
+  double time_shift = 1.0;  // training times' sigma shifted as the sampler's shift (1 = none)
   bool grad_last_recursion_only = false;
   double val_fraction = 0.05;
   // The run folder, optimizer, schedule, EMA, checkpoints, device and ranks; its stages are made

@@ -88,6 +88,8 @@ void register_train(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--ema", o->loop.ema_decay, "EMA decay of the weights")->capture_default_str()->check(CLI::Range(0.0, 0.999999));
   cmd->add_option("--caption-dropout", o->caption_dropout, "probability of the empty prompt")->capture_default_str()->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--time-sampling", x->time_sampling, "logit-normal or uniform")->capture_default_str();
+  cmd->add_option("--time-shift", o->time_shift, "shift of the training times' sigma = 1 - t, as the sampler's (>1: more near the noise)")
+      ->capture_default_str()->check(CLI::Range(0.01, 100.0));
   cmd->add_flag("--grad-last-recursion", o->grad_last_recursion_only, "backpropagate through the last recursion only");
   cmd->add_option("--checkpoint-every", o->loop.checkpoint_every, "steps between checkpoints")->capture_default_str();
   cmd->add_option("--keep-checkpoints", o->loop.keep_checkpoints, "checkpoints kept")->capture_default_str();
