@@ -1,6 +1,8 @@
 // The `luminars` program and the quick-start example, run as a user would.
 #include <fstream>
 
+#include "core/blas_kernels.h"
+
 #include "test_support.h"
 
 namespace luminars {
@@ -25,6 +27,28 @@ TEST(Cli, InfoThreadsOverride) {
   r = test::run("'" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny --threads 1");  // after the subcommand too
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("threads: 1"), std::string::npos) << r.output;
+}
+
+TEST(BlasKernels, KernelSetsOlderThanAvx2GiveWay) {
+  EXPECT_EQ(better_blas_kernels("Prescott", true, true), "SkylakeX");
+  EXPECT_EQ(better_blas_kernels("PRESCOTT", true, false), "Haswell");
+  EXPECT_EQ(better_blas_kernels("Sandybridge", true, true), "SkylakeX");
+  EXPECT_EQ(better_blas_kernels("Prescott", false, false), "");  // nothing better on this CPU
+  for (const char* chosen : {"Haswell", "SkylakeX", "Cooperlake", "Zen", ""}) EXPECT_EQ(better_blas_kernels(chosen, true, true), "") << chosen;
+}
+
+// Debian's OpenBLAS falls back to its SSE3 kernels on CPUs it does not know (Sapphire Rapids):
+// the program names better ones for itself, unless OPENBLAS_CORETYPE says otherwise.
+TEST(Cli, RunsOpenBlasKernelsAsNewAsTheCpu) {
+  auto r = test::run("env -u OPENBLAS_CORETYPE '" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto at = r.output.find("BLAS: OpenBLAS, ");
+  if (at == std::string::npos) GTEST_SKIP() << "LibTorch's BLAS is not OpenBLAS here";
+  const auto name = r.output.substr(at + 16, r.output.find(' ', at + 16) - (at + 16));
+  EXPECT_EQ(better_blas_kernels_for_this_cpu(name), "") << name;
+  r = test::run("env OPENBLAS_CORETYPE=Prescott '" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("BLAS: OpenBLAS, Prescott kernels"), std::string::npos) << r.output;  // the user's choice stands
 }
 
 TEST(Cli, InfoConfigFileAndJson) {

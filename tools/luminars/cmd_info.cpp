@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "core/blas_kernels.h"
 #include "core/threads.h"
 #include "model/checkpoint.h"
 #include "model/luminars.h"
@@ -53,6 +54,7 @@ void register_info(CLI::App& app, GlobalOptions& g) {
     std::printf("\nweights: %.1f MB as float32, %.1f MB as bf16\n", budget.at("total") * 4 / 1e6,
                 budget.at("total") * 2 / 1e6);
     std::printf("threads: %d (LibTorch %s)\n", torch::get_num_threads(), TORCH_VERSION_STR);
+    if (const auto kernels = blas_kernels(); !kernels.empty()) std::printf("BLAS: OpenBLAS, %s kernels\n", kernels.c_str());
   });
 }
 

@@ -6,6 +6,7 @@
 
 #include "cli_validators.h"
 #include "commands.h"
+#include "core/blas_kernels.h"
 #include "core/error.h"
 #include "core/threads.h"
 #include "suggestions.h"
@@ -18,6 +19,7 @@ void apply_global(const GlobalOptions& g) { configure_threads(g.threads); }
 
 int main(int argc, char** argv) {
   using namespace luminars::cli;
+  luminars::reexec_with_better_blas_kernels(argv);  // before anything else runs (core/blas_kernels.h)
   // Past a file-size limit (ulimit -f) writes fail with EFBIG and a clear error, instead of the
   // process being killed mid-write.
   std::signal(SIGXFSZ, SIG_IGN);
