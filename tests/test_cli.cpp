@@ -42,9 +42,11 @@ TEST(BlasKernels, KernelSetsOlderThanAvx2GiveWay) {
 TEST(Cli, RunsOpenBlasKernelsAsNewAsTheCpu) {
   auto r = test::run("env -u OPENBLAS_CORETYPE '" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  const auto at = r.output.find("BLAS: OpenBLAS, ");
+  const std::string label = "BLAS: OpenBLAS, ";
+  const auto at = r.output.find(label);
   if (at == std::string::npos) GTEST_SKIP() << "LibTorch's BLAS is not OpenBLAS here";
-  const auto name = r.output.substr(at + 16, r.output.find(' ', at + 16) - (at + 16));
+  const auto begin = at + label.size();
+  const auto name = r.output.substr(begin, r.output.find(' ', begin) - begin);
   EXPECT_EQ(better_blas_kernels_for_this_cpu(name), "") << name;
   r = test::run("env OPENBLAS_CORETYPE=Prescott '" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
