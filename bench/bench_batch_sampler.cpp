@@ -46,4 +46,3 @@ void BM_SampleBatch(benchmark::State& state) {
 }  // namespace
 
 BENCHMARK(BM_SampleBatch)->Arg(32)->Arg(128)->Unit(benchmark::kMillisecond)->MinTime(1.0);
-BENCHMARK_MAIN();

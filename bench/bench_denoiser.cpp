@@ -14,7 +14,6 @@
 #include <cstdlib>
 
 #include "core/device.h"
-#include "core/blas_kernels.h"
 #include "core/threads.h"
 #include "train/adamw.h"
 #include "core/autocast.h"
@@ -133,12 +132,3 @@ void BM_SamplingStepSweep(benchmark::State& state) { BM_SamplingStep(state); }
 BENCHMARK(BM_SamplingStepSweep)->ArgsProduct({{1, 2, 4, 8}, {8, 16, 32, 48, 64}, {0, 1}})->Unit(benchmark::kMillisecond)->MinTime(1.0);
 BENCHMARK(BM_TrainingStep)->ArgsProduct({{32, 4}, {32}, {0, 1}})->Unit(benchmark::kMillisecond)->Iterations(2);
 BENCHMARK(BM_TrainingStep)->Args({128, 32, 1})->Unit(benchmark::kMillisecond)->Iterations(10);  // GPU size, bf16
-// As the `luminars` program: OpenBLAS's best kernels for this CPU (core/blas_kernels.h).
-int main(int argc, char** argv) {
-  luminars::reexec_with_better_blas_kernels(argv);
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

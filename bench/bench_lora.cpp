@@ -61,4 +61,3 @@ BENCHMARK(BM_Denoise64)->Arg(0)->Arg(1)->Arg(2)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();

@@ -79,4 +79,3 @@ BENCHMARK(BM_ClipTokenizer)->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
-BENCHMARK_MAIN();

@@ -61,4 +61,3 @@ BENCHMARK(BM_VaeDecode)->Arg(32)->Arg(64)->Unit(benchmark::kMillisecond)->UseRea
 
 }  // namespace
 
-BENCHMARK_MAIN();

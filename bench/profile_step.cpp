@@ -20,9 +20,11 @@
 #include <vector>
 
 #include "core/autocast.h"
+#include "core/blas_kernels.h"
 #include "core/threads.h"
 
 int main(int argc, char** argv) {
+  luminars::reexec_with_better_blas_kernels(argv);  // as the `luminars` program (core/blas_kernels.h)
   const int64_t batch = argc > 1 ? std::atoll(argv[1]) : 1, side = argc > 2 ? std::atoll(argv[2]) : 32;
   const bool bf16 = argc > 3 && std::atoi(argv[3]) != 0;
   const std::string trace = argc > 4 ? argv[4] : "";

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "core/device.h"
+#include "core/blas_kernels.h"
 #include "core/threads.h"
 #include "train/adamw.h"
 #include "core/autocast.h"
@@ -64,6 +65,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  luminars::reexec_with_better_blas_kernels(argv);  // as the `luminars` program (core/blas_kernels.h)
   CLI::App app{"LuminaRS denoiser throughput (median of timed runs)"};
   std::string mode = "training", device_name = "auto";
   int64_t batch = 0, side = 32, runs = 10, warmup = 3, steps = 12;

@@ -1,4 +1,5 @@
 // The `luminars` program and the quick-start example, run as a user would.
+#include <cstdlib>
 #include <fstream>
 
 #include "core/blas_kernels.h"
@@ -51,6 +52,16 @@ TEST(Cli, RunsOpenBlasKernelsAsNewAsTheCpu) {
   r = test::run("env OPENBLAS_CORETYPE=Prescott '" + std::string(LUMINARS_CLI_PATH) + "' info --preset tiny");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("BLAS: OpenBLAS, Prescott kernels"), std::string::npos) << r.output;  // the user's choice stands
+}
+
+// The test programs re-execute themselves as `luminars` does (tests/test_main.cpp): the products
+// the tests run are the ones users run, at their speed.
+TEST(BlasKernels, TheTestsRunKernelsAsNewAsTheCpu) {
+  const std::string name = blas_kernels();
+  if (name.empty()) GTEST_SKIP() << "LibTorch's BLAS is not OpenBLAS here";
+  const char* named = std::getenv("OPENBLAS_CORETYPE");
+  if (named && !better_blas_kernels_for_this_cpu(named).empty()) GTEST_SKIP() << "OPENBLAS_CORETYPE=" << named << " names older kernels";
+  EXPECT_EQ(better_blas_kernels_for_this_cpu(name), "") << name;
 }
 
 TEST(Cli, InfoConfigFileAndJson) {
