@@ -172,9 +172,10 @@ TEST(Faults, KillDuringServeThenRestartServes) {
                      " > /tmp/luminars-serve-fault.log 2>&1 & echo $!)");
   };
   const int port = 18000 + static_cast<int>(::getpid() % 2000);
+  // Up to 2 minutes: the model loads slowly on a machine busy with other tests.
   auto wait_up = [&] {
     httplib::Client c("127.0.0.1", port);
-    for (int i = 0; i < 600; ++i) {
+    for (int i = 0; i < 2400; ++i) {
       if (auto res = c.Get("/health"); res && res->status == 200) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

@@ -8,6 +8,7 @@
 #include "pipeline/pipeline.h"
 #include "text/text_encoder.h"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -334,6 +335,30 @@ TEST(Trainer, CheckpointsLogsAndPlots) {
   fs::create_directories(dir.file("run/checkpoints/.tmp-step-0000008"));
   test::write_text(dir.file("run/checkpoints/.tmp-step-0000008/denoiser.safetensors"), "partial");
   EXPECT_EQ(latest_checkpoint(dir.file("run")).value(), r.checkpoint);
+}
+
+// The held-out loss is logged for the trained weights and for their average (what the model folder
+// holds): with a decay near 1 the average stays at the initial weights while training moves them.
+TEST(Trainer, LogsTheAveragedWeightsHeldOutLossBesideTheTrainedOnes) {
+  test::TempDir dir;
+  make_cache(dir.file("cache"));
+  auto o = small_options(dir.file("cache"), dir.file("run"));
+  o.steps = {6};
+  o.lr = {1e-2};
+  o.loop.ema_decay = 0.999999;
+  ASSERT_TRUE(train(o).finished);
+  std::ifstream log(dir.file("run/log.jsonl"));
+  std::vector<double> trained, averaged;
+  for (std::string line; std::getline(log, line);) {
+    auto j = nlohmann::json::parse(line);
+    if (j["type"] != "val") continue;
+    trained.push_back(j.at("val_loss").get<double>());
+    averaged.push_back(j.at("ema_val_loss").get<double>());
+  }
+  ASSERT_EQ(trained.size(), 3u);
+  EXPECT_GT(std::abs(trained.back() - trained.front()), 1e-3 * trained.front());  // training moved the weights
+  EXPECT_NEAR(averaged.back(), averaged.front(), 1e-4 * averaged.front());        // their average did not
+  EXPECT_GT(std::abs(averaged.back() - trained.back()), 1e-3 * trained.back());
 }
 
 TEST(Trainer, SampleGridThroughDecodeHook) {

@@ -206,6 +206,16 @@ TrainResult run_training(TrainTask& task, const LoopOptions& o) {
     torch::NoGradGuard no_grad;
     module.eval();
     auto v = task.validate();
+    // The same figures for the averaged weights, the ones a model folder holds: over a short run
+    // the average can lag far behind the trained weights ("ema_val_loss", "ema_<metric>").
+    if (v && o.ema_decay > 0) {
+      std::optional<Validation> averaged;
+      with_ema_weights(module, ema, [&] { averaged = task.validate(); });
+      if (averaged) {
+        v->metrics.emplace_back("ema_val_loss", averaged->loss);
+        for (const auto& [name, value] : averaged->metrics) v->metrics.emplace_back("ema_" + name, value);
+      }
+    }
     module.train();
     if (v) log->validation(state.global_step, stage, v->loss, v->metrics);
   };
