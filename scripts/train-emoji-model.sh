@@ -11,10 +11,11 @@
 # Environment: DEN_INIT=FILE starts the denoiser from those weights (a previous release's
 #   denoiser/model.safetensors, as the 2026-12-04 release was made); PROFILE=cpu (default: 64×64 and 128×128 pictures, 8×8×16 latents at 64; about 15 hours on two
 #   CPU cores with the cycles below, models/emoji/README.md) or PROFILE=gpu (128×128, sized for minutes on one H100); DEVICE (auto, cpu, cuda).
-#   DEN_CYCLES="STEPS:LR[:BATCH] ..." further cosine cycles of the denoiser, each started from the
-#   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's; cpu
+#   DEN_CYCLES="STEPS:LR[:BATCH[:SHIFT]] ..." further cosine cycles of the denoiser, each started from the
+#   previous run's averaged (EMA) weights with a short warm-up (BATCH defaults to the profile's;
+#   SHIFT, default 1, shifts the cycle's training times towards noise: train --time-shift; cpu
 #   default "9000:5e-4 8000:3e-4 12000:4e-4:64", as the release was trained; "" for none).
-#   SIZES_CYCLE="STEPS:LR[:BATCH] ...": last cycles on a cache of every picture at 64 and at 128 pixels
+#   SIZES_CYCLE="STEPS:LR[:BATCH[:SHIFT]] ...": last cycles on a cache of every picture at 64 and at 128 pixels
 #   (prepare --extra-sizes), so that the model is trained at both sizes; cpu default
 #   "13000:3e-4:32 15000:2.5e-4:32 10000:2e-4:32" (about 4 h 38 min), as the 2026-12-05f release was trained; "" for none
 #   (a model trained at 64 only, docs/emoji/ablations.md).
@@ -121,16 +122,16 @@ phase denoiser "$work/denoiser-run/model/luminars.json" \
   "$bin" train --cache "$work/cache" --out "$work/denoiser-run" --resume --device "$device" --preset small ${DEN_INIT:+--init "$DEN_INIT"} "${den_bf16[@]}" \
   --stage all --steps $den_steps --lr $den_lr --batch $den_batch --warmup $den_warmup --lr-schedule cosine --ema 0.999 \
   --checkpoint-every 1000 --validate-every 500 --sample-every 2000 --val-fraction 0.02
-# cycle_phase NAME CACHE STEPS:LR[:BATCH] TAIL: a further cosine cycle, started from the previous
+# cycle_phase NAME CACHE STEPS:LR[:BATCH[:SHIFT]] TAIL: a further cosine cycle, started from the previous
 # run's EMA weights (den_model), with TAIL steps in stages 2 and 3; den_model becomes its model.
 cycle_phase() {
-  local run=$work/$1 c_steps c_lr c_batch
-  IFS=: read -r c_steps c_lr c_batch <<<"$3"
+  local run=$work/$1 c_steps c_lr c_batch c_shift
+  IFS=: read -r c_steps c_lr c_batch c_shift <<<"$3"
   phase "$1" "$run/model/luminars.json" \
     "$bin" train --cache "$2" --out "$run" --resume --device "$device" --preset small "${den_bf16[@]}" \
     --init "$den_model/denoiser/model.safetensors" --stage all --steps "$c_steps" "$4" "$4" --lr "$c_lr" 1e-5 1e-6 \
     --batch "${c_batch:-$den_batch}" --warmup 200 --lr-schedule cosine --ema 0.999 --checkpoint-every 250 --validate-every 1000 \
-    --sample-every 0 --val-fraction 0.02
+    --sample-every 0 --val-fraction 0.02 --time-shift "${c_shift:-1}"
   den_model=$run/model
 }
 den_model=$work/denoiser-run/model
