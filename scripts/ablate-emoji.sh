@@ -16,7 +16,10 @@
 #   CACHE    a 64×64 cache from `luminars prepare` (default ../emoji-work/release5/cache)
 #   BIN      the luminars program (default build/luminars; copy it elsewhere while rebuilding)
 #   BASE     the base options (default below: the release recipe's, from scratch; its --cpu-bf16 is slower
-#            than float32 on Xeons with AMX under LibTorch 1.13: leave it out there)
+#            than float32 on Xeons with AMX under LibTorch 1.13: leave it out there; its EMA 0.999
+#            averages about the last 1,000 steps, most of a 12-minute run: variants are judged on
+#            weights that lag, alike for all of them — add --ema 0.99 to judge later weights,
+#            docs/emoji/ablations.md, third round)
 #   EVAL=0   train only; EVAL_OPTS are passed on to evaluate-generation.sh
 # Runs resume: a variant whose model folder exists is kept; one interrupted continues (--resume).
 set -euo pipefail
