@@ -70,5 +70,29 @@ TEST(ImageSizes, ModelFolderTrainedSizes) {
   }
 }
 
+TEST(ImageSizes, ModelFolderHiresFix) {
+  test::TempDir dir;
+  ModelFolder m;
+  m.dir = dir.file("a");
+  m.resolution = 64;
+  m.save();
+  EXPECT_EQ(read_file(dir.file("a/luminars.json")).find("hires_fix"), std::string::npos);  // off: not written
+  EXPECT_EQ(ModelFolder::load(dir.file("a")).sampler.hires_from, 0);
+  m.sampler.hires_from = 64;
+  m.sampler.hires_strength = 0.35;
+  m.save();
+  const ModelFolder back = ModelFolder::load(dir.file("a"));
+  EXPECT_EQ(back.sampler.hires_from, 64);
+  EXPECT_EQ(back.sampler.hires_strength, 0.35);
+
+  fs::create_directories(dir.file("bad"));
+  for (const char* bad : {R"({"sampler": {"hires_fix": 64}})", R"({"sampler": {"hires_fix": {"from": -1}}})",
+                          R"({"sampler": {"hires_fix": {"from": 64.5}}})", R"({"sampler": {"hires_fix": {"from": 64, "strength": 0}}})",
+                          R"({"sampler": {"hires_fix": {"from": 64, "strength": "high"}}})"}) {
+    test::write_text(dir.file("bad/luminars.json"), bad);
+    EXPECT_NE(test::error_of([&] { ModelFolder::load(dir.file("bad")); }).find("hires_fix"), std::string::npos) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace luminars

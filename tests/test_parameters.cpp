@@ -41,6 +41,8 @@ void expect_same(const GenerationParameters& a, const GenerationParameters& b) {
   EXPECT_EQ(a.model, b.model);
   EXPECT_EQ(a.strength, b.strength);
   EXPECT_EQ(a.shift, b.shift);
+  EXPECT_EQ(a.first_width, b.first_width);
+  EXPECT_EQ(a.first_height, b.first_height);
 }
 
 TEST(Parameters, FormatsTheExactText) {
@@ -116,6 +118,40 @@ TEST(Parameters, ReadsARealAutomatic1111Text) {
   EXPECT_EQ(q.sampler, "heun");
   EXPECT_EQ(q.model, "my \"model\", v2");
   EXPECT_EQ(q.seed, 9u);
+}
+
+TEST(Parameters, TwoPassesAreWrittenAndReadAsAutomatic1111Does) {
+  GenerationParameters p = heart();
+  p.negative.clear();
+  p.width = p.height = 128;
+  p.first_width = p.first_height = 64;
+  p.strength = 0.4;
+  const std::string text = format_parameters(p);
+  EXPECT_EQ(text,
+            "a red heart, noto style\nSteps: 12, Sampler: Euler, CFG scale: 4, Seed: 1, Size: 64x64, Model: emoji, "
+            "Denoising strength: 0.4, Shift: 1, Hires resize: 128x128, Hires upscaler: Bicubic");
+  expect_same(parse_parameters(text), p);
+
+  // AUTOMATIC1111's scale factor: the picture is Size × it; its own upscalers are not ours.
+  UnreadParameters unread;
+  const GenerationParameters a = parse_parameters(
+      "x\nSteps: 30, Sampler: Euler, Seed: 42, Size: 512x768, Denoising strength: 0.45, Hires upscale: 1.5, "
+      "Hires steps: 10, Hires upscaler: Latent",
+      unread);
+  EXPECT_EQ(a.first_width, 512);
+  EXPECT_EQ(a.first_height, 768);
+  EXPECT_EQ(a.width, 768);
+  EXPECT_EQ(a.height, 1152);
+  EXPECT_EQ(a.strength, 0.45);
+  EXPECT_EQ(unread.keys, (std::vector<std::string>{"Hires steps", "Hires upscaler"}));
+  // A "hires" pass no larger than the first: one pass, and its strength no image-to-image's.
+  const GenerationParameters same = parse_parameters("x\nSteps: 3, Size: 64x64, Denoising strength: 0.5, Hires upscale: 1");
+  EXPECT_EQ(same.first_width, 0);
+  EXPECT_EQ(same.width, 64);
+  EXPECT_FALSE(same.strength.has_value());
+  EXPECT_NE(error_of([] { parse_parameters("x\nSteps: 3, Size: 64x64, Hires resize: 128"); }).find("Hires resize is not WxH"), std::string::npos);
+  EXPECT_NE(error_of([] { parse_parameters("x\nSteps: 3, Size: 64x64, Hires upscale: 100"); }).find("Hires upscale must be between 1 and 64"),
+            std::string::npos);
 }
 
 TEST(Parameters, MissingKeysKeepTheDefaults) {

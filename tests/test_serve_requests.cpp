@@ -195,5 +195,36 @@ TEST(ServeRequests, Automatic1111) {
   EXPECT_EQ(a({{"init_images", {png64(picture(64, 64))}}, {"denoising_strength", 0}}, true), "denoising_strength");
 }
 
+TEST(ServeRequests, Automatic1111HiresFix) {
+  const auto l = limits();
+  // width × height is the first pass; the picture hr_scale (2 by default) times it, or hr_resize_x/y.
+  auto t = parse_a1111_request(json{{"prompt", "a dog"}, {"width", 64}, {"height", 64}, {"enable_hr", true}, {"denoising_strength", 0.3}},
+                               l, false);
+  EXPECT_EQ(t.request.width.value(), 128);
+  EXPECT_EQ(t.request.height.value(), 128);
+  EXPECT_EQ(t.request.hires_from.value(), 64);
+  EXPECT_EQ(t.request.hires_strength.value(), 0.3);
+  t = parse_a1111_request(json{{"enable_hr", true}, {"width", 64}, {"height", 32}, {"hr_resize_x", 256}, {"hr_resize_y", 128}}, l, false);
+  EXPECT_EQ(t.request.width.value(), 256);
+  EXPECT_EQ(t.request.height.value(), 128);
+  EXPECT_EQ(t.request.hires_from.value(), 64);
+  EXPECT_FALSE(t.request.hires_strength.has_value());  // the model folder's
+  // enable_hr false: one pass, whatever the model folder says; absent: the folder decides.
+  EXPECT_EQ(parse_a1111_request(json{{"enable_hr", false}, {"width", 128}, {"height", 128}}, l, false).request.hires_from.value(), 0);
+  EXPECT_FALSE(parse_a1111_request(json{{"width", 128}, {"height", 128}}, l, false).request.hires_from.has_value());
+  auto a = [&](json body) { return bad_field([&] { parse_a1111_request(body, l, false); }); };
+  EXPECT_EQ(a({{"enable_hr", "yes"}}), "enable_hr");
+  EXPECT_EQ(a({{"enable_hr", true}, {"hr_scale", 8}, {"width", 64}}), "hr_scale");      // 512: above the server's 256
+  EXPECT_EQ(a({{"enable_hr", true}, {"hr_scale", 1}}), "hr_scale");                     // no larger
+  EXPECT_EQ(a({{"enable_hr", true}, {"hr_resize_x", 100}}), "hr_resize_x");             // not a multiple of 32
+  // The jobs API: hires_from and hires_strength.
+  auto j = parse_jobs_request(json{{"prompt", "x"}, {"width", 128}, {"hires_from", 64}, {"hires_strength", 0.5}}, l);
+  EXPECT_EQ(j.request.hires_from.value(), 64);
+  EXPECT_EQ(j.request.hires_strength.value(), 0.5);
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_from", 50}}, l); }), "hires_from");
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_strength", 0}}, l); }), "hires_strength");
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_from", 64}, {"init_image", png64(picture(64, 64))}}, l); }), "hires_from");
+}
+
 }  // namespace
 }  // namespace luminars::serve

@@ -40,6 +40,14 @@ struct GenerationRequest {
   std::optional<Image> mask;
   int64_t mask_blur = 4;                 // soft edge, in pixels
 
+  // Two passes for pictures larger than the model draws best ("hires fix", AUTOMATIC1111's
+  // enable_hr): text-to-image at hires_from pixels (the longer side; the other in proportion),
+  // then the pictures upscaled to width × height and redrawn as image-to-image at hires_strength,
+  // each from the same seed. Unset: the model folder's sampler.hires_fix; 0: one pass. Requests
+  // with an init image draw in one pass.
+  std::optional<int64_t> hires_from;
+  std::optional<double> hires_strength;
+
   // LoRAs besides those the prompt names as <lora:NAME:WEIGHT> (PipelineOptions::lora_dir).
   std::vector<LoraSpec> loras;
 

@@ -51,6 +51,12 @@ ModelFolder ModelFolder::load(const std::string& dir) {
       m.sampler.method = s.value("method", m.sampler.method);
       m.sampler.cfg_scale = s.value("cfg_scale", m.sampler.cfg_scale);
       m.sampler.shift = s.value("shift", m.sampler.shift);
+      if (s.contains("hires_fix")) {
+        const auto& h = s["hires_fix"];
+        if (!h.is_object()) throw Error(file + ": field 'sampler.hires_fix' must be an object, e.g. {\"from\": 64, \"strength\": 0.4}");
+        json_fields::read(h, "from", m.sampler.hires_from, file + " (sampler.hires_fix)");
+        json_fields::read(h, "strength", m.sampler.hires_strength, file + " (sampler.hires_fix)");
+      }
     }
   } catch (const nlohmann::json::exception& e) {
     throw Error(file + ": " + e.what());
@@ -65,6 +71,9 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     throw out_of_range("sampler.cfg_scale", "between 0 and 100");
   if (!std::isfinite(m.sampler.shift) || m.sampler.shift <= 0 || m.sampler.shift > 100)
     throw out_of_range("sampler.shift", "above 0 and at most 100");
+  if (m.sampler.hires_from < 0 || m.sampler.hires_from > 16384) throw out_of_range("sampler.hires_fix.from", "between 0 (off) and 16384 pixels");
+  if (!std::isfinite(m.sampler.hires_strength) || m.sampler.hires_strength <= 0 || m.sampler.hires_strength > 1)
+    throw out_of_range("sampler.hires_fix.strength", "above 0 and at most 1");
   return m;
 }
 
@@ -81,6 +90,7 @@ void ModelFolder::save() const {
   j["trained_sizes"] = trained_sizes.empty() ? std::vector<int64_t>{resolution} : trained_sizes;
   if (!weights.empty()) j["weights"] = weights;
   j["sampler"] = {{"steps", sampler.steps}, {"method", sampler.method}, {"cfg_scale", sampler.cfg_scale}, {"shift", sampler.shift}};
+  if (sampler.hires_from > 0) j["sampler"]["hires_fix"] = {{"from", sampler.hires_from}, {"strength", sampler.hires_strength}};
   fs::create_directories(dir);
   write_file_atomic((fs::path(dir) / "luminars.json").string(), [&](std::ostream& o) { o << j.dump(2) << "\n"; });
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <map>
 #include <system_error>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -240,6 +241,16 @@ std::vector<uint64_t> parse_seed_list(const std::string& key, const std::string&
 }
 
 constexpr std::string_view kNegativePrefix = "Negative prompt:";
+constexpr std::string_view kHiresUpscaler = "Bicubic";  // the second pass's upscaling of the pictures
+
+// "WxH" as two positive sides.
+std::pair<int64_t, int64_t> parse_size(const std::string& key, const std::string& value) {
+  const std::size_t x = value.find('x');
+  if (x == std::string::npos) throw Error("generation parameters: " + key + " is not WxH: \"" + one_line(value) + "\"");
+  const auto w = parse_number<int64_t>(key, value.substr(0, x)), h = parse_number<int64_t>(key, value.substr(x + 1));
+  if (w <= 0 || h <= 0) throw Error("generation parameters: " + key + " must be positive, not " + one_line(value));
+  return {w, h};
+}
 
 }  // namespace
 
@@ -250,11 +261,15 @@ std::string format_parameters(const GenerationParameters& p) {
   out += ", Sampler: " + sampler_label(p.sampler);
   out += ", CFG scale: " + format_number(p.cfg_scale);
   out += ", Seed: " + std::to_string(p.seed);
-  if (p.width > 0 && p.height > 0) out += ", Size: " + std::to_string(p.width) + "x" + std::to_string(p.height);
+  const bool two_pass = p.first_width > 0 && p.first_height > 0;
+  auto size = [](int64_t w, int64_t h) { return std::to_string(w) + "x" + std::to_string(h); };
+  if (two_pass) out += ", Size: " + size(p.first_width, p.first_height);
+  else if (p.width > 0 && p.height > 0) out += ", Size: " + size(p.width, p.height);
   if (!p.model.empty()) out += ", Model: " + quote(p.model);
   if (p.strength) out += ", Denoising strength: " + format_number(*p.strength);
   out += ", Shift: " + format_number(p.shift);
   if (p.mask_blur) out += ", Mask blur: " + std::to_string(*p.mask_blur);
+  if (two_pass) out += ", Hires resize: " + size(p.width, p.height) + ", Hires upscaler: " + std::string(kHiresUpscaler);
   if (!p.lora_hashes.empty()) {
     std::string list;
     for (const auto& [name, hash] : p.lora_hashes) list += (list.empty() ? "" : ", ") + name + ": " + hash;
@@ -323,6 +338,8 @@ GenerationParameters parse_parameters(const std::string& text, UnreadParameters&
 
   // 4. The values; unknown keys are listed in `unread`, missing ones keep their defaults.
   int64_t batch_size = 1;
+  std::optional<std::pair<int64_t, int64_t>> hires_size;
+  std::optional<double> hires_scale;
   for (const auto& [key, value] : *pairs) {
     if (key == "Steps") {
       p.steps = parse_number<int64_t>(key, value);
@@ -336,11 +353,14 @@ GenerationParameters parse_parameters(const std::string& text, UnreadParameters&
     } else if (key == "Seed") {
       p.seed = parse_number<uint64_t>(key, value);
     } else if (key == "Size") {
-      const std::size_t x = value.find('x');
-      if (x == std::string::npos) throw Error("generation parameters: Size is not WxH: \"" + one_line(value) + "\"");
-      p.width = parse_number<int64_t>(key, value.substr(0, x));
-      p.height = parse_number<int64_t>(key, value.substr(x + 1));
-      if (p.width <= 0 || p.height <= 0) throw Error("generation parameters: Size must be positive, not " + one_line(value));
+      std::tie(p.width, p.height) = parse_size(key, value);
+    } else if (key == "Hires resize") {
+      hires_size = parse_size(key, value);
+    } else if (key == "Hires upscale") {
+      hires_scale = parse_number<double>(key, value);
+      if (!(*hires_scale >= 1 && *hires_scale <= 64)) throw Error("generation parameters: Hires upscale must be between 1 and 64, not " + one_line(value));
+    } else if (key == "Hires upscaler" && value == kHiresUpscaler) {
+      // the upscaling the second pass does here
     } else if (key == "Model") {
       p.model = value;
     } else if (key == "Denoising strength") {
@@ -368,6 +388,21 @@ GenerationParameters parse_parameters(const std::string& text, UnreadParameters&
       }
     } else {
       unread.keys.push_back(key);
+    }
+  }
+  // Two passes (AUTOMATIC1111's hires fix): Size was the first pass's.
+  if ((hires_size || hires_scale) && p.width > 0 && p.height > 0) {
+    p.first_width = p.width;
+    p.first_height = p.height;
+    if (hires_size) {
+      std::tie(p.width, p.height) = *hires_size;
+    } else {
+      p.width = std::llround(static_cast<double>(p.width) * *hires_scale);
+      p.height = std::llround(static_cast<double>(p.height) * *hires_scale);
+    }
+    if (p.width <= p.first_width && p.height <= p.first_height) {  // no larger: its first pass was the picture
+      p.first_width = p.first_height = 0;
+      p.strength.reset();
     }
   }
   if (p.batch_seeds.empty() && batch_size > 1)  // AUTOMATIC1111: picture i of a batch has Seed + i

@@ -17,7 +17,10 @@ struct GenerationParameters {
   uint64_t seed = 0;
   int64_t width = 0, height = 0;      // "Size: WxH"; 0 = not written / not given
   std::string model;                  // "" = not written
-  std::optional<double> strength;     // "Denoising strength", image-to-image only
+  std::optional<double> strength;     // "Denoising strength": image-to-image's, or the second pass's
+  // Two passes (hires fix): the first pass's size; 0 = one pass. Written as AUTOMATIC1111 writes
+  // them: "Size" is the first pass's, "Hires resize: WxH" the picture's (width, height above).
+  int64_t first_width = 0, first_height = 0;
   double shift = 1.0;                 // "Shift": the time shift of the sampling schedule
   std::optional<int64_t> mask_blur;   // "Mask blur", inpainting only
   // A grid of several pictures: "Batch size: 4, Seeds: 3 4 5 6" (Seed is the first picture's).
@@ -39,14 +42,17 @@ struct UnreadParameters {
 //   a red heart, noto style
 //   Negative prompt: blurry
 //   Steps: 12, Sampler: Euler, CFG scale: 4, Seed: 1, Size: 64x64, Model: emoji, Denoising strength: 0.75, Shift: 1
-// (then "Mask blur: 4" for inpainting, "Batch size: 2, Seeds: 1 2" for a grid).
+// (then "Mask blur: 4" for inpainting, "Batch size: 2, Seeds: 1 2" for a grid; two passes write
+// "Size: 64x64, …, Denoising strength: 0.4, …, Hires resize: 128x128, Hires upscaler: Bicubic").
 // Numbers in their shortest exact form (4, 7.5, 0.75); values holding ',' ':' '"' or a line break
 // are JSON-quoted, as AUTOMATIC1111 does. Throws luminars::Error on a sampler other than euler/heun.
 std::string format_parameters(const GenerationParameters& parameters);
 
 // Reads format_parameters' text and AUTOMATIC1111's: the prompt may span lines, the last line holds
 // the "Key: value" pairs (values possibly "quoted", unknown keys ignored, missing keys keep the
-// defaults); samplers "Euler" and "Euler a" read as euler, "Heun" as heun (any case). Throws
+// defaults); samplers "Euler" and "Euler a" read as euler, "Heun" as heun (any case); "Hires
+// resize: WxH" or "Hires upscale: F" make the picture's size that (or Size × F) and Size the first
+// pass's (another "Hires upscaler" than Bicubic is listed as unread). Throws
 // luminars::Error on an empty text, a missing key-value line, another sampler or a bad number
 // (non-finite ones included). "Batch size: N" without "Seeds" reads as N seeds from Seed on.
 GenerationParameters parse_parameters(const std::string& text);

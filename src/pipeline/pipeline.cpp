@@ -41,6 +41,8 @@ struct RequestSettings {
   double cfg_scale = 4, shift = 1;
   std::string sampler = "euler";
   std::optional<Image> init, mask;  // fitted to width × height
+  int64_t first_width = 0, first_height = 0;  // two passes (hires fix): the first pass's size; 0: one pass
+  double hires_strength = 0;
 };
 
 struct Latents {
@@ -124,6 +126,11 @@ struct Pipeline::Parts {
   int64_t multiple() const { return vae_geometry.downscale_factor * config.size_multiple(); }
 
   RequestSettings resolve(const GenerationRequest& r) const;
+  void resolve_hires(const GenerationRequest& r, RequestSettings& s) const;
+  // Latents [B,C,h,w] in the denoiser's space → pictures [B,3,H,W] in [-1, 1], float32 on the device
+  // (tiled when large); pictures → the VAE encoder's mean latents in the denoiser's space.
+  torch::Tensor to_pixels(const torch::Tensor& latents);
+  torch::Tensor to_latents(const torch::Tensor& pixels);
   SizeRule size_rule() const { return {multiple(), 4096, folder.trained_sizes}; }
 };
 
@@ -200,7 +207,66 @@ RequestSettings Pipeline::Parts::resolve(const GenerationRequest& r) const {
     if (auto error = size_error(name, v, rule); !error.empty()) throw Error(error);
   if (r.init_image) s.init = resize_to_cover(*r.init_image, static_cast<int>(s.width), static_cast<int>(s.height));
   if (r.mask) s.mask = resize_to_cover(*r.mask, static_cast<int>(s.width), static_cast<int>(s.height));
+  resolve_hires(r, s);
   return s;
+}
+
+// Two passes when the request (or else the folder) asks for them and the picture is larger than
+// the first pass: the first pass keeps the picture's proportions, its longer side `from`, each side
+// rounded to the size step. A folder's default that finds no trained first size draws in one pass;
+// a request's own hires_from is refused then.
+void Pipeline::Parts::resolve_hires(const GenerationRequest& r, RequestSettings& s) const {
+  const int64_t from = r.hires_from.value_or(folder.sampler.hires_from);
+  const double strength = r.hires_strength.value_or(folder.sampler.hires_strength);
+  if (from < 0 || from > 4096) throw Error("hires fix: the first pass's side must be 0 (one pass) to 4096 pixels, got " + std::to_string(from));
+  if (!(strength > 0 && strength <= 1)) throw Error("hires fix: strength must be in (0, 1], got " + format_number(strength));
+  if (r.hires_from && *r.hires_from > 0 && r.init_image)
+    throw Error("hires fix draws text-to-image pictures in two passes; this request has an init image");
+  const int64_t longer = std::max(s.width, s.height);
+  if (from == 0 || r.init_image || longer <= from) return;
+  const int64_t m = multiple();
+  auto first_side = [&](int64_t v) {
+    return std::max<int64_t>(m, static_cast<int64_t>(std::llround(static_cast<double>(v) * from / longer / m)) * m);
+  };
+  const int64_t w = first_side(s.width), h = first_side(s.height);
+  const SizeRule rule = size_rule();
+  for (auto [name, v] : {std::pair<const char*, int64_t>{"width", w}, {"height", h}}) {
+    std::string error = size_error(std::string("hires fix: the first pass's ") + name, v, rule);
+    if (error.empty() && !is_trained_size(v, rule))
+      error = "hires fix: the first pass's " + std::string(name) + " " + std::to_string(v) + " is not a size the model was trained at (" +
+              join_sizes(rule.trained) + ")";
+    if (error.empty()) continue;
+    if (r.hires_from) throw Error(error);
+    return;  // the folder's default does not apply to this size
+  }
+  s.first_width = w;
+  s.first_height = h;
+  s.hires_strength = strength;
+}
+
+torch::Tensor Pipeline::Parts::to_pixels(const torch::Tensor& latents) {
+  torch::Tensor images;
+  {
+    auto& v = vae(VaePart::Decoder);
+    VaeTiling tiling;
+    tiling.tile = options.vae_tile / factor();
+    tiling.overlap = tiling.tile / 4;
+    AutocastGuard autocast(options.bf16, device, /*allow_cpu=*/true);  // bf16 products, float32 picture
+    images = decode_tiled(v, v.from_denoiser(latents), tiling).to(torch::kFloat32).clamp(-1, 1);
+  }
+  release(decoder);
+  return images;
+}
+
+torch::Tensor Pipeline::Parts::to_latents(const torch::Tensor& pixels) {
+  torch::Tensor z;
+  {
+    AutocastGuard autocast(options.bf16, device, /*allow_cpu=*/true);
+    auto& v = vae(VaePart::Encoder);
+    z = v.to_denoiser(v.encode(pixels.to(device)).mean.to(torch::kFloat32));
+  }
+  release(encoder);
+  return z;
 }
 
 Pipeline::Pipeline(PipelineOptions options) : parts_(std::make_unique<Parts>()) {
@@ -277,84 +343,102 @@ std::shared_ptr<PromptEncoding> Pipeline::encode_prompt(const GenerationRequest&
 std::shared_ptr<Latents> Pipeline::denoise(const GenerationRequest& r, const PromptEncoding& prompt) {
   auto& p = *parts_;
   const RequestSettings s = p.resolve(r);
-  const int64_t f = p.factor(), h = s.height / f, w = s.width / f, c = p.config.latent_channels;
+  const int64_t f = p.factor(), c = p.config.latent_channels;
+  const bool two_pass = s.first_width > 0;
   torch::NoGradGuard no_grad;
   auto check_cancel = [&] {
     if (r.cancelled && r.cancelled()) throw Cancelled();
   };
   check_cancel();
 
-  // Image i of the batch: noise from seed + i (the same noise on every device).
-  std::vector<torch::Tensor> noises;
-  for (int64_t i = 0; i < s.batch; ++i)
-    noises.push_back(torch::randn({1, c, h, w}, make_generator(r.seed + static_cast<uint64_t>(i))));
-  auto noise = torch::cat(noises).to(p.device);
+  // Image i of the batch: noise from seed + i (the same noise on every device). Two passes: the
+  // first pass's noise at its size from the same seeds, so its picture is the one-pass picture of
+  // that size and seed.
+  auto noise_of = [&](int64_t width, int64_t height) {
+    std::vector<torch::Tensor> noises;
+    for (int64_t i = 0; i < s.batch; ++i)
+      noises.push_back(torch::randn({1, c, height / f, width / f}, make_generator(r.seed + static_cast<uint64_t>(i))));
+    return torch::cat(noises).to(p.device);
+  };
+  auto noise = noise_of(s.width, s.height);
 
-  // Image-to-image: start at the first time ≥ 1 − strength, from the init latent's interpolation.
+  // Image-to-image (and the second pass): start at the first time ≥ 1 − strength.
   auto times = sample_times(s.steps, s.shift);
+  const float* ts = times.data_ptr<float>();
+  auto first_step = [&](double strength) {
+    int64_t k = 0;
+    const float start = static_cast<float>(1.0 - strength);
+    while (k < s.steps && ts[k] < start - 1e-6f) ++k;
+    return k;
+  };
   int64_t first = 0;
-  torch::Tensor z0, keep;  // init latent [B,C,h,w]; inpainting: 1 where the latent is kept
-  StepHook after_step;
-  if (s.init) {
-    {
-      AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);
-      auto& vae = p.vae(VaePart::Encoder);
-      auto pixels = image_to_tensor(*s.init).unsqueeze(0).to(p.device);
-      z0 = vae.to_denoiser(vae.encode(pixels).mean.to(torch::kFloat32)).expand({s.batch, -1, -1, -1}).contiguous();
-    }
-    p.release(p.encoder);
-    const float start = static_cast<float>(1.0 - r.strength);
-    const float* ts = times.data_ptr<float>();
-    while (first < s.steps && ts[first] < start - 1e-6f) ++first;
-    if (s.mask) {
-      keep = 1 - latent_mask(soft_mask(*s.mask, r.mask_blur), f).to(p.device);  // [1,1,h,w]
-      after_step = [&](const torch::Tensor& x, float t) { return x * (1 - keep) + interpolate(z0, noise, torch::full({1}, t)) * keep; };
-    }
-  }
-  auto x = s.init ? interpolate(z0, noise, torch::full({1}, times[first].item<float>())) : noise;
-  if (after_step) x = after_step(x, times[first].item<float>());
+  if (s.init) first = first_step(r.strength);
+  else if (two_pass) first = first_step(s.hires_strength);
+  const int64_t n = s.steps - first + (two_pass ? s.steps : 0);  // steps over both passes
 
-  // Guided flow over the remaining times, with the request's LoRAs attached for as long as it runs.
-  auto& model = p.model();
-  auto used_loras = p.apply_loras(loras_of(r));
-  struct Detach {  // on every way out, before the model may be released
-    LuminaRS* m;
-    void now() {
-      if (m) detach_lora(*m);
-      m = nullptr;
-    }
-    ~Detach() { now(); }
-  } detach{&model};
-  Guidance g;
-  g.scale = s.cfg_scale;
+  std::unique_ptr<Progress> bar;
+  if (p.options.progress && n > 0) {
+    ProgressOptions po;
+    po.unit = "step";
+    bar = std::make_unique<Progress>(n, two_pass ? "sampling (two passes)" : "sampling", po);
+  }
+  int64_t done = 0;
+  auto on_step = [&](int64_t, int64_t) {
+    ++done;
+    if (bar) bar->update();
+    if (r.on_step) r.on_step(done, n);
+    check_cancel();
+  };
   auto rows = [&](const torch::Tensor& t) {
     std::vector<int64_t> shape = t.sizes().vec();
     shape[0] = s.batch;
     return t.expand(shape).contiguous();
   };
-  g.null_ctx = rows(prompt.null_ctx);
-  g.null_pooled = rows(prompt.null_pooled);
-  const auto tail = times.narrow(0, first, s.steps + 1 - first);
-  const int64_t n = tail.numel() - 1;
-  std::unique_ptr<Progress> bar;
-  if (p.options.progress && n > 0) {
-    ProgressOptions po;
-    po.unit = "step";
-    bar = std::make_unique<Progress>(n, "sampling", po);
-  }
-  auto on_step = [&](int64_t i, int64_t total) {
-    if (bar) bar->update();
-    if (r.on_step) r.on_step(i, total);
-    check_cancel();
-  };
-  torch::Tensor out;
-  {
+
+  // The guided flow from x over `tail`, with the request's LoRAs attached for as long as it runs.
+  std::vector<std::pair<std::string, std::string>> used_loras;
+  auto flow = [&](const torch::Tensor& x, const torch::Tensor& tail, const StepHook& after_step) {
+    auto& model = p.model();
+    used_loras = p.apply_loras(loras_of(r));
+    struct Detach {  // on every way out, before the model may be released
+      LuminaRS* m;
+      ~Detach() { detach_lora(*m); }
+    } detach{&model};
+    Guidance g;
+    g.scale = s.cfg_scale;
+    g.null_ctx = rows(prompt.null_ctx);
+    g.null_pooled = rows(prompt.null_pooled);
     AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);
     auto v = guided_velocity(model, rows(prompt.ctx), rows(prompt.pooled), g);
-    out = integrate_over(v, x, tail, sampler_from_name(s.sampler), on_step, after_step).to(torch::kFloat32);
+    return integrate_over(v, x, tail, sampler_from_name(s.sampler), on_step, after_step).to(torch::kFloat32);
+  };
+
+  torch::Tensor z0, keep;  // init latent [B,C,h,w]; inpainting: 1 where the latent is kept
+  StepHook after_step;
+  if (two_pass) {
+    // First pass at its size; its pictures upscaled (bicubic) to the picture's size and encoded.
+    auto low = flow(noise_of(s.first_width, s.first_height), times, {});
+    p.release(p.denoiser);
+    namespace F = torch::nn::functional;
+    auto pixels = F::interpolate(p.to_pixels(low), F::InterpolateFuncOptions()
+                                                       .size(std::vector<int64_t>{s.height, s.width})
+                                                       .mode(torch::kBicubic)
+                                                       .align_corners(false))
+                      .clamp(-1, 1);
+    z0 = p.to_latents(pixels);
+    check_cancel();
+  } else if (s.init) {
+    z0 = p.to_latents(image_to_tensor(*s.init).unsqueeze(0)).expand({s.batch, -1, -1, -1}).contiguous();
+    if (s.mask) {
+      keep = 1 - latent_mask(soft_mask(*s.mask, r.mask_blur), f).to(p.device);  // [1,1,h,w]
+      after_step = [&](const torch::Tensor& x, float t) { return x * (1 - keep) + interpolate(z0, noise, torch::full({1}, t)) * keep; };
+    }
   }
+  const float t0 = ts[first];
+  auto x = z0.defined() ? interpolate(z0, noise, torch::full({1}, t0)) : noise;
+  if (after_step) x = after_step(x, t0);
+  auto out = flow(x, times.narrow(0, first, s.steps + 1 - first), after_step);
   if (bar) bar->finish();
-  detach.now();
   p.release(p.denoiser);
   auto result = std::make_shared<Latents>();
   result->x = out;
@@ -372,14 +456,8 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
   torch::Tensor images;
   {
     torch::NoGradGuard no_grad;
-    auto& vae = p.vae(VaePart::Decoder);
-    VaeTiling tiling;
-    tiling.tile = p.options.vae_tile / p.factor();
-    tiling.overlap = tiling.tile / 4;
-    AutocastGuard autocast(p.options.bf16, p.device, /*allow_cpu=*/true);  // bf16 products, float32 picture
-    images = decode_tiled(vae, vae.from_denoiser(latents.x), tiling).to(torch::kFloat32).clamp(-1, 1).to(torch::kCPU);
+    images = p.to_pixels(latents.x).to(torch::kCPU);
   }
-  p.release(p.decoder);
   if (s.mask) {
     auto m = soft_mask(*s.mask, r.mask_blur);  // [1,1,H,W], 1 = repainted
     images = images * m + image_to_tensor(*s.init).unsqueeze(0) * (1 - m);
@@ -402,6 +480,11 @@ Generation Pipeline::decode(const GenerationRequest& r, const Latents& latents) 
     gp.height = s.height;
     gp.model = model_name();
     if (s.init) gp.strength = r.strength;
+    if (s.first_width > 0) {
+      gp.first_width = s.first_width;
+      gp.first_height = s.first_height;
+      gp.strength = s.hires_strength;
+    }
     if (s.mask) gp.mask_blur = r.mask_blur;
     gp.shift = s.shift;
     g.parameters.push_back(gp);

@@ -1,7 +1,5 @@
 #include "pipeline/png_recipe.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "core/image.h"
 
@@ -17,9 +15,6 @@ PngRecipe read_png_recipe(const std::string& png_path) {
   } catch (const Error& e) {
     throw Error(png_path + ": " + e.what());
   }
-  recipe.hires_fix = std::any_of(recipe.unread.keys.begin(), recipe.unread.keys.end(),
-                                 [](const std::string& key) { return key.starts_with("Hires"); });
-  if (recipe.hires_fix) recipe.parameters.strength.reset();
   return recipe;
 }
 

@@ -10,10 +10,9 @@ namespace luminars {
 struct PngRecipe {
   GenerationParameters parameters;
   UnreadParameters unread;   // an unavailable sampler, keys without a setting here
-  // AUTOMATIC1111's "Hires …" keys: its Denoising strength belonged to that upscaling pass, not to
-  // image-to-image, and is dropped from `parameters`.
-  bool hires_fix = false;
-  bool image_to_image() const { return parameters.strength.has_value(); }
+  // Two passes (hires fix, "Hires resize"/"Hires upscale"): Denoising strength is the second pass's.
+  bool hires_fix() const { return parameters.first_width > 0; }
+  bool image_to_image() const { return parameters.strength.has_value() && !hires_fix(); }
   bool inpainting() const { return parameters.mask_blur.has_value(); }
 };
 

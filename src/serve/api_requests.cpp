@@ -269,6 +269,40 @@ void apply_defaults(GenerationRequest& r, const ServeLimits& l) {
   if (!r.height && !r.init_image) r.height = l.resolution;
 }
 
+// AUTOMATIC1111's hires fix on txt2img: enable_hr draws width × height first, then the picture at
+// hr_resize_x × hr_resize_y (or hr_scale times the first pass, 2 by default), redrawn at
+// denoising_strength; enable_hr false draws one pass; absent, the model folder's default applies.
+void read_a1111_hires(const json& body, GenerationRequest& r, const ServeLimits& l) {
+  const json* enable = field(body, "enable_hr");
+  if (enable && !enable->is_boolean()) throw RequestError("enable_hr", "enable_hr must be true or false");
+  if (!enable || !enable->get<bool>()) {
+    if (enable) r.hires_from = 0;
+    return;
+  }
+  const int64_t w = *r.width, h = *r.height;
+  const double scale = number_field(body, "hr_scale", 1, 8).value_or(2.0);
+  const SizeRule rule = trained_rule(r, l);
+  auto final_side = [&](const char* key, int64_t first) {
+    const int64_t asked = int_field(body, key, 0, 1 << 20).value_or(0);
+    const int64_t v = asked > 0 ? asked : std::llround(static_cast<double>(first) * scale);
+    check_side(asked > 0 ? key : "hr_scale", v, rule, l);
+    return v;
+  };
+  const int64_t fw = final_side("hr_resize_x", w), fh = final_side("hr_resize_y", h);
+  if (fw <= w && fh <= h) throw RequestError("hr_scale", "enable_hr needs a picture larger than width × height");
+  r.width = fw;
+  r.height = fh;
+  r.hires_from = std::max(w, h);
+  r.hires_strength = number_field(body, "denoising_strength", 0, 1, /*lo_open=*/true);
+}
+
+// The jobs API's hires_from (0: one pass) and hires_strength (pipeline/generation.h).
+void read_hires(const json& body, GenerationRequest& r, const ServeLimits& l) {
+  r.hires_from = int_field(body, "hires_from", 0, l.max_size);
+  if (r.hires_from && *r.hires_from > 0) check_side("hires_from", *r.hires_from, trained_rule(r, l), l);
+  r.hires_strength = number_field(body, "hires_strength", 0, 1, /*lo_open=*/true);
+}
+
 void check_response_format(const json& body) {
   auto f = string_field(body, "response_format", 64);
   if (f && *f != "b64_json")
@@ -317,6 +351,8 @@ ImageJob parse_jobs_request(const json& body, const ServeLimits& l) {
   }
   r.mask_blur = int_field(body, "mask_blur", 0, 64).value_or(4);
   check_init_size(r, "init_image", l);
+  read_hires(body, r, l);
+  if (r.init_image && r.hires_from && *r.hires_from > 0) throw RequestError("hires_from", "hires_from draws text-to-image pictures; this request has an init_image");
   apply_defaults(r, l);
   return job;
 }
@@ -409,6 +445,7 @@ ImageJob parse_a1111_request(const json& body, const ServeLimits& l, bool img2im
     check_init_size(r, "init_images", l);
   }
   apply_defaults(r, l);
+  if (!img2img) read_a1111_hires(body, r, l);
   return job;
 }
 

@@ -27,7 +27,8 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   auto o = std::make_shared<GenerateOptions>();
   struct Extra {
     int64_t steps = 0, size = 0, width = 0, height = 0, batch = 1, mask_blur = 4;
-    double cfg = -1, shift = -1, strength = -1;
+    int64_t hires_from = -1;
+    double cfg = -1, shift = -1, strength = -1, hires_strength = -1;
     std::string seed = "-1";
     std::string sampler, prompt, negative, init_image, mask, from_png;
     std::vector<std::string> loras;
@@ -59,6 +60,13 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--mask", x->mask, "inpainting: white repaints, black keeps (the init image's size)")->check(CLI::ExistingFile);
   cmd->add_option("--mask-blur", x->mask_blur, "inpainting: soft edge in pixels")->capture_default_str()->check(CLI::Range(0, 256));
+  cmd->add_option("--hires-from", x->hires_from,
+                  "hires fix: draw pictures larger than this many pixels (the longer side) in two passes, first at this size, "
+                  "then upscaled and redrawn; 0: one pass (default from luminars.json: the shipped model draws 128 from 64)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--hires-strength", x->hires_strength,
+                  "hires fix: how much the second pass changes the upscaled picture, in (0, 1] (default from luminars.json, 0.4)")
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--from-png", x->from_png,
                   "repeat a picture's recorded settings, its seed(s) included (options given override; what cannot be "
                   "restored is said on stderr)")
@@ -137,6 +145,14 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
       r.strength = 1.0;  // inpainting repaints the masked region from noise unless asked otherwise
     }
     if (given("--mask-blur") || x->from_png.empty()) r.mask_blur = x->mask_blur;
+    if (x->hires_from >= 0) {
+      if (x->hires_from > 0 && !x->init_image.empty()) throw Error("--hires-from draws text-to-image pictures in two passes; drop --init-image or --hires-from");
+      r.hires_from = x->hires_from;
+    }
+    if (x->hires_strength >= 0) {
+      if (x->hires_strength <= 0) throw Error("--hires-strength must be in (0, 1], got 0");
+      r.hires_strength = x->hires_strength;
+    }
     o->pipeline.progress = !x->quiet;
     o->pipeline.bf16 = !x->no_bf16;
     auto res = generate(*o);

@@ -41,7 +41,13 @@ bool apply_from_png(const std::string& png, const std::function<bool(const std::
   r.shift = p.shift;
   if (p.width > 0) r.width = p.width;
   if (p.height > 0) r.height = p.height;
-  if (p.strength) r.strength = *p.strength;
+  if (recipe.hires_fix()) {  // two passes, as recorded; a picture drawn in one pass is redrawn in one
+    r.hires_from = std::max(p.first_width, p.first_height);
+    if (p.strength) r.hires_strength = *p.strength;
+  } else {
+    r.hires_from = 0;
+    if (p.strength) r.strength = *p.strength;
+  }
   if (p.mask_blur) r.mask_blur = *p.mask_blur;
   if (p.batch_seeds.size() > 1 && !given("--batch")) {
     r.batch = static_cast<int64_t>(p.batch_seeds.size());
@@ -54,14 +60,13 @@ bool apply_from_png(const std::string& png, const std::function<bool(const std::
   // What is not restored, said once each.
   if (recipe.unread.ancestral && !given("--sampler"))
     note("sampler 'Euler a' is drawn with euler (no ancestral noise here), so the picture will differ");
-  if (recipe.hires_fix) note("AUTOMATIC1111's hires fix is not available here: drawing its first pass only");
   if (!recipe.unread.keys.empty()) {
     std::string keys;
     for (const auto& k : recipe.unread.keys) keys += (keys.empty() ? "" : ", ") + k;
     note("not restored (no such setting here): " + keys);
   }
   if (!p.model.empty() && p.model != model_name) note("drawn with model '" + p.model + "'; drawing with '" + model_name + "'");
-  return p.strength.has_value();
+  return recipe.image_to_image();
 }
 
 }  // namespace luminars::cli
