@@ -156,6 +156,6 @@ if [ -n "$extra_size" ] && [ -n "$sizes_cycles" ]; then
   done
 fi
 phase export "$work/.exported-$profile" bash -c "'$bin' export --model '$den_model' --vae '$work/vae-decoder-run/vae' --out '$out' --dtype f16 \
-  --steps 12 --cfg 4 && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
+  --steps 12 --cfg 4 ${extra_size:+--hires-from $size --hires-strength 0.5} && /usr/bin/python3 scripts/write_model_card.py '$work' '$out' '$profile' && touch '$work/.exported-$profile'"
 
 echo "phase times (s):"; awk -F'\t' '{t[$1]+=$3} END {for (p in t) printf "  %-10s %6d\n", p, t[p]}' "$work/times.tsv"

@@ -46,11 +46,18 @@ TEST(FromScratch, TokenizerVaeClipPrepareTrainGenerate) {
   EXPECT_EQ(img.height, 16);
 
   // Exported self-contained in F16, it draws nearly the same picture, also as the default model.
-  auto e = run("export --model " + dir.file("run/model") + " --out " + dir.file("shipped") + " --dtype f16 --steps 3");
+  auto e = run("export --model " + dir.file("run/model") + " --out " + dir.file("shipped") +
+               " --dtype f16 --steps 3 --hires-from 16 --hires-strength 0.5");
   EXPECT_NE(e.output.find("wrote " + dir.file("shipped")), std::string::npos) << e.output;
   const auto shipped = ModelFolder::load(dir.file("shipped"));
   EXPECT_EQ(shipped.vae, "vae");
   EXPECT_EQ(shipped.sampler.steps, 3);
+  EXPECT_EQ(shipped.sampler.hires_from, 16);  // the two-pass default (generate --hires-from)
+  EXPECT_EQ(shipped.sampler.hires_strength, 0.5);
+  auto refused = test::run_cli("export --model " + dir.file("run/model") + " --out " + dir.file("x") + " --hires-strength 0");
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.output.find("the hires fix's strength must be in (0, 1], got 0"), std::string::npos) << refused.output;
+  EXPECT_FALSE(fs::exists(dir.file("x")));
   EXPECT_TRUE(fs::exists(dir.file("shipped/tokenizer/vocab.json")));
   auto r = test::run("LUMINARS_MODEL=" + dir.file("shipped") + " " + std::string(LUMINARS_CLI_PATH) +
                      " generate --prompt 'a red circle' --seed 2 --quiet --out " + dir.file("f16.png"));

@@ -84,6 +84,10 @@ TEST(ImageSizes, ModelFolderHiresFix) {
   const ModelFolder back = ModelFolder::load(dir.file("a"));
   EXPECT_EQ(back.sampler.hires_from, 64);
   EXPECT_EQ(back.sampler.hires_strength, 0.35);
+  // The shipped model draws 128 from its 64-pixel pictures (docs/emoji/ablations.md).
+  const ModelFolder shipped = ModelFolder::load(test::shipped_model_dir());
+  EXPECT_EQ(shipped.sampler.hires_from, 64);
+  EXPECT_EQ(shipped.sampler.hires_strength, 0.5);
 
   fs::create_directories(dir.file("bad"));
   for (const char* bad : {R"({"sampler": {"hires_fix": 64}})", R"({"sampler": {"hires_fix": {"from": -1}}})",

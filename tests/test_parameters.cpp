@@ -152,6 +152,8 @@ TEST(Parameters, TwoPassesAreWrittenAndReadAsAutomatic1111Does) {
   EXPECT_NE(error_of([] { parse_parameters("x\nSteps: 3, Size: 64x64, Hires resize: 128"); }).find("Hires resize is not WxH"), std::string::npos);
   EXPECT_NE(error_of([] { parse_parameters("x\nSteps: 3, Size: 64x64, Hires upscale: 100"); }).find("Hires upscale must be between 1 and 64"),
             std::string::npos);
+  EXPECT_NE(error_of([] { parse_parameters("x\nSteps: 3, Size: 9000000000000000000x64, Hires upscale: 2"); }).find("too large to draw"),
+            std::string::npos);
 }
 
 TEST(Parameters, MissingKeysKeepTheDefaults) {

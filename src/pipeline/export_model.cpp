@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/number_text.h"
 #include "core/format_version.h"
 #include "core/module_state.h"
 #include "core/tensor_io.h"
@@ -99,6 +100,9 @@ ExportSummary export_model(const ExportOptions& o) {
     throw Error("export: weights are stored as f16, bf16 or f32");
   const ModelFolder src = ModelFolder::load(o.model_dir);
   if (o.out_dir.empty()) throw Error("no output folder given (--out)");
+  if (o.hires_strength == 0 || o.hires_strength > 1)
+    throw Error("export: the hires fix's strength must be in (0, 1], got " + format_number(o.hires_strength));
+
   const fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
   const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
@@ -122,6 +126,8 @@ ExportSummary export_model(const ExportOptions& o) {
   m.denoiser = "denoiser/model.safetensors";
   if (o.steps > 0) m.sampler.steps = o.steps;
   if (o.cfg_scale > 0) m.sampler.cfg_scale = o.cfg_scale;
+  if (o.hires_from >= 0) m.sampler.hires_from = o.hires_from;
+  if (o.hires_strength > 0) m.sampler.hires_strength = o.hires_strength;
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
   export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);

@@ -24,6 +24,9 @@ struct ExportOptions {
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;
+  // The two-pass default written to luminars.json (sampler.hires_fix): -1 keeps the source's, 0 turns it off.
+  int64_t hires_from = -1;
+  double hires_strength = -1;  // < 0: the source's
   // LoRAs merged into the exported denoiser's weights (W + Σ alpha/r·weight·B·A), each checked
   // against the source denoiser as generation checks it.
   std::vector<LoraSpec> merge_loras;

@@ -397,8 +397,10 @@ GenerationParameters parse_parameters(const std::string& text, UnreadParameters&
     if (hires_size) {
       std::tie(p.width, p.height) = *hires_size;
     } else {
-      p.width = std::llround(static_cast<double>(p.width) * *hires_scale);
-      p.height = std::llround(static_cast<double>(p.height) * *hires_scale);
+      const double w = static_cast<double>(p.width) * *hires_scale, h = static_cast<double>(p.height) * *hires_scale;
+      if (w > 1e9 || h > 1e9) throw Error("generation parameters: Size × Hires upscale is too large to draw");
+      p.width = std::llround(w);
+      p.height = std::llround(h);
     }
     if (p.width <= p.first_width && p.height <= p.first_height) {  // no larger: its first pass was the picture
       p.first_width = p.first_height = 0;

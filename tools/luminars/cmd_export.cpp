@@ -21,6 +21,13 @@ void register_export(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::IsMember({"f16", "bf16", "f32", "q8_0", "q4_0"}));
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--hires-from", o->hires_from,
+                  "default hires fix written to luminars.json: pictures larger than this side drawn in two passes, first at it "
+                  "(0: one pass; default: the source folder's)")
+      ->check(CLI::Range(0, 4096));
+  cmd->add_option("--hires-strength", o->hires_strength,
+                  "the hires fix's second-pass strength written to luminars.json, in (0, 1] (default: the source folder's)")
+      ->check(CLI::Range(0.0, 1.0));
   auto merge = std::make_shared<std::vector<std::string>>();
   cmd->add_option("--merge-lora", *merge, "merge a LoRA into the denoiser: FILE or FILE:WEIGHT (repeatable)");
   auto prompts_file = std::make_shared<std::string>();
