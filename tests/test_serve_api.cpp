@@ -224,6 +224,7 @@ TEST_F(ServeWithModel, JobsApiQueuesPollsDownloadsAndRefusesBadFields) {
   EXPECT_EQ(config["size_multiple"], 32);
   EXPECT_EQ(config["trained_sizes"], json::array());  // this server was given none: every valid size
   EXPECT_EQ(config["any_size"], false);
+  EXPECT_EQ(config["defaults"]["hires_from"], 0);  // this server's model info names no two-pass default
 }
 
 // 64 requests from 8 clients against a queue of 4: every answer is 200 or 429, the server stays

@@ -233,7 +233,9 @@ void ImageServer::State::routes() {
                {"max_count", limits.max_count},
                {"max_work", options.max_work},
                {"samplers", {"euler", "heun"}},
-               {"defaults", {{"steps", model.steps}, {"cfg_scale", model.cfg_scale}, {"sampler", model.sampler}, {"strength", 0.75}}}});
+               {"defaults", {{"steps", model.steps}, {"cfg_scale", model.cfg_scale}, {"sampler", model.sampler}, {"strength", 0.75},
+                             // pictures larger than hires_from are drawn in two passes (0: one pass)
+                             {"hires_from", model.hires_from}, {"hires_strength", model.hires_strength}}}});
   });
 
   // -------------------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ struct ModelInfo {
   int64_t steps = 12;
   double cfg_scale = 4;
   std::string sampler = "euler";
+  int64_t hires_from = 0;               // the folder's two-pass default (0: one pass), and its strength
+  double hires_strength = 0.4;
   std::string lora_dir;                 // LoRAs requests may name; listed at /sdapi/v1/loras
 };
 

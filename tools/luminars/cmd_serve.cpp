@@ -80,6 +80,8 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
     model.size_multiple = pipeline.size_multiple();
     model.trained_sizes = pipeline.folder().trained_sizes;
     model.steps = pipeline.folder().sampler.steps;
+    model.hires_from = pipeline.folder().sampler.hires_from;
+    model.hires_strength = pipeline.folder().sampler.hires_strength;
     model.cfg_scale = pipeline.folder().sampler.cfg_scale;
     model.sampler = pipeline.folder().sampler.method;
     model.lora_dir = po->lora_dir;
