@@ -572,7 +572,7 @@ def file_digest(path, h):
 
 def model_key(model_dir, luminars):
     h = hashlib.sha256()
-    for root, dirs, files in os.walk(model_dir):
+    for root, dirs, files in os.walk(model_dir, followlinks=True):  # a folder may link another's parts
         dirs.sort()
         for name in sorted(files):
             p = os.path.join(root, name)

@@ -286,6 +286,21 @@ def main():
                          np.array([[[10, 10, 10], [200, 200, 200]], [[2, 2, 2], [128, 128, 128]]], np.uint8)),
           "box downscale averages each 2x2 block (1.5 -> 2, 2.5 -> 2, 127.5 -> 128)")
 
+    # The pictures' cache key covers a model folder's linked parts (a variant folder linking another's
+    # weights must not keep its key when those weights change).
+    with tempfile.TemporaryDirectory(prefix="test-model-key-") as tmp:
+        parts, variant, exe = os.path.join(tmp, "parts"), os.path.join(tmp, "variant"), os.path.join(tmp, "exe")
+        os.makedirs(parts)
+        os.makedirs(variant)
+        for path, text in ((os.path.join(parts, "w.bin"), "1"), (os.path.join(variant, "luminars.json"), "{}"), (exe, "x")):
+            with open(path, "w") as f:
+                f.write(text)
+        os.symlink(parts, os.path.join(variant, "denoiser"))
+        before = E.model_key(variant, exe)
+        with open(os.path.join(parts, "w.bin"), "w") as f:
+            f.write("2")
+        check(E.model_key(variant, exe) != before, "the cache key follows a model folder's linked parts")
+
     with tempfile.TemporaryDirectory(prefix="test-evaluate-generation-") as tmp:
         data = os.path.join(tmp, "data")
         work = os.path.join(tmp, "work")
