@@ -90,7 +90,7 @@ TEST(ImageSizes, ModelFolderHiresFix) {
   EXPECT_EQ(shipped.sampler.hires_strength, 0.5);
 
   fs::create_directories(dir.file("bad"));
-  for (const char* bad : {R"({"sampler": {"hires_fix": 64}})", R"({"sampler": {"hires_fix": {"from": -1}}})",
+  for (const char* bad : {R"({"sampler": {"hires_fix": 64}})", R"({"sampler": {"hires_fix": {"from": -1}}})", R"({"sampler": {"hires_fix": {"from": 8192}}})",
                           R"({"sampler": {"hires_fix": {"from": 64.5}}})", R"({"sampler": {"hires_fix": {"from": 64, "strength": 0}}})",
                           R"({"sampler": {"hires_fix": {"from": 64, "strength": "high"}}})"}) {
     test::write_text(dir.file("bad/luminars.json"), bad);

@@ -71,7 +71,7 @@ ModelFolder ModelFolder::load(const std::string& dir) {
     throw out_of_range("sampler.cfg_scale", "between 0 and 100");
   if (!std::isfinite(m.sampler.shift) || m.sampler.shift <= 0 || m.sampler.shift > 100)
     throw out_of_range("sampler.shift", "above 0 and at most 100");
-  if (m.sampler.hires_from < 0 || m.sampler.hires_from > 16384) throw out_of_range("sampler.hires_fix.from", "between 0 (off) and 16384 pixels");
+  if (m.sampler.hires_from < 0 || m.sampler.hires_from > 4096) throw out_of_range("sampler.hires_fix.from", "between 0 (off) and 4096 pixels");
   if (!std::isfinite(m.sampler.hires_strength) || m.sampler.hires_strength <= 0 || m.sampler.hires_strength > 1)
     throw out_of_range("sampler.hires_fix.strength", "above 0 and at most 1");
   return m;

@@ -14,10 +14,10 @@ struct SamplerDefaults {
   std::string method = "euler";
   double cfg_scale = 4.0;
   double shift = 1.0;
-  // "hires_fix": {"from": 64, "strength": 0.4}: sides above `from` are drawn in two passes (first at
+  // "hires_fix": {"from": 64, "strength": 0.5}: sides above `from` are drawn in two passes (first at
   // `from`, then upscaled and redrawn at `strength`; pipeline/generation.h). 0: one pass at every size.
   int64_t hires_from = 0;
-  double hires_strength = 0.4;
+  double hires_strength = 0.5;  // the strength docs/emoji/ablations.md chose for the shipped model
 };
 
 struct ModelFolder {

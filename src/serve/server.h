@@ -46,7 +46,7 @@ struct ModelInfo {
   double cfg_scale = 4;
   std::string sampler = "euler";
   int64_t hires_from = 0;               // the folder's two-pass default (0: one pass), and its strength
-  double hires_strength = 0.4;
+  double hires_strength = 0.5;
   std::string lora_dir;                 // LoRAs requests may name; listed at /sdapi/v1/loras
 };
 

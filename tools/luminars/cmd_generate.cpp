@@ -65,7 +65,7 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
                   "then upscaled and redrawn; 0: one pass (default from luminars.json: the shipped model draws 128 from 64)")
       ->check(CLI::Range(0, 4096));
   cmd->add_option("--hires-strength", x->hires_strength,
-                  "hires fix: how much the second pass changes the upscaled picture, in (0, 1] (default from luminars.json, 0.4)")
+                  "hires fix: how much the second pass changes the upscaled picture, in (0, 1] (default from luminars.json, else 0.5)")
       ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--from-png", x->from_png,
                   "repeat a picture's recorded settings, its seed(s) included (options given override; what cannot be "
