@@ -1,6 +1,7 @@
 // Browser test of the page `luminars serve` serves at `/`: a person types a prompt, fixes the seed,
-// presses Generate and gets a decoded picture of the model's resolution in the gallery; an
-// out-of-range step count shows the server's message; the server stops cleanly on SIGTERM.
+// presses Generate and gets a decoded picture of the model's resolution in the gallery; the
+// two-pass control follows the model folder's default; an out-of-range step count shows the
+// server's message; the server stops cleanly on SIGTERM.
 //
 //   node tests/browser/serve_page.mjs <path-to-luminars> <artifact-dir>
 //
@@ -134,6 +135,36 @@ try {
     throw new Error(`the picture did not decode at ${resolution}×${resolution} (complete ${img.complete}, ${img.w}×${img.h})`);
   if (!/seed 1(?!\d)/.test(img.text)) throw new Error(`the picture's card does not show "seed 1": "${img.text}"`);
   if (img.download !== "luminars-1.png") throw new Error(`the download link is named "${img.download}", not luminars-1.png`);
+
+  // Two passes: the shipped folder's default (luminars.json sampler.hires_fix) is offered checked
+  // with its first size; a 128-pixel picture is then left to the folder's default, and unchecking
+  // the box asks for one pass.
+  const hiresFix = (JSON.parse(fs.readFileSync(new URL("../../models/emoji/luminars.json", import.meta.url), "utf8")).sampler || {}).hires_fix;
+  if (!hiresFix || !(hiresFix.from > 0)) throw new Error("the shipped models/emoji/luminars.json has no sampler.hires_fix the page could offer");
+  if (await page.locator("#hires-row").isHidden()) throw new Error("the two-pass control is hidden for a model whose folder draws in two passes");
+  if (!(await page.isChecked("#hires"))) throw new Error("the two-pass box is not checked although the model folder's default is two passes");
+  const fromText = await page.textContent("#hires-from-text");
+  if (fromText !== String(hiresFix.from)) throw new Error(`the two-pass control names ${fromText} px, the folder ${hiresFix.from}`);
+  const large = Math.max(...folderSizes);
+  const jobBodies = [];
+  page.on("request", (r) => { if (r.method() === "POST" && r.url().endsWith("/api/jobs")) jobBodies.push(JSON.parse(r.postData())); });
+  for (const twoPasses of [true, false]) {
+    await page.setChecked("#hires", twoPasses);
+    await page.fill("#width", String(large));
+    await page.fill("#height", String(large));
+    const before = await page.locator("#gallery img").count();
+    await page.click("#generate");
+    await page.waitForFunction((n) => document.querySelectorAll("#gallery img").length > n && document.querySelector("#gallery img").complete,
+      before, { timeout: GENERATE_TIMEOUT_MS });
+    const size = await page.evaluate(() => { const i = document.querySelector("#gallery img"); return [i.naturalWidth, i.naturalHeight]; });
+    if (size[0] !== large || size[1] !== large) throw new Error(`the ${large}-pixel picture decoded at ${size[0]}×${size[1]}`);
+    const sent = jobBodies[jobBodies.length - 1] || {};
+    if (twoPasses && !(sent.hires_from === undefined && sent.hires_strength === hiresFix.strength))
+      throw new Error(`two passes checked sent hires_from ${sent.hires_from}, hires_strength ${sent.hires_strength}; expected the folder's default from and strength ${hiresFix.strength}`);
+    if (!twoPasses && sent.hires_from !== 0) throw new Error(`two passes unchecked sent hires_from ${sent.hires_from}, not 0`);
+  }
+  await page.fill("#width", String(resolution));
+  await page.fill("#height", String(resolution));
 
   // An error from the server, in words: steps out of range (the input's min/max bypassed).
   if (await page.locator("#error").isVisible()) throw new Error(`an error shows before the error check: ${await page.textContent("#error")}`);
