@@ -60,6 +60,13 @@ TEST(CliRefusals, SizesStateTheRuleAndTheNearest) {
   // The shipped model was trained at 64 and 128: other valid sizes need --any-size.
   expect_refused(generate("--size 96" + out), "--size 96: the model was trained at 64, 128");
   expect_refused(generate("--size 256" + out), "pass --any-size");
+  // So does a two-pass picture's first pass: 96 is refused, drawn with --any-size.
+  expect_refused(generate("--size 128 --hires-from 96" + out), "hires fix: the first pass's width 96 is not a size the model was trained at (64, 128)");
+  const auto drawn = test::run_cli(generate("--size 128 --hires-from 96 --any-size --steps 2" + out));
+  EXPECT_EQ(drawn.exit_code, 0) << drawn.output;
+  const auto parameters = parse_parameters(read_png_text(dir.file("x.png")).at("parameters"));
+  EXPECT_EQ(parameters.first_width, 96);
+  EXPECT_EQ(parameters.width, 128);
   // --help states the rule.
   const auto help = test::run_cli("generate --help");
   EXPECT_NE(help.output.find("multiple of the model's size step (32 for the shipped model)"), std::string::npos) << help.output;

@@ -225,6 +225,14 @@ TEST_F(PipelineTest, HiresFixDrawsTheSmallPictureLargerInTwoPasses) {
   d.hires_from = 64;
   EXPECT_NE(test::error_of([&] { defaults.generate(d); }).find("hires fix: the first pass's height 32 is not a size the model was trained at (64, 128)"),
             std::string::npos);
+  // ... unless it may start at any size (--any-size): then 64 × 32 first; the folder's default
+  // keeps to trained sizes all the same.
+  d.hires_any_size = true;
+  const auto untrained_first = defaults.generate(d).parameters[0];
+  EXPECT_EQ(untrained_first.first_width, 64);
+  EXPECT_EQ(untrained_first.first_height, 32);
+  d.hires_from.reset();
+  EXPECT_EQ(defaults.generate(d).parameters[0].first_width, 0);
   d = rocket(64);
   d.init_image = two_colours();
   d.hires_from = 64;

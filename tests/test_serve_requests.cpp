@@ -224,6 +224,16 @@ TEST(ServeRequests, Automatic1111HiresFix) {
   EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_from", 50}}, l); }), "hires_from");
   EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_strength", 0}}, l); }), "hires_strength");
   EXPECT_EQ(bad_field([&] { parse_jobs_request(json{{"hires_from", 64}, {"init_image", png64(picture(64, 64))}}, l); }), "hires_from");
+  // A first pass at a size the model was not trained at: refused by its field, drawn under
+  // --any-size (the pipeline is told so: it would refuse that first pass otherwise).
+  auto trained = l;
+  trained.trained_sizes = {64, 128};
+  const json at96 = {{"prompt", "x"}, {"width", 128}, {"height", 128}, {"hires_from", 96}};
+  EXPECT_EQ(bad_field([&] { parse_jobs_request(at96, trained); }), "hires_from");
+  EXPECT_FALSE(parse_jobs_request(json{{"width", 128}, {"hires_from", 64}}, trained).request.hires_any_size);
+  trained.any_size = true;
+  EXPECT_TRUE(parse_jobs_request(at96, trained).request.hires_any_size);
+  EXPECT_TRUE(parse_a1111_request(json{{"enable_hr", true}, {"width", 96}, {"height", 96}}, trained, false).request.hires_any_size);
 }
 
 }  // namespace

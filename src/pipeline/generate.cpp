@@ -45,7 +45,9 @@ GenerateResult generate(const GenerateOptions& o) {
     for (auto [name, v] : {std::pair<const char*, int64_t>{"width", width}, {"height", height}})
       if (auto error = untrained_size_error(name, v, rule, allow); !error.empty()) throw Error(error);
   }
-  Generation g = pipeline.generate(o.request);
+  GenerationRequest request = o.request;
+  request.hires_any_size = o.any_size;
+  Generation g = pipeline.generate(request);
 
   GenerateResult r;
   r.path = o.out;

@@ -47,6 +47,10 @@ struct GenerationRequest {
   // with an init image draw in one pass.
   std::optional<int64_t> hires_from;
   std::optional<double> hires_strength;
+  // A request's own hires_from may start at a size the model was not trained at (generate and
+  // serve --any-size); otherwise that first pass is refused. A folder's default always keeps to
+  // trained sizes (one pass where none fits).
+  bool hires_any_size = false;
 
   // LoRAs besides those the prompt names as <lora:NAME:WEIGHT> (PipelineOptions::lora_dir).
   std::vector<LoraSpec> loras;

@@ -232,7 +232,7 @@ void Pipeline::Parts::resolve_hires(const GenerationRequest& r, RequestSettings&
   const SizeRule rule = size_rule();
   for (auto [name, v] : {std::pair<const char*, int64_t>{"width", w}, {"height", h}}) {
     std::string error = size_error(std::string("hires fix: the first pass's ") + name, v, rule);
-    if (error.empty() && !is_trained_size(v, rule))
+    if (error.empty() && !(r.hires_from && r.hires_any_size) && !is_trained_size(v, rule))
       error = "hires fix: the first pass's " + std::string(name) + " " + std::to_string(v) + " is not a size the model was trained at (" +
               join_sizes(rule.trained) + ")";
     if (error.empty()) continue;

@@ -294,6 +294,7 @@ void read_a1111_hires(const json& body, GenerationRequest& r, const ServeLimits&
   r.height = fh;
   r.hires_from = std::max(w, h);
   r.hires_strength = number_field(body, "denoising_strength", 0, 1, /*lo_open=*/true);
+  r.hires_any_size = l.any_size;
 }
 
 // The jobs API's hires_from (0: one pass) and hires_strength (pipeline/generation.h).
@@ -301,6 +302,7 @@ void read_hires(const json& body, GenerationRequest& r, const ServeLimits& l) {
   r.hires_from = int_field(body, "hires_from", 0, l.max_size);
   if (r.hires_from && *r.hires_from > 0) check_side("hires_from", *r.hires_from, trained_rule(r, l), l);
   r.hires_strength = number_field(body, "hires_strength", 0, 1, /*lo_open=*/true);
+  r.hires_any_size = l.any_size;
 }
 
 void check_response_format(const json& body) {
