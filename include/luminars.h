@@ -42,7 +42,7 @@ extern "C" {
 #endif
 
 #define LUMINARS_VERSION_MAJOR 0
-#define LUMINARS_VERSION_MINOR 1
+#define LUMINARS_VERSION_MINOR 2
 #define LUMINARS_VERSION_PATCH 0
 
 /* The library's version, "MAJOR.MINOR.PATCH". */
@@ -136,10 +136,17 @@ typedef struct luminars_generate_params {
   size_t lora_count;
   luminars_progress_fn progress;     /* NULL: none */
   void* progress_user_data;
+  /* Two passes for text-to-image pictures larger than the model draws best (the hires fix): first
+   * at hires_from pixels (the longer side, the other in proportion), then upscaled and redrawn at
+   * hires_strength from the same seeds. (Added in 0.2: code built against 0.1's header must be
+   * rebuilt, as the struct grew; the library's soname says so.) */
+  int hires_from;                    /* -1: the folder's default (luminars.json sampler.hires_fix); 0: one pass */
+  double hires_strength;             /* in (0, 1]; 0: the folder's default */
 } luminars_generate_params;
 
 /* Fills the defaults: prompt "", seed 0, the folder's sampler settings, no init image or mask,
- * strength 0, mask_blur 4, no LoRAs, no progress callback. */
+ * strength 0, mask_blur 4, no LoRAs, no progress callback, hires_from -1 and hires_strength 0
+ * (the folder's two-pass default). */
 LUMINARS_API void luminars_generate_params_defaults(luminars_generate_params* params);
 
 /* Draws `count` pictures (1 to 64, seeds seed .. seed + count - 1) into the caller's images, which

@@ -125,6 +125,45 @@ TEST_F(CApiTest, ImageToImageAndInpaintingAsThePipeline) {
   EXPECT_GT(test::mean_abs_difference(crop(kept, 0, 0, 64, 24), crop(init, 0, 0, 64, 24)), 5.0);
 }
 
+TEST_F(CApiTest, TwoPassesAsThePipeline) {
+  // At 128 the shipped folder draws in two passes from 64 (its sampler.hires_fix): hires_from -1
+  // (the default) is that picture, 0 the one-pass picture, 64 at strength 0.3 the pipeline's too.
+  auto p = apple();
+  EXPECT_EQ(p.hires_from, -1);
+  EXPECT_EQ(p.hires_strength, 0.0);
+  auto r = apple_request();
+  r.width = r.height = 128;
+  Buffer folder_default(128, 128), one(128, 128), weaker(128, 128);
+  ASSERT_EQ(luminars_generate(model_, &p, &folder_default.image, 1), LUMINARS_OK) << luminars_last_error();
+  const auto two = reference_->generate(r);
+  ASSERT_EQ(two.parameters[0].first_width, 64);
+  EXPECT_EQ(folder_default.bytes, two.images[0].rgb);
+  p.hires_from = 0;
+  ASSERT_EQ(luminars_generate(model_, &p, &one.image, 1), LUMINARS_OK) << luminars_last_error();
+  r.hires_from = 0;
+  EXPECT_EQ(one.bytes, reference_->generate(r).images[0].rgb);
+  EXPECT_NE(one.bytes, folder_default.bytes);
+  p.hires_from = 64;
+  p.hires_strength = 0.3;
+  ASSERT_EQ(luminars_generate(model_, &p, &weaker.image, 1), LUMINARS_OK) << luminars_last_error();
+  r.hires_from = 64;
+  r.hires_strength = 0.3;
+  EXPECT_EQ(weaker.bytes, reference_->generate(r).images[0].rgb);
+  EXPECT_NE(weaker.bytes, folder_default.bytes);
+
+  p.hires_from = -2;
+  EXPECT_EQ(luminars_generate(model_, &p, &one.image, 1), LUMINARS_ERROR_INVALID_ARGUMENT);
+  EXPECT_STREQ(luminars_last_error(), "hires_from must be -1 (the folder's default), 0 (one pass) or a side up to 4096, got -2");
+  p.hires_from = 64;
+  p.hires_strength = 1.5;
+  EXPECT_EQ(luminars_generate(model_, &p, &one.image, 1), LUMINARS_ERROR_INVALID_ARGUMENT);
+  EXPECT_NE(std::string(luminars_last_error()).find("hires_strength must be 0"), std::string::npos) << luminars_last_error();
+  p.hires_from = 96;  // a first pass the model was not trained at
+  p.hires_strength = 0;
+  EXPECT_EQ(luminars_generate(model_, &p, &one.image, 1), LUMINARS_ERROR_FAILED);
+  EXPECT_NE(std::string(luminars_last_error()).find("not a size the model was trained at"), std::string::npos) << luminars_last_error();
+}
+
 struct Progress {
   std::vector<std::pair<int, int>> calls;
   int cancel_at = 0;

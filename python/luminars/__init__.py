@@ -151,7 +151,7 @@ class Pipeline:
 
     def __call__(self, prompt, *, negative=None, seed=None, steps=None, guidance=None, shift=None, sampler=None,
                  width=None, height=None, batch=None, init_image=None, strength=None, mask=None, mask_blur=4,
-                 loras=None, progress=True, callback=None, output="pil"):
+                 hires_from=None, hires_strength=None, loras=None, progress=True, callback=None, output="pil"):
         """Draws a picture (a list of `batch` pictures when batch is given).
 
         seed: 0 to 4294967295 (picture i of a batch uses seed + i); None: a random one.
@@ -159,6 +159,9 @@ class Pipeline:
         width, height: the output size; default: the init image's size, else the model's resolution.
         init_image (image-to-image) and mask (inpainting, white repaints): PIL images, H×W×3 uint8
         arrays or paths. strength in (0, 1]; default 0.75, or 1 when inpainting.
+        hires_from, hires_strength: two passes for text-to-image pictures larger than hires_from
+        pixels (drawn at that size first, then upscaled and redrawn at hires_strength in (0, 1]);
+        hires_from 0: one pass; None: the model folder's default (luminars.json sampler.hires_fix).
         loras: LoRA files for this call, each a path or (path, weight) (weight 1 when not given;
         negative pushes the style away); the loaded model stays unchanged. The prompt may also name
         them as <lora:NAME:WEIGHT>.
@@ -213,6 +216,14 @@ class Pipeline:
             if not 0 < params.strength <= 1:
                 raise ValueError(f"strength must be in (0, 1], got {strength}")
         params.mask_blur = int(mask_blur)
+        if hires_from is not None:
+            params.hires_from = int(hires_from)
+            if not 0 <= params.hires_from <= 4096:
+                raise ValueError(f"hires_from must be 0 (one pass) or a side up to 4096, got {hires_from}")
+        if hires_strength is not None:
+            params.hires_strength = float(hires_strength)
+            if not 0 < params.hires_strength <= 1:
+                raise ValueError(f"hires_strength must be in (0, 1], got {hires_strength}")
         if loras:
             specs = [(l, 1.0) if isinstance(l, (str, bytes, os.PathLike)) else tuple(l) for l in loras]
             lora_array = (_capi.Lora * len(specs))(*[_capi.Lora(os.fsencode(p), float(w)) for p, w in specs])

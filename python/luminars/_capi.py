@@ -47,6 +47,8 @@ class GenerateParams(ctypes.Structure):
         ("lora_count", ctypes.c_size_t),
         ("progress", PROGRESS_FN),
         ("progress_user_data", ctypes.c_void_p),
+        ("hires_from", ctypes.c_int),
+        ("hires_strength", ctypes.c_double),
     ]
 
 

@@ -70,7 +70,7 @@ luminars::Image to_image(const luminars_image& in, const char* what) {
 
 extern "C" {
 
-const char* luminars_version(void) { return "0.1.0"; }
+const char* luminars_version(void) { return "0.2.0"; }
 
 const char* luminars_error_message(luminars_status status) {
   switch (status) {
@@ -145,6 +145,8 @@ void luminars_generate_params_defaults(luminars_generate_params* params) {
   params->shift = 0;
   params->strength = 0;
   params->mask_blur = 4;
+  params->hires_from = -1;
+  params->hires_strength = 0;
 }
 
 luminars_status luminars_generate(luminars_model* model, const luminars_generate_params* params, luminars_image* images,
@@ -174,6 +176,10 @@ luminars_status luminars_generate(luminars_model* model, const luminars_generate
   if (params->strength < 0 || params->strength > 1)
     return fail(bad, "strength must be 0 (the default) or in (0, 1], got " + std::to_string(params->strength));
   if (params->mask && !params->init_image) return fail(bad, "a mask needs an init image (inpainting)");
+  if (params->hires_from < -1 || params->hires_from > kMaxSide)
+    return fail(bad, "hires_from must be -1 (the folder's default), 0 (one pass) or a side up to 4096, got " + std::to_string(params->hires_from));
+  if (!(params->hires_strength >= 0 && params->hires_strength <= 1))
+    return fail(bad, "hires_strength must be 0 (the folder's default) or in (0, 1], got " + std::to_string(params->hires_strength));
   if (params->lora_count > 0 && !params->loras) return fail(bad, "lora_count is " + std::to_string(params->lora_count) + " but loras is NULL");
   for (size_t i = 0; i < params->lora_count; ++i) {
     const auto& l = params->loras[i];
@@ -201,6 +207,8 @@ luminars_status luminars_generate(luminars_model* model, const luminars_generate
     }
     r.strength = params->strength > 0 ? params->strength : params->mask ? 1.0 : 0.75;
     r.mask_blur = params->mask_blur;
+    if (params->hires_from >= 0) r.hires_from = params->hires_from;
+    if (params->hires_strength > 0) r.hires_strength = params->hires_strength;
     for (size_t i = 0; i < params->lora_count; ++i) {
       luminars::LoraSpec spec;
       spec.path = params->loras[i].path;

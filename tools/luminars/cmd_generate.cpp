@@ -54,7 +54,8 @@ void register_generate(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--width", x->width, "image width in pixels (overrides --size): " + side_rule)->check(CLI::Range(1, 4096));
   cmd->add_option("--height", x->height, "image height in pixels (overrides --size): " + side_rule)->check(CLI::Range(1, 4096));
   cmd->add_flag("--any-size", o->any_size,
-                "draw sizes the model was not trained at (luminars.json trained_sizes; others draw repeated, broken patterns)");
+                "draw sizes the model was not trained at (luminars.json trained_sizes; others draw repeated, broken patterns), "
+                "a --hires-from first pass included");
   cmd->add_option("--init-image", x->init_image, "image-to-image: start from this picture")->check(CLI::ExistingFile);
   cmd->add_option("--strength", x->strength, "image-to-image: how much to change, in (0, 1] (default 0.75)")
       ->check(CLI::Range(0.0, 1.0));

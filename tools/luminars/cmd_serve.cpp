@@ -58,7 +58,8 @@ void register_serve(CLI::App& app, GlobalOptions& g) {
   cmd->add_flag("--log-prompts", so->log_prompts, "put each request's prompt in its log line");
   cmd->add_flag("--quiet", x->quiet, "no log line per request");
   cmd->add_flag("--any-size", so->any_size,
-                "accept sizes the model was not trained at (luminars.json trained_sizes; others get 400)");
+                "accept sizes the model was not trained at (luminars.json trained_sizes; others get 400), "
+                "a request's two-pass first size included");
   po->device = "auto";
   cmd->add_option("--device", po->device, "auto (CUDA when present), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--no-bf16", x->no_bf16, "sample in float32 (default: bf16 autocast on CUDA and on CPUs with native bf16)");
