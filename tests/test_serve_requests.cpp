@@ -209,6 +209,13 @@ TEST(ServeRequests, Automatic1111HiresFix) {
   EXPECT_EQ(t.request.height.value(), 128);
   EXPECT_EQ(t.request.hires_from.value(), 64);
   EXPECT_FALSE(t.request.hires_strength.has_value());  // the model folder's
+  // One of hr_resize_x/y alone: the other side in the first pass's proportions.
+  t = parse_a1111_request(json{{"enable_hr", true}, {"width", 64}, {"height", 32}, {"hr_resize_x", 256}, {"hr_resize_y", 0}}, l, false);
+  EXPECT_EQ(t.request.width.value(), 256);
+  EXPECT_EQ(t.request.height.value(), 128);
+  t = parse_a1111_request(json{{"enable_hr", true}, {"width", 64}, {"height", 32}, {"hr_resize_y", 64}}, l, false);
+  EXPECT_EQ(t.request.width.value(), 128);
+  EXPECT_EQ(t.request.height.value(), 64);
   // enable_hr false: one pass, whatever the model folder says; absent: the folder decides.
   EXPECT_EQ(parse_a1111_request(json{{"enable_hr", false}, {"width", 128}, {"height", 128}}, l, false).request.hires_from.value(), 0);
   EXPECT_FALSE(parse_a1111_request(json{{"width", 128}, {"height", 128}}, l, false).request.hires_from.has_value());

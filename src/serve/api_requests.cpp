@@ -270,8 +270,9 @@ void apply_defaults(GenerationRequest& r, const ServeLimits& l) {
 }
 
 // AUTOMATIC1111's hires fix on txt2img: enable_hr draws width × height first, then the picture at
-// hr_resize_x × hr_resize_y (or hr_scale times the first pass, 2 by default), redrawn at
-// denoising_strength; enable_hr false draws one pass; absent, the model folder's default applies.
+// hr_resize_x × hr_resize_y (one of them alone: the other in the first pass's proportions; neither:
+// hr_scale times the first pass, 2 by default), redrawn at denoising_strength; enable_hr false draws
+// one pass; absent, the model folder's default applies.
 void read_a1111_hires(const json& body, GenerationRequest& r, const ServeLimits& l) {
   const json* enable = field(body, "enable_hr");
   if (enable && !enable->is_boolean()) throw RequestError("enable_hr", "enable_hr must be true or false");
@@ -282,13 +283,18 @@ void read_a1111_hires(const json& body, GenerationRequest& r, const ServeLimits&
   const int64_t w = *r.width, h = *r.height;
   const double scale = number_field(body, "hr_scale", 1, 8).value_or(2.0);
   const SizeRule rule = trained_rule(r, l);
-  auto final_side = [&](const char* key, int64_t first) {
-    const int64_t asked = int_field(body, key, 0, 1 << 20).value_or(0);
-    const int64_t v = asked > 0 ? asked : std::llround(static_cast<double>(first) * scale);
-    check_side(asked > 0 ? key : "hr_scale", v, rule, l);
+  const int64_t rx = int_field(body, "hr_resize_x", 0, 1 << 20).value_or(0);
+  const int64_t ry = int_field(body, "hr_resize_y", 0, 1 << 20).value_or(0);
+  // The factor of a side not given: hr_scale, or the given side's (as AUTOMATIC1111 does).
+  const double fx = rx > 0 ? static_cast<double>(rx) / w : ry > 0 ? static_cast<double>(ry) / h : scale;
+  const double fy = ry > 0 ? static_cast<double>(ry) / h : fx;
+  const char* derived_from = rx > 0 ? "hr_resize_x" : ry > 0 ? "hr_resize_y" : "hr_scale";
+  auto final_side = [&](const char* key, int64_t asked, int64_t first, double factor) {
+    const int64_t v = asked > 0 ? asked : std::llround(static_cast<double>(first) * factor);
+    check_side(asked > 0 ? key : derived_from, v, rule, l);
     return v;
   };
-  const int64_t fw = final_side("hr_resize_x", w), fh = final_side("hr_resize_y", h);
+  const int64_t fw = final_side("hr_resize_x", rx, w, fx), fh = final_side("hr_resize_y", ry, h, fy);
   if (fw <= w && fh <= h) throw RequestError("hr_scale", "enable_hr needs a picture larger than width × height");
   r.width = fw;
   r.height = fh;
