@@ -67,8 +67,22 @@ def _candidates():
     return found
 
 
+# The C interface these structures mirror: libluminars MAJOR.MINOR (before 1.0 a minor version may
+# change luminars_generate_params; 0.2 added hires_from and hires_strength).
+ABI = (0, 2)
+
+
+def abi_problem(version, path):
+    """Why a library of this version cannot serve this package (None when it can)."""
+    parts = version.split(".")
+    if tuple(int(p) for p in parts[:2] if p.isdigit()) == ABI:
+        return None
+    return f"{path} is libluminars {version}; this package needs {ABI[0]}.{ABI[1]} (rebuild: scripts/build.sh)"
+
+
 def load_library():
     candidates = _candidates()
+    problems = []
     for path in candidates:
         if path.is_absolute() and not path.exists():
             continue
@@ -79,7 +93,15 @@ def load_library():
                 raise ImportError(f"LUMINARS_LIBRARY={path}: cannot load it: {e}") from e
             continue
         _declare(lib)
+        problem = abi_problem(lib.luminars_version().decode(), path)
+        if problem:
+            if os.environ.get("LUMINARS_LIBRARY"):
+                raise ImportError(f"LUMINARS_LIBRARY={problem}")
+            problems.append(problem)
+            continue
         return lib
+    if problems:
+        raise ImportError("; ".join(problems))
     tried = ", ".join(str(p) for p in candidates)
     raise ImportError(
         "libluminars.so not found (tried " + tried + "): build it (scripts/build.sh) or set LUMINARS_LIBRARY"

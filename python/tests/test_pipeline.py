@@ -158,6 +158,11 @@ def test_errors_name_what_is_at_fault(pipe32, tmp_path):
 
 def test_the_version_and_closing(tmp_path):
     assert luminars.__version__ == "0.2.0"
+    # A library of another minor version (another struct layout before 1.0) is refused by name.
+    from luminars import _capi
+    assert _capi.abi_problem("0.2.0", "lib.so") is None
+    assert _capi.abi_problem("0.1.0", "lib.so") == "lib.so is libluminars 0.1.0; this package needs 0.2 (rebuild: scripts/build.sh)"
+    assert _capi.abi_problem("1.0.0", "lib.so") is not None
     p = Pipeline(MODEL, device="cpu", low_memory=True)
     assert p.resolution == 64 and p.size_multiple == 32
     p.close()
