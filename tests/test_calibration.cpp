@@ -101,5 +101,28 @@ TEST(Calibration, TheExportRecordsItAndTheWeightsDifferFromAnUncalibratedExport)
   EXPECT_LT(test::rel_error(b, a), 0.2);  // the same weight, rounded otherwise
 }
 
+// `export --dtype q4_0 --denoiser-dtype q8_0`: the denoiser in 8 bits (so not calibrated), the text
+// encoder and the VAE in 4; the folder says so and loads.
+TEST(Calibration, ADenoiserOfItsOwnSchemeIsNotCalibrated) {
+  test::TempDir dir;
+  ExportOptions o;
+  o.model_dir = kModel;
+  o.out_dir = dir.file("mixed");
+  o.quantize = quant::Scheme::q4_0;
+  o.denoiser_quantize = quant::Scheme::q8_0;
+  o.calibration_prompts = {"a dog face"};
+  export_model(o);
+  auto has = [](const std::string& file, const std::string& name) { return safetensors::Reader(file).contains(name); };
+  const std::string den = o.out_dir + "/denoiser/model.safetensors";
+  EXPECT_TRUE(has(den, "unet.down.0.blocks.0.mlp_in.weight.q8_0"));
+  EXPECT_FALSE(has(den, "unet.down.0.blocks.0.mlp_in.weight.q4_0"));
+  EXPECT_EQ(safetensors::Reader(den).metadata().count("luminars.calibration"), 0u);
+  EXPECT_TRUE(has(o.out_dir + "/text_encoder/model.safetensors", "text_model.encoder.layers.0.mlp.fc1.weight.q4_0"));
+  EXPECT_EQ(ModelFolder::load(o.out_dir).weights, "q4_0, denoiser q8_0");
+  o.quantize.reset();
+  o.out_dir = dir.file("refused");
+  EXPECT_NE(test::error_of([&] { export_model(o); }).find("--denoiser-dtype) needs a quantized --dtype"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace luminars

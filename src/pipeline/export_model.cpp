@@ -128,8 +128,12 @@ ExportSummary export_model(const ExportOptions& o) {
   if (o.cfg_scale > 0) m.sampler.cfg_scale = o.cfg_scale;
   if (o.hires_from >= 0) m.sampler.hires_from = o.hires_from;
   if (o.hires_strength > 0) m.sampler.hires_strength = o.hires_strength;
+  if (o.denoiser_quantize && !o.quantize) throw Error("export: a denoiser scheme (--denoiser-dtype) needs a quantized --dtype (q8_0 or q4_0)");
+  ExportOptions od = o;  // the denoiser's
+  if (o.denoiser_quantize) od.quantize = o.denoiser_quantize;
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
+  if (od.quantize != o.quantize) m.weights += std::string(", denoiser ") + quant::scheme_name(*od.quantize);
   export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);
   // LoRA layers of the text encoder (group text) merged into its weights, the others into the denoiser's.
   export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o,
@@ -165,11 +169,11 @@ ExportSummary export_model(const ExportOptions& o) {
   merged[kConfigMetadataKey] = denoiser->config().to_json();
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
   std::map<std::string, InputMoments> calibration;
-  if (o.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+  if (od.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
     calibration = denoiser_input_moments(src, denoiser, o.calibration_prompts);
     merged["luminars.calibration"] = std::to_string(o.calibration_prompts.size()) + (o.calibration_prompts.size() == 1 ? " prompt" : " prompts");
   }
-  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), o, denoiser_keeps_eight_bits,
+  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), od, denoiser_keeps_eight_bits,
                 calibration);
   m.save();
 

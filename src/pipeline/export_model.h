@@ -21,6 +21,8 @@ struct ExportOptions {
   std::string out_dir;                    // written afresh: tokenizer/, text_encoder/, vae/, denoiser/, luminars.json
   torch::Dtype dtype = torch::kFloat16;   // storage of floating-point weights
   std::optional<quant::Scheme> quantize;  // q8_0 or q4_0 for the quantizable weights (dtype: the rest)
+  // The denoiser's scheme where it differs (q8_0 in a q4_0 folder: the part 4 bits hurt most).
+  std::optional<quant::Scheme> denoiser_quantize;
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;

@@ -19,6 +19,11 @@ void register_export(CLI::App& app, GlobalOptions& g) {
   cmd->add_option("--dtype", *dtype, "weight storage: f16, bf16, f32, or q8_0 / q4_0 (linear, convolution and embedding weights in 8 or 4 bits, blocks of 32 with an F16 scale; the rest F16)")
       ->capture_default_str()
       ->check(CLI::IsMember({"f16", "bf16", "f32", "q8_0", "q4_0"}));
+  auto denoiser_dtype = std::make_shared<std::string>();
+  cmd->add_option("--denoiser-dtype", *denoiser_dtype,
+                  "the denoiser's scheme where it differs from --dtype's, e.g. q8_0 in a q4_0 folder (README: 12.1 MB "
+                  "and 30.9 dB against q4_0's 9.6 MB and 23.9 dB for the shipped model)")
+      ->check(CLI::IsMember({"q8_0", "q4_0"}));
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--hires-from", o->hires_from,
@@ -41,14 +46,16 @@ void register_export(CLI::App& app, GlobalOptions& g) {
                   "export this VAE folder instead of the model's: a decoder fine-tuned for the same latents "
                   "(train-vae --init MODEL/vae --decoder-only); refused if its latents differ")
       ->check(CLI::ExistingDirectory);
-  cmd->callback([o, dtype, merge, prompts_file, no_calibration, &g] {
+  cmd->callback([o, dtype, denoiser_dtype, merge, prompts_file, no_calibration, &g] {
     apply_global(g);
-    if (*dtype == "q4_0" && !*no_calibration) {
+    const std::string& den = denoiser_dtype->empty() ? *dtype : *denoiser_dtype;
+    if (den == "q4_0" && !*no_calibration) {
       o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
       if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
     }
     for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
     o->quantize = quant::scheme_from_name(*dtype);
+    if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
     o->dtype = *dtype == "bf16" ? torch::kBFloat16 : *dtype == "f32" ? torch::kFloat32 : torch::kFloat16;
     std::cout << export_model(*o).text << "\n";
   });
