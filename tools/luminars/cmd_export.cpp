@@ -21,8 +21,8 @@ void register_export(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::IsMember({"f16", "bf16", "f32", "q8_0", "q4_0"}));
   auto denoiser_dtype = std::make_shared<std::string>();
   cmd->add_option("--denoiser-dtype", *denoiser_dtype,
-                  "the denoiser's scheme where it differs from --dtype's, e.g. q8_0 in a q4_0 folder (README: 12.1 MB "
-                  "and 30.9 dB against q4_0's 9.6 MB and 23.9 dB for the shipped model)")
+                  "the denoiser's scheme where it differs from --dtype's, e.g. q8_0 in a q4_0 folder: larger, pictures "
+                  "closer to float32 (README: 8- and 4-bit weights)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
