@@ -7,6 +7,8 @@
 #include <filesystem>
 
 #include "core/image.h"
+#include "core/safetensors.h"
+#include "core/tensor_io.h"
 #include "pipeline/pipeline.h"
 #include "test_support.h"
 #include "vae/autoencoder_kl.h"
@@ -233,6 +235,16 @@ TEST_F(PipelineTest, HiresFixDrawsTheSmallPictureLargerInTwoPasses) {
   EXPECT_EQ(untrained_first.first_height, 32);
   d.hires_from.reset();
   EXPECT_EQ(defaults.generate(d).parameters[0].first_width, 0);
+  // A LoRA trained at 32 × 64 and 64 × 32 makes 32 a trained side of its requests, first passes included.
+  d.hires_any_size = false;
+  const int64_t c0 = safetensors::Reader(folder.denoiser).at("unet.out.weight").shape.at(0);
+  const auto wide = dir.file("wide.safetensors");
+  save_tensors(wide, {{"unet.out.lora_A.weight", torch::zeros({2, c0})}, {"unet.out.lora_B.weight", torch::zeros({c0, 2})}},
+               {{"r", "2"}, {"training_data", R"({"images": 8, "resolution": 64, "buckets": [[32, 64], [64, 32]]})"}});
+  d.loras = {{wide, 1.0, "wide"}};
+  const auto widened = defaults.generate(d).parameters[0];
+  EXPECT_EQ(widened.first_width, 64);
+  EXPECT_EQ(widened.first_height, 32);
   d = rocket(64);
   d.init_image = two_colours();
   d.hires_from = 64;

@@ -130,7 +130,7 @@ ExportSummary export_model(const ExportOptions& o) {
   if (o.hires_strength > 0) m.sampler.hires_strength = o.hires_strength;
   if (o.denoiser_quantize && !o.quantize) throw Error("export: a denoiser scheme (--denoiser-dtype) needs a quantized --dtype (q8_0 or q4_0)");
   ExportOptions od = o;  // the denoiser's
-  if (o.denoiser_quantize) od.quantize = o.denoiser_quantize;
+  od.quantize = o.denoiser_scheme();
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
   if (od.quantize != o.quantize) m.weights += std::string(", denoiser ") + quant::scheme_name(*od.quantize);

@@ -23,6 +23,8 @@ struct ExportOptions {
   std::optional<quant::Scheme> quantize;  // q8_0 or q4_0 for the quantizable weights (dtype: the rest)
   // The denoiser's scheme where it differs (q8_0 in a q4_0 folder: the part 4 bits hurt most).
   std::optional<quant::Scheme> denoiser_quantize;
+  // The scheme the denoiser is stored in (denoiser_quantize, else quantize; nullopt: dtype).
+  std::optional<quant::Scheme> denoiser_scheme() const { return denoiser_quantize ? denoiser_quantize : quantize; }
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;

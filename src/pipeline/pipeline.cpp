@@ -213,8 +213,9 @@ RequestSettings Pipeline::Parts::resolve(const GenerationRequest& r) const {
 
 // Two passes when the request (or else the folder) asks for them and the picture is larger than
 // the first pass: the first pass keeps the picture's proportions, its longer side `from`, each side
-// rounded to the size step. A folder's default that finds no trained first size draws in one pass;
-// a request's own hires_from is refused then.
+// rounded to the size step (trained: the folder's sizes and the request's LoRAs'). A folder's
+// default that finds no trained first size draws in one pass; a request's own hires_from is
+// refused then.
 void Pipeline::Parts::resolve_hires(const GenerationRequest& r, RequestSettings& s) const {
   const int64_t from = r.hires_from.value_or(folder.sampler.hires_from);
   const double strength = r.hires_strength.value_or(folder.sampler.hires_strength);
@@ -229,9 +230,14 @@ void Pipeline::Parts::resolve_hires(const GenerationRequest& r, RequestSettings&
     return std::max<int64_t>(m, static_cast<int64_t>(std::llround(static_cast<double>(v) * from / longer / m)) * m);
   };
   const int64_t w = first_side(s.width), h = first_side(s.height);
-  const SizeRule rule = size_rule();
+  SizeRule rule = size_rule();
+  bool widened = false;  // the request's LoRAs' trained sizes count as trained (read only when needed)
   for (auto [name, v] : {std::pair<const char*, int64_t>{"width", w}, {"height", h}}) {
     std::string error = size_error(std::string("hires fix: the first pass's ") + name, v, rule);
+    if (error.empty() && !widened && !is_trained_size(v, rule)) {
+      rule = widen_for_loras(rule, request_loras(r, options.lora_dir));
+      widened = true;
+    }
     if (error.empty() && !(r.hires_from && r.hires_any_size) && !is_trained_size(v, rule))
       error = "hires fix: the first pass's " + std::string(name) + " " + std::to_string(v) + " is not a size the model was trained at (" +
               join_sizes(rule.trained) + ")";

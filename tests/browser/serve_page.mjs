@@ -165,6 +165,7 @@ try {
   }
   await page.fill("#width", String(resolution));
   await page.fill("#height", String(resolution));
+  await page.setChecked("#hires", true);  // a picture no larger than the first pass: one pass, nothing sent about two
 
   // An error from the server, in words: steps out of range (the input's min/max bypassed).
   if (await page.locator("#error").isVisible()) throw new Error(`an error shows before the error check: ${await page.textContent("#error")}`);
@@ -173,6 +174,9 @@ try {
   await page.waitForSelector("#error", { state: "visible", timeout: 10_000 });
   const message = await page.textContent("#error");
   if (!/steps/i.test(message)) throw new Error(`#error does not mention steps: "${message}"`);
+  const small = jobBodies[jobBodies.length - 1] || {};
+  if (small.width !== resolution || "hires_from" in small || "hires_strength" in small)
+    throw new Error(`a ${resolution}-pixel picture with the two-pass box checked sent ${JSON.stringify(small)}; expected no hires fields`);
 
   fs.mkdirSync(artifactDir, { recursive: true });
   await page.screenshot({ path: path.join(artifactDir, "serve-page.png"), fullPage: true });

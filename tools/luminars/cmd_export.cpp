@@ -48,14 +48,13 @@ void register_export(CLI::App& app, GlobalOptions& g) {
       ->check(CLI::ExistingDirectory);
   cmd->callback([o, dtype, denoiser_dtype, merge, prompts_file, no_calibration, &g] {
     apply_global(g);
-    const std::string& den = denoiser_dtype->empty() ? *dtype : *denoiser_dtype;
-    if (den == "q4_0" && !*no_calibration) {
+    o->quantize = quant::scheme_from_name(*dtype);
+    if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
+    if (o->denoiser_scheme() == quant::Scheme::q4_0 && !*no_calibration) {
       o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
       if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
     }
     for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
-    o->quantize = quant::scheme_from_name(*dtype);
-    if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
     o->dtype = *dtype == "bf16" ? torch::kBFloat16 : *dtype == "f32" ? torch::kFloat32 : torch::kFloat16;
     std::cout << export_model(*o).text << "\n";
   });
