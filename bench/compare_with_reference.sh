@@ -2,13 +2,14 @@
 # The C++ denoiser against the PyTorch reference on this machine, interleaved round by round
 # (C++, PyTorch, C++, PyTorch, …) so drift on a shared machine hits both alike; prints each
 # round, the medians and the ratio.
-# Usage: bench/compare_with_reference.sh sampling|sampling-cached|training [rounds=3] [batch] [side=32]
+# Usage: bench/compare_with_reference.sh sampling|sampling-cached|training|adamw [rounds=3] [batch] [side=32]
 #   sampling         one denoiser call with the reference's work per call: the C++ side recomputes
 #                    the prompt's context embedding and keys/values in every call, as the reference
 #                    does (like for like);
 #   sampling-cached  one step as `luminars generate` runs it: the C++ side computes the prompt's
 #                    part once per generation (a product advantage; the reference still recomputes);
-#   training         forward, backward, AdamW.
+#   training         forward, backward, AdamW;
+#   adamw            one AdamW step alone over the default preset's parameters (float32).
 # Batch 2 is a guided step (conditional and unconditional rows in one call).
 # REFERENCE: torch2 (default; PyTorch 2.x from scripts/install-reference.sh, eager), torch2-compile
 #   (the same under torch.compile, inductor on the CPU) or debian (/usr/bin/python3's PyTorch 1.13).
@@ -19,6 +20,8 @@
 #   debian reference gets OPENBLAS_NUM_THREADS=1 to match. The PyPI wheel calls MKL and oneDNN on
 #   the OpenMP pool, which has the same thread count. REFERENCE_ENV="VAR=value …" replaces the
 #   reference's environment settings (e.g. REFERENCE_ENV= for OpenBLAS's default threads).
+# REFERENCE_ADAMW (training): default (torch.optim.AdamW as people construct it; on the CPU a loop
+#   over the parameters), foreach or fused (one pass per tensor, as the C++ side's AdamW on the CPU).
 # CPP_BUILD: the C++ build folder (default build, against Debian's LibTorch 1.13); build-cuda times
 #   the C++ side built against the wheel's LibTorch (`scripts/cuda-compile-check.sh bench_denoiser`),
 #   which runs on the CPU too: the same kernels (MKL, oneDNN) as the torch2 reference.
@@ -29,7 +32,8 @@ case "$mode" in
   sampling) batch=${3:-1}; bm=BM_SamplingStepWithPrompt; runs=5; ref_mode=sampling ;;
   sampling-cached) batch=${3:-1}; bm=BM_SamplingStep; runs=5; ref_mode=sampling ;;
   training) batch=${3:-32}; bm=BM_TrainingStep; runs=2; ref_mode=training ;;
-  *) echo "usage: $0 sampling|sampling-cached|training [rounds] [batch] [side]" >&2; exit 2 ;;
+  adamw) batch=1; bm=BM_AdamWStep; runs=7; ref_mode=adamw ;;
+  *) echo "usage: $0 sampling|sampling-cached|training|adamw [rounds] [batch] [side]" >&2; exit 2 ;;
 esac
 side=${4:-32}
 reference=${REFERENCE:-torch2}
@@ -46,7 +50,11 @@ for p in "$cpp_prec" "$ref_prec"; do
   case "$p" in f32|bf16) ;; *) echo "CPP_PRECISION and REFERENCE_PRECISION are f32 or bf16, not '$p'" >&2; exit 2 ;; esac
 done
 filter="^$bm/$batch/$side/$([ "$cpp_prec" = bf16 ] && echo 1 || echo 0)/"
+[ "$mode" = adamw ] && filter="^$bm/"
 [ "$ref_prec" = bf16 ] && ref_flags+=(--bf16)
+ref_adamw=${REFERENCE_ADAMW:-default}
+case "$ref_adamw" in default|foreach|fused) ;; *) echo "REFERENCE_ADAMW is default, foreach or fused, not '$ref_adamw'" >&2; exit 2 ;; esac
+case "$mode" in training|adamw) ref_flags+=(--adamw "$ref_adamw") ;; esac
 cpp_build=${CPP_BUILD:-build}
 [ -x "$cpp_build/bench_denoiser" ] || { echo "$cpp_build/bench_denoiser is missing: build the benchmarks first (LUMINARS_TARGETS=all scripts/build.sh)" >&2; exit 1; }
 ref_version=$("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null)
@@ -63,5 +71,9 @@ done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END{print (NR%2)?a[(NR+1)/2]:(a[NR/2]+a[NR/2+1])/2}'; }
 mc=$(median "${cpp[@]}"); mp=$(median "${py[@]}")
 echo "$mode step, default preset, batch $batch, ${side}x${side} latents, $(nproc) threads, median of $rounds rounds, $(date -u +%F):" \
-     "C++ $cpp_prec ($bm, $cpp_build), reference $reference (torch $ref_version) $ref_prec${ref_env:+ with $ref_env}"
-awk -v a="$mp" -v b="$mc" -v n="$batch" 'BEGIN{printf "  C++ %.1f ms (%.2f img/s), PyTorch reference %.1f ms (%.2f img/s): C++ is %.2fx the reference speed\n", b, n*1000/b, a, n*1000/a, a/b}'
+     "C++ $cpp_prec ($bm, $cpp_build), reference $reference (torch $ref_version) $ref_prec${ref_env:+ with $ref_env}$(case "$mode" in training|adamw) [ "$ref_adamw" != default ] && echo ", AdamW $ref_adamw" ;; esac)"
+if [ "$mode" = adamw ]; then  # no pictures in an optimizer step
+  awk -v a="$mp" -v b="$mc" 'BEGIN{printf "  C++ %.1f ms, PyTorch reference %.1f ms: C++ is %.2fx the reference speed\n", b, a, a/b}'
+else
+  awk -v a="$mp" -v b="$mc" -v n="$batch" 'BEGIN{printf "  C++ %.1f ms (%.2f img/s), PyTorch reference %.1f ms (%.2f img/s): C++ is %.2fx the reference speed\n", b, n*1000/b, a, n*1000/a, a/b}'
+fi

@@ -2,6 +2,7 @@
 bench_denoiser.cpp and bench/throughput.cpp: the default preset, 77 text tokens, non-zero ada/out.
   sampling:  one forward in inference mode;
   training:  forward, backward, torch AdamW step (bf16 autocast with --bf16);
+  adamw:     one torch.optim.AdamW step over the parameters (random gradients), as --adamw builds it;
   sample-run: a whole 12-step Euler run, batch 1 unguided or batch 2 (one prompt with guidance),
              the spec's sample_flow with the time tensor made on the model's device.
 Usage: /usr/bin/python3 bench/reference_denoiser.py --mode sampling|training|sample-run --batch 1 --side 32 --runs 5
@@ -10,7 +11,7 @@ import argparse, os, statistics, sys, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument('--spec', default=os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', 'shared', 'spec'))
-ap.add_argument('--mode', choices=['sampling', 'training', 'sample-run'], default='sampling')
+ap.add_argument('--mode', choices=['sampling', 'training', 'sample-run', 'adamw'], default='sampling')
 ap.add_argument('--device', default='cpu')
 ap.add_argument('--bf16', action='store_true', help='bf16 autocast (CUDA, or the CPU)')
 ap.add_argument('--compile', action='store_true', help='torch.compile the model')
@@ -21,6 +22,9 @@ ap.add_argument('--runs', type=int, default=5)
 ap.add_argument('--warmup', type=int, default=1)
 ap.add_argument('--steps', type=int, default=12)
 ap.add_argument('--cfg', type=float, default=4.0)
+ap.add_argument('--adamw', choices=['default', 'foreach', 'fused'], default='default',
+                help="training: torch.optim.AdamW as constructed by default (on the CPU a loop over the "
+                     "parameters), or with foreach=True or fused=True (PyTorch >= 2.4 on the CPU)")
 a = ap.parse_args()
 sys.path.insert(0, a.spec)
 import torch
@@ -61,8 +65,12 @@ elif a.mode == 'sample-run':
                 else:
                     v = net(z, tb, ctx, pooled)
                 z = z + (ts[i + 1] - ts[i]).item() * v
+elif a.mode == 'adamw':  # one optimizer step alone, gradients of the parameters' size (bench_denoiser's BM_AdamWStep)
+    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, **({} if a.adamw == 'default' else {a.adamw: True}))
+    for p in m.parameters(): p.grad = torch.randn_like(p)
+    def step(): opt.step()
 else:
-    m.train(); opt = torch.optim.AdamW(m.parameters(), lr=1e-4)
+    m.train(); opt = torch.optim.AdamW(m.parameters(), lr=1e-4, **({} if a.adamw == 'default' else {a.adamw: True}))
     def step():
         opt.zero_grad()
         with autocast(): loss = flow_matching_loss(net, x, noise, t, ctx, pooled)
@@ -80,4 +88,4 @@ extra = f', {1000 * a.batch / med:.1f} img/s' if a.mode == 'training' else ''
 if dev.type == 'cuda': extra += f', peak {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB'
 print(f'reference {a.mode} batch {a.batch} {a.side}x{a.side} on {a.device}{" bf16" if a.bf16 else ""}{" compiled" if a.compile else ""} '
       f'threads {torch.get_num_threads()} torch {torch.__version__}: median {med:.1f} ms (min {min(times):.1f}, max {max(times):.1f}, '
-      f'runs {a.runs}){extra}', file=sys.stderr)
+      f'runs {a.runs}){extra}{"" if a.adamw == "default" else ", AdamW " + a.adamw}', file=sys.stderr)

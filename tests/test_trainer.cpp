@@ -127,6 +127,28 @@ TEST(AdamW, MatchesLibTorchAdamW) {
   EXPECT_EQ(mine.steps_taken(), 5);
 }
 
+TEST(AdamW, AStridedParameterTakesTheMultiTensorFormWithTheSameResult) {
+  // A transposed parameter is not contiguous: the step falls back from the one-pass update
+  // (train/adamw_kernel.h) to the multi-tensor form for every tensor, which must agree with it.
+  torch::manual_seed(4);
+  const auto base = torch::randn({6, 4});
+  auto one = base.clone().requires_grad_(true);                        // contiguous
+  auto strided = base.t().contiguous().t().requires_grad_(true);  // the same values, column-major
+  ASSERT_FALSE(strided.is_contiguous());
+  AdamW a({{"w", one}}, {1e-2, 0.9, 0.99, 1e-8, 0.05}), b({{"w", strided}}, {1e-2, 0.9, 0.99, 1e-8, 0.05});
+  for (int i = 0; i < 5; ++i) {
+    const auto target = torch::randn({6, 4});
+    a.zero_grad();
+    b.zero_grad();
+    (one - target).pow(2).sum().backward();
+    (strided - target).pow(2).sum().backward();
+    a.step();
+    b.step();
+  }
+  EXPECT_FALSE(torch::equal(one, base));  // it moved
+  EXPECT_LT(test::rel_error(strided, one), 1e-6);
+}
+
 TEST(Schedule, WarmupThenConstantOrCosine) {
   EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 0, 100, 10, LrDecay::Constant), 0.1);
   EXPECT_DOUBLE_EQ(scheduled_lr(1.0, 9, 100, 10, LrDecay::Constant), 1.0);

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/weight_loader.h"
+#include "train/adamw_kernel.h"
 
 namespace luminars {
 
@@ -26,19 +27,37 @@ void AdamW::step() {
   const auto& o = options_;
   const double bc1 = 1 - std::pow(o.beta1, static_cast<double>(step_));
   const double bc2 = 1 - std::pow(o.beta2, static_cast<double>(step_));
-  // One multi-tensor (foreach) kernel per line over every parameter with a gradient: on CUDA a
-  // handful of launches per step instead of ~10 per tensor; element for element the same
-  // arithmetic as the per-tensor form.
   std::vector<torch::Tensor> p, g, m, v;
+  bool one_pass = true;  // every tensor float32, contiguous, on the CPU
   for (std::size_t i = 0; i < params_.size(); ++i) {
     const auto& param = params_[i].second;
     if (!param.grad().defined()) continue;
     p.push_back(param);
-    g.push_back(param.grad().to(torch::kFloat32));
+    g.push_back(param.grad().to(torch::kFloat32).contiguous());
     m.push_back(exp_avg_[i]);
     v.push_back(exp_avg_sq_[i]);
+    for (const auto* t : {&p.back(), &m.back(), &v.back()})
+      one_pass = one_pass && t->device().is_cpu() && t->scalar_type() == torch::kFloat32 && t->is_contiguous();
   }
   if (p.empty()) return;
+  if (one_pass) {  // train/adamw_kernel.h: each element read and written once
+    AdamWCoefficients c;
+    c.decay = static_cast<float>(1 - o.lr * o.weight_decay);
+    c.beta1 = static_cast<float>(o.beta1);
+    c.one_minus_beta1 = static_cast<float>(1 - o.beta1);
+    c.beta2 = static_cast<float>(o.beta2);
+    c.one_minus_beta2 = static_cast<float>(1 - o.beta2);
+    c.sqrt_bc2 = static_cast<float>(std::sqrt(bc2));
+    c.eps = static_cast<float>(o.eps);
+    c.step = static_cast<float>(-o.lr / bc1);
+    for (std::size_t i = 0; i < p.size(); ++i) {
+      adamw_update(p[i].data_ptr<float>(), g[i].data_ptr<float>(), m[i].data_ptr<float>(), v[i].data_ptr<float>(), p[i].numel(), c);
+      torch::autograd::impl::bump_version(p[i]);  // written in place, as an in-place operator would
+    }
+    return;
+  }
+  // Elsewhere (CUDA) one multi-tensor (foreach) kernel per line over every parameter with a
+  // gradient: a handful of launches per step instead of ~10 per tensor.
   at::_foreach_mul_(p, 1 - o.lr * o.weight_decay);    // decoupled weight decay
   at::_foreach_mul_(m, o.beta1);                      // m = β1·m + (1−β1)·g
   at::_foreach_add_(m, g, 1 - o.beta1);
