@@ -23,7 +23,7 @@ ap.add_argument('--warmup', type=int, default=1)
 ap.add_argument('--steps', type=int, default=12)
 ap.add_argument('--cfg', type=float, default=4.0)
 ap.add_argument('--adamw', choices=['default', 'foreach', 'fused'], default='default',
-                help="training: torch.optim.AdamW as constructed by default (on the CPU a loop over the "
+                help="training and adamw: torch.optim.AdamW as constructed by default (on the CPU a loop over the "
                      "parameters), or with foreach=True or fused=True (PyTorch >= 2.4 on the CPU)")
 a = ap.parse_args()
 sys.path.insert(0, a.spec)
@@ -33,6 +33,7 @@ from luminars_reference import LuminaRS, DEFAULT, flow_matching_loss, sample_tim
 torch.set_num_threads(a.threads)
 torch.manual_seed(0)
 dev = torch.device(a.device)
+adamw = lambda params: torch.optim.AdamW(params, lr=1e-4, **({} if a.adamw == 'default' else {a.adamw: True}))
 m = LuminaRS(DEFAULT)
 with torch.no_grad():
     for p in m.parameters():
@@ -66,11 +67,11 @@ elif a.mode == 'sample-run':
                     v = net(z, tb, ctx, pooled)
                 z = z + (ts[i + 1] - ts[i]).item() * v
 elif a.mode == 'adamw':  # one optimizer step alone, gradients of the parameters' size (bench_denoiser's BM_AdamWStep)
-    opt = torch.optim.AdamW(m.parameters(), lr=1e-4, **({} if a.adamw == 'default' else {a.adamw: True}))
+    opt = adamw(m.parameters())
     for p in m.parameters(): p.grad = torch.randn_like(p)
     def step(): opt.step()
 else:
-    m.train(); opt = torch.optim.AdamW(m.parameters(), lr=1e-4, **({} if a.adamw == 'default' else {a.adamw: True}))
+    m.train(); opt = adamw(m.parameters())
     def step():
         opt.zero_grad()
         with autocast(): loss = flow_matching_loss(net, x, noise, t, ctx, pooled)

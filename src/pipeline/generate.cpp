@@ -7,7 +7,6 @@
 
 #include "core/image_file.h"
 #include "core/image_tensor.h"
-#include "pipeline/lora_prompt.h"
 #include "pipeline/pipeline.h"
 
 namespace luminars {
@@ -24,22 +23,13 @@ PipelineOptions pipeline_options(const GenerateOptions& o) {
 
 }  // namespace
 
-namespace {
-
-// The model's size rule; a LoRA of the request trained with aspect-ratio buckets adds its sides.
-SizeRule size_rule_with_loras(const Pipeline& pipeline, const GenerationRequest& request) {
-  return widen_for_loras(pipeline.size_rule(), pipeline.loras_of(request));
-}
-
-}  // namespace
-
-SizeRule model_size_rule(const GenerateOptions& o) { return size_rule_with_loras(Pipeline(pipeline_options(o)), o.request); }
+SizeRule model_size_rule(const GenerateOptions& o) { return Pipeline(pipeline_options(o)).size_rule(o.request); }
 
 GenerateResult generate(const GenerateOptions& o) {
   if (o.out.empty()) throw Error("no output path given (--out)");
   image_format_for(o.out);  // refused before any work
   Pipeline pipeline(pipeline_options(o));
-  if (const SizeRule rule = size_rule_with_loras(pipeline, o.request); !o.any_size && !rule.trained.empty()) {
+  if (const SizeRule rule = pipeline.size_rule(o.request); !o.any_size && !rule.trained.empty()) {
     const auto [width, height] = pipeline.output_size(o.request);
     const std::string allow = "give --size " + std::to_string(rule.trained.front()) + ", or --any-size to draw it anyway";
     for (auto [name, v] : {std::pair<const char*, int64_t>{"width", width}, {"height", height}})

@@ -132,6 +132,7 @@ struct Pipeline::Parts {
   torch::Tensor to_pixels(const torch::Tensor& latents);
   torch::Tensor to_latents(const torch::Tensor& pixels);
   SizeRule size_rule() const { return {multiple(), 4096, folder.trained_sizes}; }
+  SizeRule size_rule(const GenerationRequest& r) const { return widen_for_loras(size_rule(), request_loras(r, options.lora_dir)); }
 };
 
 const Pipeline::Parts::CachedLora& Pipeline::Parts::lora_file(const std::string& path) {
@@ -235,7 +236,7 @@ void Pipeline::Parts::resolve_hires(const GenerationRequest& r, RequestSettings&
   for (auto [name, v] : {std::pair<const char*, int64_t>{"width", w}, {"height", h}}) {
     std::string error = size_error(std::string("hires fix: the first pass's ") + name, v, rule);
     if (error.empty() && !widened && !is_trained_size(v, rule)) {
-      rule = widen_for_loras(rule, request_loras(r, options.lora_dir));
+      rule = size_rule(r);
       widened = true;
     }
     if (error.empty() && !(r.hires_from && r.hires_any_size) && !is_trained_size(v, rule))
@@ -310,6 +311,7 @@ std::string Pipeline::model_name() const { return fs::path(parts_->folder.dir).f
 int64_t Pipeline::resolution() const { return parts_->folder.resolution; }
 int64_t Pipeline::size_multiple() const { return parts_->multiple(); }
 SizeRule Pipeline::size_rule() const { return parts_->size_rule(); }
+SizeRule Pipeline::size_rule(const GenerationRequest& request) const { return parts_->size_rule(request); }
 
 std::vector<LoraSpec> Pipeline::loras_of(const GenerationRequest& r) const { return request_loras(r, parts_->options.lora_dir); }
 

@@ -63,6 +63,8 @@ class Pipeline {
   int64_t resolution() const;      // the image side the model was trained at
   int64_t size_multiple() const;   // width and height must be multiples of this (VAE × denoiser levels)
   SizeRule size_rule() const;      // that multiple, the largest side and the trained sides
+  // The same with the sides `request`'s LoRAs were trained at (aspect-ratio buckets) added.
+  SizeRule size_rule(const GenerationRequest& request) const;
   // The width and height `request` would be drawn at (checked as generate() checks it).
   std::pair<int64_t, int64_t> output_size(const GenerationRequest& request) const;
   // The LoRAs `request` applies: its prompt's tags (resolved in lora_dir) then request.loras, each

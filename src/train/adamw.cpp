@@ -56,8 +56,8 @@ void AdamW::step() {
     }
     return;
   }
-  // Elsewhere (CUDA) one multi-tensor (foreach) kernel per line over every parameter with a
-  // gradient: a handful of launches per step instead of ~10 per tensor.
+  // Elsewhere (CUDA, strided tensors) one multi-tensor (foreach) kernel per line over every
+  // parameter with a gradient: on CUDA a handful of launches per step instead of ~10 per tensor.
   at::_foreach_mul_(p, 1 - o.lr * o.weight_decay);    // decoupled weight decay
   at::_foreach_mul_(m, o.beta1);                      // m = β1·m + (1−β1)·g
   at::_foreach_add_(m, g, 1 - o.beta1);
