@@ -110,6 +110,23 @@ TEST(Quantize, Q4ScaleSearchIsNeverWorseThanGgmlsScale) {
 // the error that reaches the output; GPTQ, which also compensates each column's error in the
 // columns after it, lowers it further. With uncorrelated inputs of equal power both are the plain
 // search, code for code.
+// Rounding at given scales (what quantization-aware tuning does between scale searches) gives
+// exactly quantize-then-dequantize when the scales are quantize's own, padding included; at other
+// scales it gives another rounding.
+TEST(Quantize, RoundAtScalesIsQuantizeThenDequantizeAtQuantizesScales) {
+  torch::manual_seed(8);
+  const auto w = torch::randn({6, 3, 5, 5}) * 0.1;  // rows of 75 values: 3 blocks, the last padded
+  for (Scheme s : {Scheme::q8_0, Scheme::q4_0}) {
+    const auto p = quant::quantize(w, s);
+    const auto rounded = quant::round_at_scales(w, s, p.scales);
+    EXPECT_EQ(rounded.sizes(), w.sizes());
+    EXPECT_TRUE(torch::equal(rounded, quant::dequantize(p, s, w.sizes()))) << quant::scheme_name(s);
+    const auto other = quant::round_at_scales(w, s, p.scales.to(torch::kFloat32) * 1.5);
+    EXPECT_FALSE(torch::equal(other, rounded)) << quant::scheme_name(s);
+    EXPECT_LT(test::rel_error(other, w), 0.5) << quant::scheme_name(s);
+  }
+}
+
 TEST(Quantize, Q4CalibrationLowersTheErrorThatReachesTheOutput) {
   torch::manual_seed(7);
   const int64_t in = 64, out = 48;

@@ -190,6 +190,20 @@ torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape) {
   return w.reshape(shape).contiguous();
 }
 
+torch::Tensor round_at_scales(const torch::Tensor& weight, Scheme s, const torch::Tensor& scales) {
+  torch::NoGradGuard no_grad;
+  const int64_t rows = weight.size(0), cols = row_length(weight.sizes()), nb = blocks_of(cols);
+  auto w = weight.detach().to(torch::kFloat32).reshape({rows, cols});
+  if (nb * kBlock != cols) w = torch::constant_pad_nd(w, {0, nb * kBlock - cols});
+  w = w.reshape({rows, nb, kBlock});
+  auto d = scales.to(torch::kFloat32).reshape({rows, nb, 1});
+  auto inv = torch::where(d != 0, 1 / d, torch::zeros_like(d));
+  auto q = s == Scheme::q8_0 ? (w * inv).round().clamp(-127, 127) : (w * inv + 8.5).floor().clamp(0, 15) - 8;
+  auto r = q.mul_(d).reshape({rows, nb * kBlock});
+  if (nb * kBlock != cols) r = r.slice(1, 0, cols);
+  return r.reshape(weight.sizes()).contiguous();
+}
+
 bool quantizable(const std::string& name, const torch::Tensor& t) {
   // ".weight" and torch's packed attention projection ".in_proj_weight": both end in "weight"
   return t.is_floating_point() && t.dim() >= 2 && t.numel() >= 256 && name.ends_with("weight");

@@ -52,6 +52,12 @@ Packed quantize(const torch::Tensor& weight, Scheme s, const InputMoments& input
 // The float32 weight of shape `shape` back from its blocks.
 torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape);
 
+// `weight` rounded to blocks at the given scales ([rows, blocks], as Packed::scales) and turned
+// back into float32: dequantize(quantize(weight)) when quantize chose these scales, computed
+// without the scale search (quantization-aware tuning rounds at each step with scales it searches
+// only now and then).
+torch::Tensor round_at_scales(const torch::Tensor& weight, Scheme s, const torch::Tensor& scales);
+
 // Whether export quantizes this tensor: a ".weight" (or attention's packed ".in_proj_weight") of 2
 // or more dimensions (linear and convolution kernels, embedding tables) with at least 256 values;
 // norms and biases stay float.

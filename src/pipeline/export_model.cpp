@@ -93,6 +93,42 @@ std::string vae_to_export(const std::string& model_vae, const std::string& repla
   return replacement;
 }
 
+// "1 prompt", "16 prompts"
+std::string count(std::size_t n, const std::string& what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
+
+// Tunes the denoiser's float weights for their rounding in `scheme` (pipeline/quantization_tuning.h)
+// on o's tuning prompts, every 8th held out to measure; a q4_0 denoiser starts from its calibrated
+// (GPTQ) rounding where calibration prompts are given. Records both in `metadata`; returns the note.
+std::string tune_denoiser(const ModelFolder& src, LuminaRS& denoiser, const ExportOptions& o, quant::Scheme scheme,
+                          std::map<std::string, std::string>& metadata) {
+  QuantizationTuning t;
+  t.steps = o.tune_steps;
+  t.lr = o.tune_lr;
+  t.seeds = o.tune_seeds;
+  const auto& prompts = o.tuning_prompts.empty() ? default_tuning_prompts() : o.tuning_prompts;
+  for (std::size_t i = 0; i < prompts.size(); ++i)
+    (prompts.size() >= 8 && i % 8 == 7 ? t.held_out : t.prompts).push_back(prompts[i]);
+  t.scheme = scheme;
+  t.keep_q8 = denoiser_keeps_eight_bits;
+  if (scheme == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+    const auto moments = denoiser_input_moments(src, denoiser, o.calibration_prompts);
+    for (const auto& p : denoiser->named_parameters()) {
+      const auto c = moments.find(p.key());
+      if (c == moments.end() || !quant::quantizable(p.key(), p.value()) || denoiser_keeps_eight_bits(p.key(), p.value())) continue;
+      t.start[p.key()] = quant::dequantize(quant::quantize(p.value(), scheme, c->second), scheme, p.value().sizes());
+    }
+    metadata["luminars.calibration"] = count(o.calibration_prompts.size(), "prompt");
+  }
+  const auto r = tune_for_quantization(src, denoiser, t);
+  std::string note = count(t.steps, "step") + " on " + count(r.states, "state") + " of " + count(t.prompts.size(), "prompt") +
+                     "; guided velocity's relative error " + format_number(r.error_before) + " -> " + format_number(r.error_after);
+  if (!t.held_out.empty())
+    note += ", on " + count(t.held_out.size(), "held-out prompt") + " " + format_number(r.held_out_before) + " -> " +
+            format_number(r.held_out_after);
+  metadata["luminars.quantization_tuning"] = note;
+  return note;
+}
+
 }  // namespace
 
 ExportSummary export_model(const ExportOptions& o) {
@@ -103,6 +139,8 @@ ExportSummary export_model(const ExportOptions& o) {
   if (o.hires_strength == 0 || o.hires_strength > 1)
     throw Error("export: the hires fix's strength must be in (0, 1], got " + format_number(o.hires_strength));
 
+  if (o.tune_steps > 0 && !o.quantize) throw Error("export: tuning (--tune-steps) is for quantized weights (--dtype q8_0 or q4_0)");
+  if (o.denoiser_quantize && !o.quantize) throw Error("export: a denoiser scheme (--denoiser-dtype) needs a quantized --dtype (q8_0 or q4_0)");
   const fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
   const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
@@ -128,7 +166,6 @@ ExportSummary export_model(const ExportOptions& o) {
   if (o.cfg_scale > 0) m.sampler.cfg_scale = o.cfg_scale;
   if (o.hires_from >= 0) m.sampler.hires_from = o.hires_from;
   if (o.hires_strength > 0) m.sampler.hires_strength = o.hires_strength;
-  if (o.denoiser_quantize && !o.quantize) throw Error("export: a denoiser scheme (--denoiser-dtype) needs a quantized --dtype (q8_0 or q4_0)");
   ExportOptions od = o;  // the denoiser's
   od.quantize = o.denoiser_scheme();
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
@@ -169,9 +206,12 @@ ExportSummary export_model(const ExportOptions& o) {
   merged[kConfigMetadataKey] = denoiser->config().to_json();
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
   std::map<std::string, InputMoments> calibration;
-  if (od.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+  std::string tuning_note;
+  if (o.tune_steps > 0) {
+    tuning_note = tune_denoiser(src, denoiser, o, *od.quantize, merged);
+  } else if (od.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
     calibration = denoiser_input_moments(src, denoiser, o.calibration_prompts);
-    merged["luminars.calibration"] = std::to_string(o.calibration_prompts.size()) + (o.calibration_prompts.size() == 1 ? " prompt" : " prompts");
+    merged["luminars.calibration"] = count(o.calibration_prompts.size(), "prompt");
   }
   write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), od, denoiser_keeps_eight_bits,
                 calibration);
@@ -182,6 +222,7 @@ ExportSummary export_model(const ExportOptions& o) {
   fs::rename(tmp, out);
   ExportSummary s;
   s.bytes = folder_bytes(out);
+  if (!tuning_note.empty()) s.text += "denoiser tuned for its rounding: " + tuning_note + "\n";
   for (const char* part : {"tokenizer", "text_encoder", "vae", "denoiser"})
     s.text += std::string(part) + ": " + std::to_string(folder_bytes(out / part) / 1024) + " KiB\n";
   s.text += "wrote " + out.string() + " (" + std::to_string(s.bytes / (1024 * 1024)) + " MiB)";

@@ -13,6 +13,7 @@
 
 #include "pipeline/generation.h"
 #include "core/quantize.h"
+#include "pipeline/quantization_tuning.h"
 
 namespace luminars {
 
@@ -38,6 +39,14 @@ struct ExportOptions {
   // mean square while the model draws these prompts (pipeline/calibration.h); empty = every value
   // alike. The prompts' count is recorded in the denoiser file's metadata.
   std::vector<std::string> calibration_prompts;
+  // Quantization-aware tuning of the denoiser (pipeline/quantization_tuning.h) before it is
+  // rounded, on tuning_prompts (every 8th held out and only measured): tune_steps > 0 turns it
+  // on. A q4_0 denoiser with calibration_prompts starts from its calibrated rounding; the tuned
+  // weights are then rounded as the tuning saw them. Recorded in the denoiser file's metadata.
+  int64_t tune_steps = 0;
+  double tune_lr = 3e-5;
+  int64_t tune_seeds = 2;
+  std::vector<std::string> tuning_prompts;  // empty: default_tuning_prompts()
   // Another VAE for the same latents (a decoder fine-tuned by train-vae --decoder-only) in place of
   // the model's; refused unless its class, latent channels, downscale, scaling and shift match.
   std::string vae_dir;

@@ -41,18 +41,31 @@ void register_export(CLI::App& app, GlobalOptions& g) {
                   "q4_0: prompts (one a line) the model draws while its layers' inputs are measured; each input channel's "
                   "rounding error is weighted by them (default: 16 built-in prompts)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--tune-steps", o->tune_steps,
+                  "q8_0/q4_0: tune the denoiser's weights for their rounding first, this many steps: the float model "
+                  "draws the calibration prompts and its rounded copy learns to follow it (0: off)")
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
+  cmd->add_option("--tune-lr", o->tune_lr, "the tuning's learning rate (Adam)")->capture_default_str()->check(CLI::Range(1e-8, 1.0));
+  cmd->add_option("--tune-seeds", o->tune_seeds, "the tuning's trajectories per prompt")->capture_default_str()->check(CLI::Range(1, 1000));
+  auto tune_prompts = std::make_shared<std::string>();
+  cmd->add_option("--tune-prompts", *tune_prompts, "the tuning's prompts, one a line (default: 256 built-in emoji prompts)")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--no-calibration", *no_calibration, "q4_0: weigh every value's rounding error alike (no calibration run)");
   cmd->add_option("--vae", o->vae_dir,
                   "export this VAE folder instead of the model's: a decoder fine-tuned for the same latents "
                   "(train-vae --init MODEL/vae --decoder-only); refused if its latents differ")
       ->check(CLI::ExistingDirectory);
-  cmd->callback([o, dtype, denoiser_dtype, merge, prompts_file, no_calibration, &g] {
+  cmd->callback([o, dtype, denoiser_dtype, merge, prompts_file, no_calibration, tune_prompts, &g] {
     apply_global(g);
     o->quantize = quant::scheme_from_name(*dtype);
     if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
     if (o->denoiser_scheme() == quant::Scheme::q4_0 && !*no_calibration) {
       o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
       if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
+    }
+    if (!tune_prompts->empty()) {
+      o->tuning_prompts = read_nonblank_lines(*tune_prompts);
+      if (o->tuning_prompts.empty()) throw Error(*tune_prompts + ": no prompts (one a line) to tune on");
     }
     for (const auto& m : *merge) o->merge_loras.push_back(parse_lora_argument(m));
     o->dtype = *dtype == "bf16" ? torch::kBFloat16 : *dtype == "f32" ? torch::kFloat32 : torch::kFloat16;
