@@ -23,6 +23,23 @@ int64_t row_length(at::IntArrayRef shape) {
 
 int64_t blocks_of(int64_t cols) { return (cols + kBlock - 1) / kBlock; }
 
+// A weight's rows (its first dimension; the rest flattened, zero-padded) cut into blocks:
+// float32 [rows, blocks, 32] on the weight's device.
+torch::Tensor to_blocks(const torch::Tensor& weight) {
+  const int64_t rows = weight.size(0), cols = row_length(weight.sizes()), nb = blocks_of(cols);
+  auto w = weight.detach().to(torch::kFloat32).reshape({rows, cols});
+  if (nb * kBlock != cols) w = torch::constant_pad_nd(w, {0, nb * kBlock - cols});
+  return w.reshape({rows, nb, kBlock});
+}
+
+// The weight of `shape` back from its blocks [rows, blocks, 32] (the padding dropped).
+torch::Tensor from_blocks(const torch::Tensor& blocks, at::IntArrayRef shape) {
+  const int64_t rows = shape[0], cols = row_length(shape), nb = blocks_of(cols);
+  auto w = blocks.reshape({rows, nb * kBlock});
+  if (nb * kBlock != cols) w = w.slice(1, 0, cols);
+  return w.reshape(shape).contiguous();
+}
+
 std::string codes_name(const std::string& name, Scheme s) { return name + "." + scheme_name(s); }
 std::string scales_name(const std::string& name, Scheme s) { return name + "." + scheme_name(s) + "_scale"; }
 
@@ -145,9 +162,7 @@ Packed quantize(const torch::Tensor& weight, Scheme s, const InputMoments& input
   if (!weight.is_floating_point() || weight.dim() < 2) throw Error("quantize: a floating-point tensor of 2 or more dimensions");
   torch::NoGradGuard no_grad;
   const int64_t rows = weight.size(0), cols = row_length(weight.sizes()), nb = blocks_of(cols);
-  auto w = weight.detach().to(torch::kCPU, torch::kFloat32).reshape({rows, cols});
-  if (nb * kBlock != cols) w = torch::constant_pad_nd(w, {0, nb * kBlock - cols});
-  w = w.reshape({rows, nb, kBlock});
+  const auto w = to_blocks(weight.to(torch::kCPU));
   Packed p;
   if (s == Scheme::q8_0) {
     auto d = (w.abs().amax(-1, /*keepdim=*/true) / 127).to(torch::kFloat16).to(torch::kFloat32);
@@ -185,23 +200,16 @@ torch::Tensor dequantize(const Packed& p, Scheme s, at::IntArrayRef shape) {
     auto lo = b.bitwise_and(15), hi = b.bitwise_right_shift(4);
     q = torch::cat({lo, hi}, -1).to(torch::kFloat32).sub_(8);
   }
-  auto w = q.mul_(d).reshape({rows, nb * kBlock});  // in place: one float32 copy of the weight at a time
-  if (nb * kBlock != cols) w = w.slice(1, 0, cols);
-  return w.reshape(shape).contiguous();
+  return from_blocks(q.mul_(d), shape);  // in place: one float32 copy of the weight at a time
 }
 
 torch::Tensor round_at_scales(const torch::Tensor& weight, Scheme s, const torch::Tensor& scales) {
   torch::NoGradGuard no_grad;
-  const int64_t rows = weight.size(0), cols = row_length(weight.sizes()), nb = blocks_of(cols);
-  auto w = weight.detach().to(torch::kFloat32).reshape({rows, cols});
-  if (nb * kBlock != cols) w = torch::constant_pad_nd(w, {0, nb * kBlock - cols});
-  w = w.reshape({rows, nb, kBlock});
-  auto d = scales.to(torch::kFloat32).reshape({rows, nb, 1});
+  const auto w = to_blocks(weight);
+  auto d = scales.to(w.device(), torch::kFloat32).reshape({w.size(0), w.size(1), 1});
   auto inv = torch::where(d != 0, 1 / d, torch::zeros_like(d));
   auto q = s == Scheme::q8_0 ? (w * inv).round().clamp(-127, 127) : (w * inv + 8.5).floor().clamp(0, 15) - 8;
-  auto r = q.mul_(d).reshape({rows, nb * kBlock});
-  if (nb * kBlock != cols) r = r.slice(1, 0, cols);
-  return r.reshape(weight.sizes()).contiguous();
+  return from_blocks(q.mul_(d), weight.sizes());
 }
 
 bool quantizable(const std::string& name, const torch::Tensor& t) {

@@ -55,10 +55,9 @@ struct TeacherStates {
   double scale = 1;
 };
 
-TeacherStates record_teacher(const ModelFolder& folder, LuminaRS& teacher, const std::vector<std::string>& prompts,
-                             int64_t seeds, uint64_t first_seed) {
+TeacherStates record_teacher(const ModelFolder& folder, LuminaRS& teacher, const TextEncoder& text,
+                             const std::vector<std::string>& prompts, int64_t seeds, uint64_t first_seed) {
   torch::NoGradGuard no_grad;
-  const auto text = TextEncoder::load(folder.path_of(folder.text_encoder), folder.path_of(folder.tokenizer), torch::kCPU);
   const int64_t side = folder.resolution / read_vae_geometry(folder.path_of(folder.vae)).downscale_factor;
   TeacherStates s;
   s.scale = folder.sampler.cfg_scale;
@@ -153,9 +152,10 @@ QuantizationTuningReport tune_for_quantization(const ModelFolder& folder, Lumina
   if (o.prompts.empty()) throw Error("quantization tuning: no prompts");
   if (o.batch < 1 || o.seeds < 1 || !(o.lr > 0)) throw Error("quantization tuning: batch and seeds must be positive, lr above 0");
   denoiser->eval();
-  const TeacherStates s = record_teacher(folder, denoiser, o.prompts, o.seeds, 2000);
+  const auto text = TextEncoder::load(folder.path_of(folder.text_encoder), folder.path_of(folder.tokenizer), torch::kCPU);
+  const TeacherStates s = record_teacher(folder, denoiser, text, o.prompts, o.seeds, 2000);
   std::optional<TeacherStates> held;
-  if (!o.held_out.empty()) held = record_teacher(folder, denoiser, o.held_out, 1, 3000);
+  if (!o.held_out.empty()) held = record_teacher(folder, denoiser, text, o.held_out, 1, 3000);
   QuantizationTuningReport report;
   report.states = s.x.size(0);
 
@@ -199,7 +199,7 @@ QuantizationTuningReport tune_for_quantization(const ModelFolder& folder, Lumina
       auto loss = (guided(denoiser, s, idx) - ref).square().mean() / ref.square().mean().clamp_min(1e-12);
       loss.backward();
       for (auto& r : rounded)  // straight through: the rounded weight's gradient moves its master
-        if (r.param.grad().defined()) r.master.mutable_grad() = r.param.grad().clone();
+        if (r.param.grad().defined()) r.master.mutable_grad() = r.param.grad();  // shared: both are zeroed before the next backward
       // cosine decay to 0: late steps settle the weights rather than toss them across rounding boundaries
       static_cast<torch::optim::AdamOptions&>(adam.param_groups()[0].options())
           .lr(o.lr * 0.5 * (1 + std::cos(M_PI * static_cast<double>(step) / static_cast<double>(o.steps))));
