@@ -8,6 +8,7 @@
 #include "core/generator.h"
 #include "core/progress.h"
 #include "flow/sampler.h"
+#include "pipeline/calibration.h"
 #include "text/text_encoder.h"
 #include "vae/vae.h"
 
@@ -57,40 +58,23 @@ struct TeacherStates {
 
 TeacherStates record_teacher(const ModelFolder& folder, LuminaRS& teacher, const TextEncoder& text,
                              const std::vector<std::string>& prompts, int64_t seeds, uint64_t first_seed) {
-  torch::NoGradGuard no_grad;
-  const int64_t side = folder.resolution / read_vae_geometry(folder.path_of(folder.vae)).downscale_factor;
   TeacherStates s;
   s.scale = folder.sampler.cfg_scale;
   std::vector<torch::Tensor> xs, ts, vs, ids, ctxs, pooleds;
-  ProgressOptions po;
-  po.unit = "prompt";
-  Progress bar(static_cast<int64_t>(prompts.size()), "the float model's trajectories", po);
-  for (std::size_t i = 0; i < prompts.size(); ++i) {
-    const auto enc = text.encode({prompts[i], ""}, folder.penultimate);
-    ctxs.push_back(enc.ctx.narrow(0, 0, 1));
-    pooleds.push_back(enc.pooled.narrow(0, 0, 1));
-    if (i == 0) s.null_ctx = enc.ctx.narrow(0, 1, 1), s.null_pooled = enc.pooled.narrow(0, 1, 1);
-    Guidance g;
-    g.scale = s.scale;
-    g.null_ctx = enc.ctx.narrow(0, 1, 1);
-    g.null_pooled = enc.pooled.narrow(0, 1, 1);
-    const auto velocity = guided_velocity(teacher, ctxs.back(), pooleds.back(), g);
-    const VelocityFn recorded = [&](const torch::Tensor& x, float t) {
-      auto v = velocity(x, t);
-      xs.push_back(x.clone());
-      vs.push_back(v.clone());
-      ts.push_back(torch::full({x.size(0)}, t));
-      ids.push_back(torch::full({x.size(0)}, static_cast<int64_t>(i), torch::kInt64));
-      return v;
-    };
-    for (int64_t k = 0; k < seeds; ++k) {
-      auto noise = torch::randn({1, teacher->config().latent_channels, side, side},
-                                make_generator(first_seed + i * static_cast<uint64_t>(seeds) + k));
-      integrate(recorded, noise, folder.sampler.steps, folder.sampler.shift, sampler_from_name(folder.sampler.method));
-    }
-    bar.update();
-  }
-  bar.finish();
+  draw_prompts(folder, teacher, text, prompts, seeds, first_seed, "the float model's trajectories",
+               [&](std::size_t i, const TextEncoding& enc, VelocityFn velocity) {
+                 ctxs.push_back(enc.ctx.narrow(0, 0, 1));
+                 pooleds.push_back(enc.pooled.narrow(0, 0, 1));
+                 if (i == 0) s.null_ctx = enc.ctx.narrow(0, 1, 1), s.null_pooled = enc.pooled.narrow(0, 1, 1);
+                 return VelocityFn([&, i, velocity = std::move(velocity)](const torch::Tensor& x, float t) {
+                   auto v = velocity(x, t);
+                   xs.push_back(x.clone());
+                   vs.push_back(v.clone());
+                   ts.push_back(torch::full({x.size(0)}, t));
+                   ids.push_back(torch::full({x.size(0)}, static_cast<int64_t>(i), torch::kInt64));
+                   return v;
+                 });
+               });
   s.x = torch::cat(xs), s.t = torch::cat(ts), s.v = torch::cat(vs), s.prompt = torch::cat(ids);
   s.ctx = torch::cat(ctxs), s.pooled = torch::cat(pooleds);
   return s;
