@@ -29,7 +29,7 @@ TEST(QuantizationTuning, LowersTheRoundedDenoisersErrorAndMovesTheWeightsLittle)
   t.seeds = 1;
   t.prompts = {"a dog face", "a green tree, noto style", "a red car, twemoji style"};
   t.held_out = {"a yellow banana"};
-  t.keep_q8 = denoiser_keeps_eight_bits;
+  t.scheme_of = quant::eight_bits_where(quant::Scheme::q4_0, denoiser_keeps_eight_bits);
   torch::manual_seed(0);
   const auto r = tune_for_quantization(folder, denoiser, t);
   EXPECT_EQ(r.states, 3 * folder.sampler.steps);

@@ -217,8 +217,15 @@ bool quantizable(const std::string& name, const torch::Tensor& t) {
   return t.is_floating_point() && t.dim() >= 2 && t.numel() >= 256 && name.ends_with("weight");
 }
 
+WeightScheme eight_bits_where(Scheme file, KeepEightBits keep) {
+  return [file, keep = std::move(keep)](const std::string& name, const torch::Tensor& weight) -> std::optional<Scheme> {
+    if (file == Scheme::q4_0 && keep && keep(name, weight)) return Scheme::q8_0;
+    return std::nullopt;
+  };
+}
+
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
-                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8,
+                              std::map<std::string, std::string>& metadata, const WeightScheme& scheme_of,
                               const std::map<std::string, InputMoments>& calibration) {
   NamedTensors out;
   nlohmann::json shapes = nlohmann::json::object(), schemes = nlohmann::json::object();
@@ -227,7 +234,7 @@ NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtyp
       out.emplace_back(name, t.is_floating_point() ? t.to(float_dtype) : t);
       continue;
     }
-    const Scheme ws = s == Scheme::q4_0 && keep_q8 && keep_q8(name, t) ? Scheme::q8_0 : s;
+    const Scheme ws = scheme_of ? scheme_of(name, t).value_or(s) : s;
     auto c = calibration.find(name);
     auto p = quantize(t, ws, c == calibration.end() ? InputMoments() : c->second);
     out.emplace_back(codes_name(name, ws), p.codes);

@@ -65,14 +65,18 @@ bool quantizable(const std::string& name, const torch::Tensor& t);
 
 // Under q4_0, the weights (by name) to store in q8_0 instead: the ones 4 bits hurt most.
 using KeepEightBits = std::function<bool(const std::string& name, const torch::Tensor& weight)>;
+// The scheme a weight (by name) is stored in where it is not its file's; nullopt: the file's.
+using WeightScheme = std::function<std::optional<Scheme>(const std::string& name, const torch::Tensor& weight)>;
+// In a file of scheme `file`: q8_0 for the weights `keep` names when the file is q4_0.
+WeightScheme eight_bits_where(Scheme file, KeepEightBits keep);
 
 // The tensors of a file with quantizable weights replaced by their packed pair (others unchanged,
-// `float_dtype` applied), and the metadata entry that describes them. A q4_0 file with weights
-// kept in q8_0 lists them in the entry's "schemes" ({NAME: "q8_0"}).
+// `float_dtype` applied), and the metadata entry that describes them. Weights that `scheme_of`
+// stores in another scheme than `s` are listed in the entry's "schemes" ({NAME: "q8_0"}).
 // `calibration`: per weight name, its inputs' moments (see quantize); weights not in it weigh every
 // value alike.
 NamedTensors quantize_tensors(const NamedTensors& tensors, Scheme s, torch::Dtype float_dtype,
-                              std::map<std::string, std::string>& metadata, const KeepEightBits& keep_q8 = {},
+                              std::map<std::string, std::string>& metadata, const WeightScheme& scheme_of = {},
                               const std::map<std::string, InputMoments>& calibration = {});
 
 // The quantized weights of a safetensors file, checked when constructed: every weight in the

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <regex>
 
 #include "core/error.h"
 #include "core/number_text.h"
@@ -46,10 +47,59 @@ NamedTensors read_float_tensors(const std::string& path, std::map<std::string, s
   return tensors;
 }
 
+// ExportOptions::tensor_schemes compiled, with which patterns have matched a weight so far.
+class TensorSchemes {
+ public:
+  explicit TensorSchemes(const std::vector<ExportOptions::TensorScheme>& specs) : specs_(specs), used_(specs.size(), false) {
+    for (const auto& spec : specs) {
+      try {
+        patterns_.emplace_back(spec.pattern);
+      } catch (const std::regex_error& e) {
+        throw Error("--tensor-dtype '" + spec.pattern + "': not a regular expression (" + e.what() + ")");
+      }
+    }
+  }
+  // The schemes of a part's weights in a file of scheme `file`: the first matching pattern's, else
+  // q8_0 where a q4_0 file keeps 8 bits (`keep`), else the file's.
+  quant::WeightScheme of_part(quant::Scheme file, quant::KeepEightBits keep = {}) {
+    const auto kept = quant::eight_bits_where(file, std::move(keep));
+    return [this, kept](const std::string& name, const torch::Tensor& weight) -> std::optional<quant::Scheme> {
+      for (std::size_t i = 0; i < patterns_.size(); ++i)
+        if (std::regex_search(name, patterns_[i])) {
+          used_[i] = true;
+          return specs_[i].scheme;
+        }
+      return kept(name, weight);
+    };
+  }
+  bool any(quant::Scheme s) const {
+    return std::any_of(specs_.begin(), specs_.end(), [s](const auto& spec) { return spec.scheme == s; });
+  }
+  // Throws naming a pattern that matched no quantizable weight (a typo would otherwise change nothing).
+  void check_all_used() const {
+    for (std::size_t i = 0; i < specs_.size(); ++i)
+      if (!used_[i])
+        throw Error("--tensor-dtype '" + specs_[i].pattern + "=" + quant::scheme_name(specs_[i].scheme) +
+                    "': the pattern matches no quantizable weight (names like unet.up.0.blocks.0.mlp_in.weight, "
+                    "text_model.encoder.layers.0.mlp.fc1.weight, decoder.up_blocks.0.resnets.0.conv1.weight)");
+  }
+  // "…, mlp_in=q8_0, ada=q8_0" for luminars.json's "weights".
+  std::string describe() const {
+    std::string out;
+    for (const auto& spec : specs_) out += ", " + spec.pattern + "=" + quant::scheme_name(spec.scheme);
+    return out;
+  }
+
+ private:
+  const std::vector<ExportOptions::TensorScheme>& specs_;
+  std::vector<std::regex> patterns_;
+  std::vector<bool> used_;
+};
+
 void write_weights(const std::string& path, NamedTensors tensors, std::map<std::string, std::string> metadata,
-                   const ExportOptions& o, const quant::KeepEightBits& keep_q8 = {},
+                   const ExportOptions& o, const quant::WeightScheme& scheme_of = {},
                    const std::map<std::string, InputMoments>& calibration = {}) {
-  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata, keep_q8, calibration);
+  if (o.quantize) tensors = quant::quantize_tensors(tensors, *o.quantize, o.dtype, metadata, scheme_of, calibration);
   save_tensors(path, tensors, metadata, o.dtype);
 }
 
@@ -57,7 +107,7 @@ void write_weights(const std::string& path, NamedTensors tensors, std::map<std::
 // safetensors weights, keeping names and metadata; `adjust` may change the weights' values first.
 void export_component(const std::string& from, const fs::path& to, const ExportOptions& o,
                       const std::function<void(NamedTensors&, std::map<std::string, std::string>&)>& adjust = {},
-                      const quant::KeepEightBits& keep_q8 = {}) {
+                      const quant::WeightScheme& scheme_of = {}) {
   if (!fs::is_directory(from)) throw Error("model component not found: " + from);
   fs::create_directories(to);
   for (const auto& e : fs::directory_iterator(from)) {
@@ -67,7 +117,7 @@ void export_component(const std::string& from, const fs::path& to, const ExportO
       std::map<std::string, std::string> metadata;
       auto tensors = read_float_tensors(e.path().string(), metadata);
       if (adjust) adjust(tensors, metadata);
-      write_weights((to / name).string(), std::move(tensors), std::move(metadata), o, keep_q8);
+      write_weights((to / name).string(), std::move(tensors), std::move(metadata), o, scheme_of);
     } else {
       fs::copy_file(e.path(), to / name, fs::copy_options::overwrite_existing);
     }
@@ -100,7 +150,7 @@ std::string count(std::size_t n, const std::string& what) { return std::to_strin
 // on o's tuning prompts, every 8th held out to measure; a q4_0 denoiser starts from its calibrated
 // (GPTQ) rounding where calibration prompts are given. Records both in `metadata`; returns the note.
 std::string tune_denoiser(const ModelFolder& src, LuminaRS& denoiser, const ExportOptions& o, quant::Scheme scheme,
-                          std::map<std::string, std::string>& metadata) {
+                          const quant::WeightScheme& scheme_of, std::map<std::string, std::string>& metadata) {
   QuantizationTuning t;
   t.steps = o.tune_steps;
   t.lr = o.tune_lr;
@@ -109,13 +159,19 @@ std::string tune_denoiser(const ModelFolder& src, LuminaRS& denoiser, const Expo
   for (std::size_t i = 0; i < prompts.size(); ++i)
     (prompts.size() >= 8 && i % 8 == 7 ? t.held_out : t.prompts).push_back(prompts[i]);
   t.scheme = scheme;
-  t.keep_q8 = denoiser_keeps_eight_bits;
-  if (scheme == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+  t.scheme_of = scheme_of;
+  auto q4 = [&](const std::string& name, const torch::Tensor& p) {
+    return quant::quantizable(name, p) && scheme_of(name, p).value_or(scheme) == quant::Scheme::q4_0;
+  };
+  const auto params = denoiser->named_parameters();
+  if (!o.calibration_prompts.empty() &&
+      std::any_of(params.begin(), params.end(), [&](const auto& p) { return q4(p.key(), p.value()); })) {
     const auto moments = denoiser_input_moments(src, denoiser, o.calibration_prompts);
-    for (const auto& p : denoiser->named_parameters()) {
+    for (const auto& p : params) {
       const auto c = moments.find(p.key());
-      if (c == moments.end() || !quant::quantizable(p.key(), p.value()) || denoiser_keeps_eight_bits(p.key(), p.value())) continue;
-      t.start[p.key()] = quant::dequantize(quant::quantize(p.value(), scheme, c->second), scheme, p.value().sizes());
+      if (c == moments.end() || !q4(p.key(), p.value())) continue;
+      t.start[p.key()] = quant::dequantize(quant::quantize(p.value(), quant::Scheme::q4_0, c->second), quant::Scheme::q4_0,
+                                           p.value().sizes());
     }
     metadata["luminars.calibration"] = count(o.calibration_prompts.size(), "prompt");
   }
@@ -141,6 +197,9 @@ ExportSummary export_model(const ExportOptions& o) {
 
   if (o.tune_steps > 0 && !o.quantize) throw Error("export: tuning (--tune-steps) is for quantized weights (--dtype q8_0 or q4_0)");
   if (o.denoiser_quantize && !o.quantize) throw Error("export: a denoiser scheme (--denoiser-dtype) needs a quantized --dtype (q8_0 or q4_0)");
+  if (!o.tensor_schemes.empty() && !o.quantize)
+    throw Error("export: weights' schemes by name (--tensor-dtype) need a quantized --dtype (q8_0 or q4_0)");
+  TensorSchemes tensor_schemes(o.tensor_schemes);
   const fs::path out = fs::absolute(o.out_dir).lexically_normal();
   if (out == fs::path(src.dir)) throw Error("export: the output folder is the model folder itself: " + o.out_dir);
   const fs::path tmp = out.parent_path() / (out.filename().string() + ".tmp-export");
@@ -171,6 +230,8 @@ ExportSummary export_model(const ExportOptions& o) {
   m.weights = o.quantize ? quant::scheme_name(*o.quantize)
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
   if (od.quantize != o.quantize) m.weights += std::string(", denoiser ") + quant::scheme_name(*od.quantize);
+  m.weights += tensor_schemes.describe();
+  const auto file_scheme = o.quantize.value_or(quant::Scheme::q8_0);  // (only read when quantizing)
   export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);
   // LoRA layers of the text encoder (group text) merged into its weights, the others into the denoiser's.
   export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o,
@@ -183,12 +244,13 @@ ExportSummary export_model(const ExportOptions& o) {
                        list += (list.empty() ? "" : ", ") + fs::path(lora.path).stem().string() + ":" + std::to_string(weight);
                      }
                      if (!list.empty()) metadata["merged_loras"] = list;
-                   });
+                   },
+                   tensor_schemes.of_part(file_scheme));
   const std::string vae_dir = vae_to_export(src.path_of(src.vae), o.vae_dir);
   const VaeConfig vae_config = VaeConfig::from_file((fs::path(vae_dir) / "config.json").string());
-  export_component(vae_dir, tmp / "vae", o, {}, [&](const std::string& name, const torch::Tensor&) {
+  export_component(vae_dir, tmp / "vae", o, {}, tensor_schemes.of_part(file_scheme, [&](const std::string& name, const torch::Tensor&) {
     return vae_keeps_eight_bits(vae_config, name);
-  });
+  }));
   fs::create_directories(tmp / "denoiser");
   auto denoiser = load_denoiser(src.path_of(src.denoiser));  // checks the file as the model reads it
   std::map<std::string, std::string> merged;
@@ -207,14 +269,25 @@ ExportSummary export_model(const ExportOptions& o) {
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
   std::map<std::string, InputMoments> calibration;
   std::string tuning_note;
+  const auto denoiser_schemes = od.quantize ? tensor_schemes.of_part(*od.quantize, denoiser_keeps_eight_bits) : quant::WeightScheme{};
+  // Every pattern must have matched a weight by now (the other parts are written): refused before
+  // the calibration and tuning runs, not after.
+  if (denoiser_schemes)
+    for (const auto& [name, t] : module_state(*denoiser))
+      if (quant::quantizable(name, t)) denoiser_schemes(name, t);
+  try {
+    tensor_schemes.check_all_used();
+  } catch (const Error&) {
+    fs::remove_all(tmp);
+    throw;
+  }
   if (o.tune_steps > 0) {
-    tuning_note = tune_denoiser(src, denoiser, o, *od.quantize, merged);
-  } else if (od.quantize == quant::Scheme::q4_0 && !o.calibration_prompts.empty()) {
+    tuning_note = tune_denoiser(src, denoiser, o, *od.quantize, denoiser_schemes, merged);
+  } else if ((od.quantize == quant::Scheme::q4_0 || tensor_schemes.any(quant::Scheme::q4_0)) && !o.calibration_prompts.empty()) {
     calibration = denoiser_input_moments(src, denoiser, o.calibration_prompts);
     merged["luminars.calibration"] = count(o.calibration_prompts.size(), "prompt");
   }
-  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), od, denoiser_keeps_eight_bits,
-                calibration);
+  write_weights((tmp / m.denoiser).string(), module_state(*denoiser), std::move(merged), od, denoiser_schemes, calibration);
   m.save();
 
   // Replace the old folder only now that the new one is complete.

@@ -26,6 +26,15 @@ struct ExportOptions {
   std::optional<quant::Scheme> denoiser_quantize;
   // The scheme the denoiser is stored in (denoiser_quantize, else quantize; nullopt: dtype).
   std::optional<quant::Scheme> denoiser_scheme() const { return denoiser_quantize ? denoiser_quantize : quantize; }
+  // Weights stored in another scheme than their part's (llama.cpp's `--tensor-type`): the first
+  // pattern, an ECMAScript regular expression searched in the weight's name (text_model.…, encoder.…
+  // / decoder.…, unet.…), that matches a quantizable weight decides its scheme. Each pattern must
+  // match one; a quantized dtype is needed. luminars.json's "weights" names them.
+  struct TensorScheme {
+    std::string pattern;
+    quant::Scheme scheme;
+  };
+  std::vector<TensorScheme> tensor_schemes;
   // Sampler defaults written into luminars.json (unset: the source folder's).
   int64_t steps = 0;
   double cfg_scale = 0;

@@ -149,7 +149,7 @@ QuantizationTuningReport tune_for_quantization(const ModelFolder& folder, Lumina
     const std::string& name = item.key();
     torch::Tensor p = item.value();
     if (quant::quantizable(name, p)) {
-      const auto scheme = o.scheme == quant::Scheme::q4_0 && o.keep_q8 && o.keep_q8(name, p) ? quant::Scheme::q8_0 : o.scheme;
+      const auto scheme = o.scheme_of ? o.scheme_of(name, p).value_or(o.scheme) : o.scheme;
       const auto from = o.start.find(name);
       const auto master = from == o.start.end() ? p.detach().clone() : from->second.to(torch::kFloat32).clone();
       if (master.sizes() != p.sizes()) throw Error("quantization tuning: the start of " + name + " has another shape");

@@ -33,7 +33,7 @@ struct QuantizationTuning {
   std::vector<std::string> prompts;   // the trajectories tuned on (default_tuning_prompts())
   std::vector<std::string> held_out;  // measured only (one seed each); may be empty
   quant::Scheme scheme = quant::Scheme::q4_0;
-  quant::KeepEightBits keep_q8;  // weights rounded to q8_0 instead (as export stores them)
+  quant::WeightScheme scheme_of;  // weights rounded in another scheme (as export stores them)
   uint64_t seed = 0;        // batches' order
   // Where the master weights start, by name (a calibrated rounding: GPTQ's weights); others start
   // from the model's float weights, which stay the teacher either way.
@@ -50,7 +50,7 @@ struct QuantizationTuningReport {
 };
 
 // Tunes `denoiser`'s float weights in place so that, rounded by quant::quantize in `o.scheme`
-// (uncalibrated) or q8_0 where keep_q8 says, the model follows its own float trajectories
+// (uncalibrated) or where scheme_of says in its scheme, the model follows its own float trajectories
 // (drawn with `folder`'s text encoder, size and sampler defaults). Export then rounds the tuned
 // weights exactly as the student saw them. Throws on an empty prompt list or steps < 0.
 QuantizationTuningReport tune_for_quantization(const ModelFolder& folder, LuminaRS& denoiser,

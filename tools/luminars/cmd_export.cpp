@@ -24,6 +24,11 @@ void register_export(CLI::App& app, GlobalOptions& g) {
                   "the denoiser's scheme where it differs from --dtype's, e.g. q8_0 in a q4_0 folder: larger, pictures "
                   "closer to float32 (README: 8- and 4-bit weights)")
       ->check(CLI::IsMember({"q8_0", "q4_0"}));
+  auto tensor_dtypes = std::make_shared<std::vector<std::string>>();
+  cmd->add_option("--tensor-dtype", *tensor_dtypes,
+                  "PATTERN=q8_0|q4_0: the weights whose names the regular expression matches in that scheme, e.g. "
+                  "'mlp_in=q8_0' (repeatable, the first match decides; names like unet.up.0.blocks.0.mlp_in.weight, "
+                  "text_model.encoder.layers.0.mlp.fc1.weight, decoder.up_blocks.0.resnets.0.conv1.weight)");
   cmd->add_option("--steps", o->steps, "default sampling steps written to luminars.json")->check(CLI::Range(1, 1000));
   cmd->add_option("--cfg", o->cfg_scale, "default guidance scale written to luminars.json")->check(CLI::Range(0.0, 100.0));
   cmd->add_option("--hires-from", o->hires_from,
@@ -56,11 +61,20 @@ void register_export(CLI::App& app, GlobalOptions& g) {
                   "export this VAE folder instead of the model's: a decoder fine-tuned for the same latents "
                   "(train-vae --init MODEL/vae --decoder-only); refused if its latents differ")
       ->check(CLI::ExistingDirectory);
-  cmd->callback([o, dtype, denoiser_dtype, merge, prompts_file, no_calibration, tune_prompts, &g] {
+  cmd->callback([o, dtype, denoiser_dtype, tensor_dtypes, merge, prompts_file, no_calibration, tune_prompts, &g] {
     apply_global(g);
     o->quantize = quant::scheme_from_name(*dtype);
     if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
-    if (o->denoiser_scheme() == quant::Scheme::q4_0 && !*no_calibration) {
+    bool some_q4 = o->denoiser_scheme() == quant::Scheme::q4_0;
+    for (const auto& arg : *tensor_dtypes) {
+      const auto eq = arg.rfind('=');
+      const auto scheme = eq == std::string::npos ? std::nullopt : quant::scheme_from_name(arg.substr(eq + 1));
+      if (!scheme || eq == 0)
+        throw Error("--tensor-dtype '" + arg + "': expected PATTERN=q8_0 or PATTERN=q4_0");
+      o->tensor_schemes.push_back({arg.substr(0, eq), *scheme});
+      some_q4 = some_q4 || *scheme == quant::Scheme::q4_0;
+    }
+    if (some_q4 && !*no_calibration) {
       o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
       if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
     }
