@@ -53,41 +53,44 @@ def q4_0_values(codes, scales):
     return scales.astype(np.float64).reshape(-1, 1) * (q - 8)
 
 
+def closest(w, grids):
+    """Block by block, the values nearest w among `grids`, pairs (d [n, 1], codes [n, 32]) meaning d·codes,
+    each tried as it is and with d refitted by least squares to its codes."""
+    best, best_err = np.zeros_like(w), np.full(w.shape[0], np.inf)
+    for d, v in grids:
+        vv = (v * v).sum(1, keepdims=True)
+        refit = np.where(vv > 0, (v * w).sum(1, keepdims=True) / np.where(vv > 0, vv, 1), d)
+        for scale in (d, refit):
+            values = scale * v
+            err = ((values - w) ** 2).sum(1)
+            better = err < best_err
+            best[better], best_err[better] = values[better], err[better]
+    return best
+
+
 def iq4_nl_values(w):
     largest = np.take_along_axis(w, np.abs(w).argmax(1)[:, None], 1)
-    best, best_err = np.zeros_like(w), np.full(w.shape[0], np.inf)
-    for k in np.arange(0.9, 1.2, 0.02):
-        for sign in (1, -1):
-            d = sign * largest / 127 * k
-            d[d == 0] = 1
-            v = IQ4_NL[np.abs((w / d)[:, :, None] - IQ4_NL[None, None, :]).argmin(2)]
-            vv = (v * v).sum(1, keepdims=True)
-            refit = np.where(vv > 0, (v * w).sum(1, keepdims=True) / np.where(vv > 0, vv, 1), d)
-            for scale in (d, refit):
-                values = scale * v
-                err = ((values - w) ** 2).sum(1)
-                better = err < best_err
-                best[better], best_err[better] = values[better], err[better]
-    return best
+
+    def grids():
+        for k in np.arange(0.9, 1.2, 0.02):
+            for sign in (1, -1):
+                d = sign * largest / 127 * k
+                d[d == 0] = 1
+                yield d, IQ4_NL[np.abs((w / d)[:, :, None] - IQ4_NL[None, None, :]).argmin(2)]
+    return closest(w, grids())
 
 
 def q4_0_rounded(w):
     """q4_0 as core/quantize.h rounds without calibration: d = −m / k, k in 7, 7.25, …, 10, and its
     least-squares refit, whichever leaves the block the least squared error. w: [n, 32]."""
     m = np.take_along_axis(w, np.abs(w).argmax(1)[:, None], 1)
-    best, best_err = np.zeros_like(w), np.full(w.shape[0], np.inf)
-    for k in np.arange(7, 10.001, 0.25):
-        d = -m / k
-        d[d == 0] = 1
-        q = np.clip(np.floor(w / d + 8.5), 0, 15) - 8
-        qq = (q * q).sum(1, keepdims=True)
-        refit = np.where(qq > 0, (q * w).sum(1, keepdims=True) / np.where(qq > 0, qq, 1), d)
-        for scale in (d, refit):
-            values = scale * q
-            err = ((values - w) ** 2).sum(1)
-            better = err < best_err
-            best[better], best_err[better] = values[better], err[better]
-    return best
+
+    def grids():
+        for k in np.arange(7, 10.001, 0.25):
+            d = -m / k
+            d[d == 0] = 1
+            yield d, np.clip(np.floor(w / d + 8.5), 0, 15) - 8
+    return closest(w, grids())
 
 
 def signed_hadamard(n, rng):
