@@ -18,6 +18,7 @@ namespace {
 
 const std::string kModel = test::shipped_model_dir();
 
+// ctest-labels: slow
 TEST(QuantizationTuning, LowersTheRoundedDenoisersErrorAndMovesTheWeightsLittle) {
   const auto folder = ModelFolder::load(kModel);
   auto denoiser = load_denoiser(folder.path_of(folder.denoiser));
