@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <regex>
+#include <set>
 
 #include "core/error.h"
 #include "core/number_text.h"
@@ -60,9 +61,10 @@ class TensorSchemes {
     }
   }
   // The schemes of a part's weights in a file of scheme `file`: the first matching pattern's, else
-  // q8_0 where a q4_0 file keeps 8 bits (`keep`), else the file's.
-  quant::WeightScheme of_part(quant::Scheme file, quant::KeepEightBits keep = {}) {
-    const auto kept = quant::eight_bits_where(file, std::move(keep));
+  // q8_0 where a q4_0 file keeps 8 bits (`keep`), else the file's. None for an unquantized file.
+  quant::WeightScheme of_part(std::optional<quant::Scheme> file, quant::KeepEightBits keep = {}) {
+    if (!file) return {};
+    const auto kept = quant::eight_bits_where(*file, std::move(keep));
     return [this, kept](const std::string& name, const torch::Tensor& weight) -> std::optional<quant::Scheme> {
       for (std::size_t i = 0; i < patterns_.size(); ++i)
         if (std::regex_search(name, patterns_[i])) {
@@ -71,9 +73,6 @@ class TensorSchemes {
         }
       return kept(name, weight);
     };
-  }
-  bool any(quant::Scheme s) const {
-    return std::any_of(specs_.begin(), specs_.end(), [s](const auto& spec) { return spec.scheme == s; });
   }
   // Throws naming a pattern that matched no quantizable weight (a typo would otherwise change nothing).
   void check_all_used() const {
@@ -146,11 +145,13 @@ std::string vae_to_export(const std::string& model_vae, const std::string& repla
 // "1 prompt", "16 prompts"
 std::string count(std::size_t n, const std::string& what) { return std::to_string(n) + " " + what + (n == 1 ? "" : "s"); }
 
-// Tunes the denoiser's float weights for their rounding in `scheme` (pipeline/quantization_tuning.h)
-// on o's tuning prompts, every 8th held out to measure; a q4_0 denoiser starts from its calibrated
-// (GPTQ) rounding where calibration prompts are given. Records both in `metadata`; returns the note.
+// Tunes the denoiser's float weights for their rounding in `scheme`, or scheme_of's where it says
+// (pipeline/quantization_tuning.h), on o's tuning prompts, every 8th held out to measure; the
+// weights in `calibrated` start from their calibrated (GPTQ) 4-bit rounding. Records both in
+// `metadata`; returns the note.
 std::string tune_denoiser(const ModelFolder& src, LuminaRS& denoiser, const ExportOptions& o, quant::Scheme scheme,
-                          const quant::WeightScheme& scheme_of, std::map<std::string, std::string>& metadata) {
+                          const quant::WeightScheme& scheme_of, const std::set<std::string>& calibrated,
+                          std::map<std::string, std::string>& metadata) {
   QuantizationTuning t;
   t.steps = o.tune_steps;
   t.lr = o.tune_lr;
@@ -160,16 +161,11 @@ std::string tune_denoiser(const ModelFolder& src, LuminaRS& denoiser, const Expo
     (prompts.size() >= 8 && i % 8 == 7 ? t.held_out : t.prompts).push_back(prompts[i]);
   t.scheme = scheme;
   t.scheme_of = scheme_of;
-  auto q4 = [&](const std::string& name, const torch::Tensor& p) {
-    return quant::quantizable(name, p) && scheme_of(name, p).value_or(scheme) == quant::Scheme::q4_0;
-  };
-  const auto params = denoiser->named_parameters();
-  if (!o.calibration_prompts.empty() &&
-      std::any_of(params.begin(), params.end(), [&](const auto& p) { return q4(p.key(), p.value()); })) {
+  if (!calibrated.empty()) {
     const auto moments = denoiser_input_moments(src, denoiser, o.calibration_prompts);
-    for (const auto& p : params) {
+    for (const auto& p : denoiser->named_parameters()) {
       const auto c = moments.find(p.key());
-      if (c == moments.end() || !q4(p.key(), p.value())) continue;
+      if (c == moments.end() || !calibrated.count(p.key())) continue;
       t.start[p.key()] = quant::dequantize(quant::quantize(p.value(), quant::Scheme::q4_0, c->second), quant::Scheme::q4_0,
                                            p.value().sizes());
     }
@@ -231,7 +227,6 @@ ExportSummary export_model(const ExportOptions& o) {
               : o.dtype == torch::kFloat16 ? "f16" : o.dtype == torch::kBFloat16 ? "bf16" : "f32";
   if (od.quantize != o.quantize) m.weights += std::string(", denoiser ") + quant::scheme_name(*od.quantize);
   m.weights += tensor_schemes.describe();
-  const auto file_scheme = o.quantize.value_or(quant::Scheme::q8_0);  // (only read when quantizing)
   export_component(src.path_of(src.tokenizer), tmp / "tokenizer", o);
   // LoRA layers of the text encoder (group text) merged into its weights, the others into the denoiser's.
   export_component(src.path_of(src.text_encoder), tmp / "text_encoder", o,
@@ -245,10 +240,10 @@ ExportSummary export_model(const ExportOptions& o) {
                      }
                      if (!list.empty()) metadata["merged_loras"] = list;
                    },
-                   tensor_schemes.of_part(file_scheme));
+                   tensor_schemes.of_part(o.quantize));
   const std::string vae_dir = vae_to_export(src.path_of(src.vae), o.vae_dir);
   const VaeConfig vae_config = VaeConfig::from_file((fs::path(vae_dir) / "config.json").string());
-  export_component(vae_dir, tmp / "vae", o, {}, tensor_schemes.of_part(file_scheme, [&](const std::string& name, const torch::Tensor&) {
+  export_component(vae_dir, tmp / "vae", o, {}, tensor_schemes.of_part(o.quantize, [&](const std::string& name, const torch::Tensor&) {
     return vae_keeps_eight_bits(vae_config, name);
   }));
   fs::create_directories(tmp / "denoiser");
@@ -269,12 +264,16 @@ ExportSummary export_model(const ExportOptions& o) {
   merged[kFormatVersionKey] = std::to_string(kFormatVersion);
   std::map<std::string, InputMoments> calibration;
   std::string tuning_note;
-  const auto denoiser_schemes = od.quantize ? tensor_schemes.of_part(*od.quantize, denoiser_keeps_eight_bits) : quant::WeightScheme{};
-  // Every pattern must have matched a weight by now (the other parts are written): refused before
-  // the calibration and tuning runs, not after.
+  const auto denoiser_schemes = tensor_schemes.of_part(od.quantize, denoiser_keeps_eight_bits);
+  // The denoiser's 4-bit weights, calibrated where prompts are given. Naming them also marks the
+  // patterns that match the denoiser, so every pattern must have matched a weight by now (the other
+  // parts are written): refused before the calibration and tuning runs, not after.
+  std::set<std::string> calibrated;
   if (denoiser_schemes)
     for (const auto& [name, t] : module_state(*denoiser))
-      if (quant::quantizable(name, t)) denoiser_schemes(name, t);
+      if (quant::quantizable(name, t) && denoiser_schemes(name, t).value_or(*od.quantize) == quant::Scheme::q4_0 &&
+          !o.calibration_prompts.empty())
+        calibrated.insert(name);
   try {
     tensor_schemes.check_all_used();
   } catch (const Error&) {
@@ -282,8 +281,8 @@ ExportSummary export_model(const ExportOptions& o) {
     throw;
   }
   if (o.tune_steps > 0) {
-    tuning_note = tune_denoiser(src, denoiser, o, *od.quantize, denoiser_schemes, merged);
-  } else if ((od.quantize == quant::Scheme::q4_0 || tensor_schemes.any(quant::Scheme::q4_0)) && !o.calibration_prompts.empty()) {
+    tuning_note = tune_denoiser(src, denoiser, o, *od.quantize, denoiser_schemes, calibrated, merged);
+  } else if (!calibrated.empty()) {
     calibration = denoiser_input_moments(src, denoiser, o.calibration_prompts);
     merged["luminars.calibration"] = count(o.calibration_prompts.size(), "prompt");
   }

@@ -44,13 +44,14 @@ struct ExportOptions {
   // LoRAs merged into the exported denoiser's weights (W + Σ alpha/r·weight·B·A), each checked
   // against the source denoiser as generation checks it.
   std::vector<LoraSpec> merge_loras;
-  // q4_0: the denoiser's channel-mixing layers weigh each input channel's rounding error by its
-  // mean square while the model draws these prompts (pipeline/calibration.h); empty = every value
-  // alike. The prompts' count is recorded in the denoiser file's metadata.
+  // The denoiser's 4-bit weights (q4_0's, or tensor_schemes') are rounded by GPTQ for the inputs
+  // their layers see while the model draws these prompts (pipeline/calibration.h); empty = every
+  // value alike; unused without 4-bit denoiser weights. The prompts' count is recorded in the
+  // denoiser file's metadata.
   std::vector<std::string> calibration_prompts;
   // Quantization-aware tuning of the denoiser (pipeline/quantization_tuning.h) before it is
   // rounded, on tuning_prompts (every 8th held out and only measured): tune_steps > 0 turns it
-  // on. A q4_0 denoiser with calibration_prompts starts from its calibrated rounding; the tuned
+  // on. 4-bit denoiser weights with calibration_prompts start from their calibrated rounding; the tuned
   // weights are then rounded as the tuning saw them. Recorded in the denoiser file's metadata.
   int64_t tune_steps = 0;
   double tune_lr = 3e-5;

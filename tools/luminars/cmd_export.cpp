@@ -65,16 +65,15 @@ void register_export(CLI::App& app, GlobalOptions& g) {
     apply_global(g);
     o->quantize = quant::scheme_from_name(*dtype);
     if (!denoiser_dtype->empty()) o->denoiser_quantize = quant::scheme_from_name(*denoiser_dtype);
-    bool some_q4 = o->denoiser_scheme() == quant::Scheme::q4_0;
     for (const auto& arg : *tensor_dtypes) {
       const auto eq = arg.rfind('=');
       const auto scheme = eq == std::string::npos ? std::nullopt : quant::scheme_from_name(arg.substr(eq + 1));
       if (!scheme || eq == 0)
         throw Error("--tensor-dtype '" + arg + "': expected PATTERN=q8_0 or PATTERN=q4_0");
       o->tensor_schemes.push_back({arg.substr(0, eq), *scheme});
-      some_q4 = some_q4 || *scheme == quant::Scheme::q4_0;
     }
-    if (some_q4 && !*no_calibration) {
+    // Used where the denoiser has 4-bit weights (the export decides).
+    if (o->quantize && !*no_calibration) {
       o->calibration_prompts = prompts_file->empty() ? default_calibration_prompts() : read_nonblank_lines(*prompts_file);
       if (o->calibration_prompts.empty()) throw Error(*prompts_file + ": no prompts (one a line) to calibrate with");
     }
